@@ -1,0 +1,85 @@
+"""Model files: safetensors weights with the model's JSON config in the header; never unpickled."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+
+from facecli.errors import FaceCliError
+from facecli.fileio import atomic_path, check_writable
+from facecli.models import FaceEmbedder, ModelConfig, create_model
+
+CONFIG_KEY = "facecli"
+PICKLE_MAGIC = (b"PK\x03\x04", b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
+
+
+def _refuse_pickle(path: Path) -> None:
+    with path.open("rb") as f:
+        head = f.read(4)
+    if head.startswith(PICKLE_MAGIC):
+        raise FaceCliError(
+            f"{path}: a pickled PyTorch file; facecli never unpickles model files "
+            "(convert published weights with 'facecli import')"
+        )
+
+
+def read_config(path: str | os.PathLike[str]) -> ModelConfig:
+    """The ModelConfig stored in a checkpoint's header, without reading the weights."""
+    path = Path(path)
+    if not path.is_file():
+        raise FaceCliError(f"{path}: no such checkpoint file")
+    _refuse_pickle(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise FaceCliError(f"{path}: not a readable .safetensors file ({exc})") from None
+    if CONFIG_KEY not in metadata:
+        raise FaceCliError(f"{path}: no facecli config in its metadata; convert other weights with 'facecli import'")
+    try:
+        return ModelConfig.from_dict(json.loads(metadata[CONFIG_KEY]))
+    except (json.JSONDecodeError, TypeError) as exc:
+        raise FaceCliError(f"{path}: corrupt facecli config in its metadata ({exc})") from None
+
+
+def _check_state(path: Path, model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+    expected = model.state_dict()
+    problems = [f"missing {k}" for k in expected if k not in state]
+    problems += [f"unexpected {k}" for k in state if k not in expected]
+    problems += [
+        f"{k} has shape {tuple(v.shape)}, expected {tuple(expected[k].shape)}"
+        for k, v in state.items()
+        if k in expected and v.shape != expected[k].shape
+    ]
+    if problems:
+        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+        raise FaceCliError(f"{path}: weights do not fit backbone '{model.config.backbone}': {shown}")
+
+
+def load(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> FaceEmbedder:
+    """Rebuild a model from a checkpoint file alone, in eval mode."""
+    path = Path(path)
+    config = read_config(path)
+    model = create_model(config)
+    try:
+        state = load_file(str(path), device=str(device))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise FaceCliError(f"{path}: cannot read the weights ({exc})") from None
+    _check_state(path, model, state)
+    model.load_state_dict(state)
+    return model.to(device).eval()
+
+
+def save_model(model: FaceEmbedder, path: str | os.PathLike[str], force: bool = False) -> Path:
+    """Write weights and config to a .safetensors file atomically; refuses to overwrite without force."""
+    path = Path(path)
+    check_writable(path, force=force)
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata={CONFIG_KEY: json.dumps(model.config.to_dict())})
+    return path

@@ -1,0 +1,83 @@
+"""Rich rendering of the library's results for the terminal."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from facecli.data.annotation import AnnotationReport
+from facecli.models.info import BackboneInfo
+
+console = Console()
+err_console = Console(stderr=True)
+MAX_LISTED = 20
+
+
+def backbones_table(rows: list[BackboneInfo]) -> Table:
+    """The `facecli models` table."""
+    table = Table(title="facecli backbones (trained from scratch; import published weights with facecli import)")
+    for column in ("name", "input", "params (M)", "GFLOPs", "embedding", "source"):
+        table.add_column(
+            column,
+            justify="right" if column in ("params (M)", "GFLOPs", "embedding") else "left",
+            no_wrap=column != "source",
+        )
+    for r in rows:
+        table.add_row(
+            r.name,
+            f"{r.input_size}x{r.input_size}",
+            f"{r.params / 1e6:.2f}",
+            f"{r.gflops:.2f}",
+            str(r.embedding_size),
+            r.source,
+        )
+    return table
+
+
+def _listing(title: str, items: list[str]) -> Table:
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column("item", overflow="fold")
+    for item in items[:MAX_LISTED]:
+        table.add_row(item)
+    if len(items) > MAX_LISTED:
+        table.add_row(f"... and {len(items) - MAX_LISTED} more")
+    return table
+
+
+def annotation_tables(report: AnnotationReport) -> list[Table]:
+    """The data report: a summary, then every problem found (unreadable images listed with the reason)."""
+    scan = report.scan
+    low, median, high = report.images_per_identity
+    summary = Table(title=f"data report: {scan.root}", show_header=False, title_justify="left")
+    summary.add_column("what")
+    summary.add_column("value", justify="right")
+    rows = [
+        ("identities", len(scan.identities)),
+        ("images (usable)", scan.image_count),
+        ("images per identity min / median / max", f"{low} / {median:g} / {high}"),
+        ("identities with < 2 images (no triplet positives)", len(report.few_images)),
+        ("empty identities", len(scan.empty_identities)),
+        ("unreadable or corrupt images (left out)", len(scan.bad_images)),
+        ("exact duplicate groups", len(scan.duplicates)),
+        ("other files skipped", len(scan.skipped)),
+        ("training identities", len(report.train_identities)),
+        ("held-out identities (pairs only)", len(report.holdout)),
+    ]
+    if report.pairs_format:
+        rows.append(("pairs written", f"{report.pairs_count} ({report.pairs_format} format)"))
+    for what, value in rows:
+        summary.add_row(what, str(value))
+    tables = [summary]
+    if scan.bad_images:
+        tables.append(
+            _listing("unreadable or corrupt images (left out)", [f"{p}: {why}" for p, why in scan.bad_images])
+        )
+    if scan.empty_identities:
+        tables.append(_listing("empty identities", scan.empty_identities))
+    if report.few_images:
+        tables.append(_listing("identities with fewer than 2 images", report.few_images))
+    if scan.duplicates:
+        tables.append(_listing("exact duplicates (same content)", [", ".join(map(str, g)) for g in scan.duplicates]))
+    if scan.skipped:
+        tables.append(_listing("skipped files", [f"{p}: {why}" for p, why in scan.skipped]))
+    return tables

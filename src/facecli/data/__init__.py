@@ -1,0 +1,1 @@
+"""Files to tensors: images, annotation and pairs formats, datasets, synthetic data."""

@@ -1,0 +1,51 @@
+"""Decoded images (uint8 RGB) to the normalised float batch a model expects."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+import torch
+from PIL import Image
+
+LETTERBOX_FILL = (128, 128, 128)
+
+
+def letterbox(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize keeping the aspect ratio (PIL bicubic) and pad with grey, as FaceNet ports do."""
+    height, width = size
+    ih, iw = image.shape[:2]
+    scale = min(width / iw, height / ih)
+    nw, nh = int(iw * scale), int(ih * scale)
+    resized = Image.fromarray(image).resize((nw, nh), Image.BICUBIC)
+    canvas = Image.new("RGB", (width, height), LETTERBOX_FILL)
+    canvas.paste(resized, ((width - nw) // 2, (height - nh) // 2))
+    return np.asarray(canvas)
+
+
+def resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Plain resize to (height, width): area filter when shrinking, bilinear when growing."""
+    height, width = size
+    if image.shape[:2] == (height, width):
+        return image
+    shrinking = image.shape[0] > height or image.shape[1] > width
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+
+
+def to_tensor(
+    image: np.ndarray,
+    size: tuple[int, int],
+    mean: Sequence[float],
+    std: Sequence[float],
+    channel_order: str = "RGB",
+    mode: str = "resize",
+) -> torch.Tensor:
+    """One uint8 RGB HxWx3 image to a normalised (3, H, W) float tensor."""
+    image = letterbox(image, size) if mode == "letterbox" else resize(image, size)
+    if channel_order == "BGR":
+        image = image[..., ::-1]
+    x = torch.from_numpy(np.array(image, copy=True)).permute(2, 0, 1).float().div_(255.0)
+    mean_t = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1)
+    std_t = torch.tensor(std, dtype=torch.float32).view(3, 1, 1)
+    return (x - mean_t) / std_t

@@ -1,0 +1,116 @@
+"""The embedding model: trunk + neck + L2 normalisation, built from a self-describing config."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from facecli import __version__
+from facecli.data.transforms import to_tensor
+from facecli.errors import FaceCliError
+from facecli.models.necks import FlattenNeck, PoolNeck
+from facecli.models.spec import BackboneSpec
+from facecli.registry import BACKBONES
+
+
+@dataclass
+class ModelConfig:
+    """Everything needed to rebuild a model and feed it: stored in every checkpoint."""
+
+    backbone: str
+    embedding_size: int
+    input_size: tuple[int, int]
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    channel_order: str = "RGB"
+    resize: str = "resize"
+    dropout: float = 0.0
+    loss: str | None = None
+    num_classes: int | None = None
+    threshold: float | None = None
+    threshold_metric: str | None = None
+    source: str = "facecli"
+    version: str = field(default=__version__)
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ModelConfig:
+        """Rebuild from a dict (tuples come back from JSON lists); unknown keys are an error."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise FaceCliError(f"checkpoint config has unknown fields {unknown}; was it written by a newer facecli?")
+        data = dict(data)
+        for key in ("input_size", "mean", "std"):
+            if key in data:
+                data[key] = tuple(data[key])
+        return cls(**data)
+
+
+def default_config(
+    backbone: str,
+    embedding_size: int | None = None,
+    input_size: int | None = None,
+    dropout: float | None = None,
+    **overrides: object,
+) -> ModelConfig:
+    """A config with the backbone's own defaults, any of them overridden."""
+    spec: BackboneSpec = BACKBONES.get(backbone)
+    size = input_size or spec.input_size
+    if size < spec.min_size:
+        raise FaceCliError(f"input size {size} is below {backbone}'s minimum of {spec.min_size}")
+    return ModelConfig(
+        backbone=backbone,
+        embedding_size=embedding_size or spec.embedding_size,
+        input_size=(size, size),
+        mean=spec.mean,
+        std=spec.std,
+        resize=spec.resize,
+        dropout=spec.dropout if dropout is None else dropout,
+        **overrides,  # type: ignore[arg-type]
+    )
+
+
+def _feature_shape(spec: BackboneSpec, input_size: tuple[int, int]) -> torch.Size:
+    """The trunk's output shape for one image, found with a forward pass on the meta device."""
+    with torch.device("meta"):
+        probe = spec.build().eval()
+        return probe(torch.empty(1, 3, *input_size)).shape[1:]
+
+
+class FaceEmbedder(nn.Module):
+    """Maps a preprocessed (N, 3, H, W) batch to L2-normalised (N, embedding_size) embeddings."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        spec: BackboneSpec = BACKBONES.get(config.backbone)
+        self.config = config
+        shape = _feature_shape(spec, config.input_size)
+        self.trunk = spec.build()
+        if spec.neck == "flatten":
+            self.neck: nn.Module = FlattenNeck(shape[0], (shape[1], shape[2]), config.embedding_size, config.dropout)
+        else:
+            self.neck = PoolNeck(shape[0], config.embedding_size, config.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.neck(self.trunk(x)), p=2, dim=1)
+
+    def preprocess(self, images: Sequence[np.ndarray]) -> torch.Tensor:
+        """Decoded uint8 RGB images (any size) to the normalised batch this model was trained on."""
+        c = self.config
+        return torch.stack([to_tensor(im, c.input_size, c.mean, c.std, c.channel_order, c.resize) for im in images])
+
+
+def create_model(backbone: str | ModelConfig, **options: object) -> FaceEmbedder:
+    """Build a fresh (untrained) embedding model from a backbone name and options, or a config."""
+    config = backbone if isinstance(backbone, ModelConfig) else default_config(backbone, **options)  # type: ignore[arg-type]
+    return FaceEmbedder(config)

@@ -1,0 +1,38 @@
+"""Shared fixtures: seeded, single-threaded torch and tiny generated datasets."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
+
+
+@pytest.fixture(autouse=True)
+def _seed_everything() -> None:
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    random.seed(0)
+    np.random.seed(0)
+
+
+@pytest.fixture
+def reference() -> Path:
+    """../shared/reference, or a skip with the reason when it is absent."""
+    if not REFERENCE.is_dir():
+        pytest.skip(f"reference data not found at {REFERENCE}")
+    return REFERENCE
+
+
+@pytest.fixture(scope="session")
+def synth_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small synthetic dataset: 6 identities x 6 images of 32 px."""
+    from facecli.data.synth import synth
+
+    root = tmp_path_factory.mktemp("synth") / "faces"
+    synth(root, identities=6, images=6, size=32, seed=1)
+    return root

@@ -1,0 +1,77 @@
+import json
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from facecli.checkpoint import load, read_config, save_model
+from facecli.errors import FaceCliError
+from facecli.models import create_model
+
+
+@pytest.fixture
+def trained(tmp_path):
+    model = create_model("mobilenet", input_size=32, embedding_size=8, loss="triplet")
+    model.train()
+    model(torch.randn(4, 3, 32, 32))  # move BatchNorm running stats away from their defaults
+    path = save_model(model.eval(), tmp_path / "model.safetensors")
+    return model, path
+
+
+def test_round_trip_gives_identical_outputs_and_config(trained):
+    model, path = trained
+    loaded = load(path)
+    x = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), model(x), rtol=0, atol=0)
+    assert loaded.config == model.config
+    assert read_config(path).loss == "triplet"
+
+
+def test_existing_file_not_overwritten_without_force(trained):
+    model, path = trained
+    before = path.read_bytes()
+    with pytest.raises(FaceCliError, match="--force"):
+        save_model(model, path)
+    assert path.read_bytes() == before
+    save_model(model, path, force=True)
+    assert not list(path.parent.glob("*.tmp"))
+
+
+def test_pickled_file_is_refused_without_unpickling(tmp_path):
+    path = tmp_path / "evil.safetensors"
+    torch.save({"x": torch.zeros(1)}, path)
+    with pytest.raises(FaceCliError, match="never unpickles"):
+        load(path)
+
+
+def test_truncated_file_is_a_clear_error(trained, tmp_path):
+    _, path = trained
+    cut = tmp_path / "cut.safetensors"
+    cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(FaceCliError, match="cut.safetensors"):
+        load(cut)
+
+
+def test_foreign_safetensors_without_config_is_refused(tmp_path):
+    path = tmp_path / "plain.safetensors"
+    save_file({"w": torch.zeros(2)}, str(path))
+    with pytest.raises(FaceCliError, match="no facecli config"):
+        load(path)
+
+
+def test_weights_of_another_architecture_are_listed(trained, tmp_path):
+    _, path = trained
+    other = create_model("iresnet18", input_size=16, embedding_size=8)
+    wrong = tmp_path / "wrong.safetensors"
+    save_model(other, wrong)
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    with safe_open(str(wrong), "pt") as f:
+        meta = dict(f.metadata())
+    cfg = json.loads(meta["facecli"])
+    cfg.update(backbone="mobilenet", input_size=[32, 32])
+    save_file(load_file(str(wrong)), str(wrong), metadata={"facecli": json.dumps(cfg)})
+    with pytest.raises(FaceCliError, match="do not fit backbone 'mobilenet'.*missing"):
+        load(wrong)

@@ -1,0 +1,43 @@
+import pytest
+import torch
+
+from facecli.errors import FaceCliError
+from facecli.runtime import resolve_runtime
+
+
+def test_cpu_resolves_to_fp32_without_scaler():
+    rt = resolve_runtime("cpu", "auto")
+    assert rt.device == torch.device("cpu") and rt.precision == "fp32"
+    assert rt.grad_scaler() is None
+    assert "cpu, fp32" in rt.describe()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU path")
+def test_auto_picks_cpu_without_gpu_and_cuda_request_explains():
+    assert resolve_runtime("auto").device.type in ("cpu", "mps")
+    with pytest.raises(FaceCliError, match="CUDA is not available"):
+        resolve_runtime("cuda")
+
+
+def test_unknown_precision_lists_the_choices():
+    with pytest.raises(FaceCliError, match=r"did you mean 'bf16'.*fp32"):
+        resolve_runtime("cpu", "bf61")
+
+
+def test_unknown_device_is_a_user_error():
+    with pytest.raises(FaceCliError, match="unknown device"):
+        resolve_runtime("tpu")
+
+
+def test_bf16_autocast_runs_a_model_on_cpu():
+    rt = resolve_runtime("cpu", "bf16", channels_last=True)
+    model = rt.prepare(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten(), torch.nn.Linear(4 * 6 * 6, 2)))
+    with rt.autocast():
+        out = model(rt.batch(torch.randn(2, 3, 8, 8)))
+    assert out.dtype == torch.bfloat16
+    assert rt.grad_scaler() is None
+    assert "channels_last" in rt.describe()
+
+
+def test_fp16_gets_a_grad_scaler():
+    assert resolve_runtime("cpu", "fp16").grad_scaler() is not None

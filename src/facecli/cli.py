@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from facecli.console import annotation_tables, backbones_table, console, err_console
+from facecli.console import annotation_tables, backbones_table, console, err_console, import_sources_table
 from facecli.errors import FaceCliError
 
 app = typer.Typer(
@@ -111,6 +111,29 @@ def annotate_command(
     for table in annotation_tables(report):
         console.print(table)
     console.print("wrote " + ", ".join(str(p) for p in report.outputs))
+
+
+@command("import")
+def import_command(
+    weights: Annotated[
+        Path | None, typer.Argument(help="Published weights (.pth/.pt state dict or .safetensors).")
+    ] = None,
+    arch: Annotated[str | None, typer.Option("--arch", help="Layout of the weights; see --list.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="facecli .safetensors file to write.")] = None,
+    list_sources: Annotated[bool, typer.Option("--list", help="Show the supported sources.")] = False,
+    force: Force = False,
+) -> None:
+    """Convert published FaceNet / Inception-ResNet-v1 / ArcFace / VGG16 weights to a facecli model file."""
+    from facecli.importer import SOURCES, import_weights
+
+    if list_sources:
+        console.print(import_sources_table(SOURCES))
+        return
+    if weights is None or arch is None or out is None:
+        raise FaceCliError("import needs WEIGHTS, --arch SOURCE and --out FILE (see facecli import --list)")
+    model = import_weights(weights, arch, out, force=force)
+    c = model.config
+    console.print(f"wrote {out}: {c.backbone}, {c.embedding_size}-d, input {c.input_size[0]}x{c.input_size[1]}")
 
 
 def main() -> None:

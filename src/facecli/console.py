@@ -34,6 +34,16 @@ def backbones_table(rows: list[BackboneInfo]) -> Table:
     return table
 
 
+def import_sources_table(sources: dict) -> Table:
+    """The `facecli import --list` table."""
+    table = Table(title="facecli import sources")
+    for column in ("--arch", "backbone", "input", "preprocessing", "where users get it", "published LFW"):
+        table.add_column(column, overflow="fold", no_wrap=column == "--arch")
+    for name, s in sources.items():
+        table.add_row(name, s.backbone, f"{s.input_size}x{s.input_size}", s.preprocessing, s.where, s.published_lfw)
+    return table
+
+
 def _listing(title: str, items: list[str]) -> Table:
     table = Table(title=title, show_header=False, title_justify="left")
     table.add_column("item", overflow="fold")

@@ -83,3 +83,17 @@ def save_model(model: FaceEmbedder, path: str | os.PathLike[str], force: bool = 
     with atomic_path(path) as tmp:
         save_file(state, str(tmp), metadata={CONFIG_KEY: json.dumps(model.config.to_dict())})
     return path
+
+
+def update_config(path: str | os.PathLike[str], **changes: object) -> ModelConfig:
+    """Rewrite a checkpoint with some config fields changed (weights untouched), atomically."""
+    path = Path(path)
+    config = read_config(path)
+    for key, value in changes.items():
+        if not hasattr(config, key):
+            raise FaceCliError(f"unknown checkpoint config field '{key}'")
+        setattr(config, key, value)
+    state = load_file(str(path))
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata={CONFIG_KEY: json.dumps(config.to_dict())})
+    return config

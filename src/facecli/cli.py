@@ -9,7 +9,15 @@ from typing import Annotated, Any
 
 import typer
 
-from facecli.console import annotation_tables, backbones_table, console, err_console, import_sources_table
+from facecli.console import (
+    annotation_tables,
+    backbones_table,
+    console,
+    err_console,
+    import_sources_table,
+    sweep_table,
+    verification_table,
+)
 from facecli.errors import FaceCliError
 
 app = typer.Typer(
@@ -134,6 +142,182 @@ def import_command(
     model = import_weights(weights, arch, out, force=force)
     c = model.config
     console.print(f"wrote {out}: {c.backbone}, {c.embedding_size}-d, input {c.input_size[0]}x{c.input_size[1]}")
+
+
+Checkpoint = Annotated[Path, typer.Option("--checkpoint", "-c", help="facecli .safetensors model file.")]
+PairsPath = Annotated[
+    Path, typer.Option("--pairs", help="Pairs file: LFW pairs.txt, 'path1 path2 label' lines or CSV.")
+]
+Root = Annotated[Path, typer.Option("--root", help="Folder the pair paths are relative to.")]
+MetricOpt = Annotated[str, typer.Option("--metric", help="cosine (similarity) or euclidean (distance).")]
+FormatOpt = Annotated[str, typer.Option("--format", help="auto, lfw, paths or csv.")]
+Columns = Annotated[str | None, typer.Option("--columns", help="CSV columns: image1,image2[,label].")]
+Device = Annotated[str, typer.Option("--device", help="auto, cpu, cuda[:N] or mps.")]
+PrecisionOpt = Annotated[str, typer.Option("--precision", help="auto, fp32, fp16 or bf16.")]
+ChannelsLast = Annotated[bool, typer.Option("--channels-last", help="Use the channels_last memory format.")]
+CompileOpt = Annotated[bool, typer.Option("--compile", help="torch.compile the model.")]
+BatchSize = Annotated[int, typer.Option("--batch-size", min=1, help="Images per forward pass.")]
+LoaderWorkers = Annotated[
+    int | None, typer.Option("--workers", min=0, help="Image loader processes (default: cores-1).")
+]
+Flip = Annotated[bool, typer.Option("--flip", help="Add the mirrored image's embedding (flip test-time augmentation).")]
+Cache = Annotated[Path | None, typer.Option("--cache", help="Embedding cache folder (keyed by model and image).")]
+OutsideRoot = Annotated[bool, typer.Option("--allow-outside-root", help="Allow pair paths that leave --root.")]
+
+
+def _embed_options(
+    device: str,
+    precision: str,
+    channels_last: bool,
+    compile: bool,
+    batch_size: int,
+    workers: int | None,
+    flip: bool,
+    cache: Path | None,
+):  # noqa: ANN202
+    from facecli.engine.verify import EmbedOptions
+    from facecli.runtime import resolve_runtime
+
+    runtime = resolve_runtime(device, precision, channels_last, compile)
+    err_console.print(runtime.describe(), highlight=False)
+    return EmbedOptions(runtime, batch_size, workers, flip, cache)
+
+
+def _pairs_input(pairs: Path, root: Path, metric: str, fmt: str, columns: str | None, outside: bool):  # noqa: ANN202
+    from facecli.engine.verify import PairsInput
+
+    return PairsInput(pairs, root, metric, fmt, columns.split(",") if columns else None, outside)  # type: ignore[arg-type]
+
+
+@command("eval")
+def eval_command(
+    checkpoint: Annotated[
+        Path | None, typer.Option("--checkpoint", "-c", help="facecli .safetensors model file.")
+    ] = None,
+    pairs: Annotated[Path | None, typer.Option("--pairs", help="Labelled pairs file (any supported format).")] = None,
+    root: Root = Path("."),
+    from_scores: Annotated[
+        Path | None, typer.Option("--from-scores", help="CSV distance,label or score,label[,fold].")
+    ] = None,
+    metric: MetricOpt = "cosine",
+    fmt: FormatOpt = "auto",
+    columns: Columns = None,
+    folds: Annotated[int, typer.Option("--folds", min=2, help="Folds for files without folds.")] = 10,
+    report: Annotated[Path | None, typer.Option("--report", help="Write the metrics as JSON.")] = None,
+    plot: Annotated[Path | None, typer.Option("--plot", help="Write ROC + score histograms (png/pdf/svg).")] = None,
+    scores: Annotated[Path | None, typer.Option("--scores", help="Write the score of every pair as CSV.")] = None,
+    flip: Flip = False,
+    cache: Cache = None,
+    batch_size: BatchSize = 64,
+    workers: LoaderWorkers = None,
+    device: Device = "auto",
+    precision: PrecisionOpt = "auto",
+    channels_last: ChannelsLast = False,
+    compile: CompileOpt = False,
+    allow_outside_root: OutsideRoot = False,
+    force: Force = False,
+) -> None:
+    """LFW-protocol verification: k-fold accuracy, AUC, EER, TAR@FAR and the best threshold."""
+    from facecli.engine.verify import evaluate
+
+    opts = source = None
+    if from_scores is None:
+        if checkpoint is None or pairs is None:
+            raise FaceCliError("eval needs --checkpoint and --pairs, or --from-scores FILE")
+        opts = _embed_options(device, precision, channels_last, compile, batch_size, workers, flip, cache)
+        source = _pairs_input(pairs, root, metric, fmt, columns, allow_outside_root)
+    result = evaluate(checkpoint, source, opts, from_scores, folds, report, plot, scores, force)
+    console.print(verification_table(result))
+
+
+@command("predict")
+def predict_command(
+    checkpoint: Checkpoint,
+    pairs: PairsPath,
+    out: Annotated[Path, typer.Option("--out", help="CSV to write: input rows + score + prediction.")],
+    root: Root = Path("."),
+    threshold: Annotated[
+        float | None, typer.Option("--threshold", help="Decision threshold (default: the checkpoint's).")
+    ] = None,
+    skip_missing: Annotated[
+        bool, typer.Option("--skip-missing", help="Empty score for pairs with a missing image.")
+    ] = False,
+    metric: MetricOpt = "cosine",
+    fmt: FormatOpt = "auto",
+    columns: Columns = None,
+    flip: Flip = False,
+    cache: Cache = None,
+    batch_size: BatchSize = 64,
+    workers: LoaderWorkers = None,
+    device: Device = "auto",
+    precision: PrecisionOpt = "auto",
+    channels_last: ChannelsLast = False,
+    compile: CompileOpt = False,
+    allow_outside_root: OutsideRoot = False,
+    force: Force = False,
+) -> None:
+    """Score every pair and predict same (1) / different (0), keeping the input rows in order."""
+    from facecli.engine.verify import predict
+
+    opts = _embed_options(device, precision, channels_last, compile, batch_size, workers, flip, cache)
+    table = predict(
+        checkpoint,
+        _pairs_input(pairs, root, metric, fmt, columns, allow_outside_root),
+        opts,
+        out,
+        threshold,
+        skip_missing,
+        force,
+    )
+    console.print(f"wrote {len(table)} rows to {out}")
+
+
+@command("sweep")
+def sweep_command(
+    checkpoint: Checkpoint,
+    pairs: PairsPath,
+    root: Root = Path("."),
+    start: Annotated[float | None, typer.Option("--start", help="First threshold (default: lowest score).")] = None,
+    stop: Annotated[float | None, typer.Option("--stop", help="Last threshold (default: highest score).")] = None,
+    step: Annotated[float | None, typer.Option("--step", help="Threshold step (default: 200 steps).")] = None,
+    select: Annotated[str, typer.Option("--select", help="accuracy, f1 or far=<rate> (e.g. far=1e-3).")] = "accuracy",
+    out: Annotated[Path | None, typer.Option("--out", help="CSV of the rates per threshold.")] = None,
+    plot: Annotated[Path | None, typer.Option("--plot", help="Plot accuracy/FAR/FRR against threshold.")] = None,
+    save_threshold: Annotated[
+        bool, typer.Option("--save-threshold", help="Store the chosen threshold in the checkpoint.")
+    ] = False,
+    metric: MetricOpt = "cosine",
+    fmt: FormatOpt = "auto",
+    columns: Columns = None,
+    flip: Flip = False,
+    cache: Cache = None,
+    batch_size: BatchSize = 64,
+    workers: LoaderWorkers = None,
+    device: Device = "auto",
+    precision: PrecisionOpt = "auto",
+    channels_last: ChannelsLast = False,
+    compile: CompileOpt = False,
+    allow_outside_root: OutsideRoot = False,
+    force: Force = False,
+) -> None:
+    """Rates per threshold (accuracy, precision, recall, F1, FAR, FRR, TAR) and the chosen threshold."""
+    from facecli.engine.verify import sweep
+
+    opts = _embed_options(device, precision, channels_last, compile, batch_size, workers, flip, cache)
+    result = sweep(
+        checkpoint,
+        _pairs_input(pairs, root, metric, fmt, columns, allow_outside_root),
+        opts,
+        start,
+        stop,
+        step,
+        select,
+        out,
+        plot,
+        save_threshold,
+        force,
+    )
+    console.print(sweep_table(result, saved_to=checkpoint if save_threshold else None))
 
 
 def main() -> None:

@@ -44,6 +44,39 @@ def import_sources_table(sources: dict) -> Table:
     return table
 
 
+def verification_table(r) -> Table:  # noqa: ANN001
+    """The `facecli eval` table."""
+    unit = "distance <" if r.metric in ("euclidean", "distance") else "similarity >"
+    table = Table(title=f"verification ({r.metric}, {r.folds}-fold)")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    rows = [
+        ("pairs (genuine / impostor)", f"{r.pairs} ({r.genuine} / {r.impostor})"),
+        ("accuracy (mean +- std over folds)", f"{r.accuracy_mean:.4f} +- {r.accuracy_std:.4f}"),
+        ("AUC", f"{r.auc:.4f}"),
+        ("EER", f"{r.eer:.4f}"),
+        *[(f"TAR @ FAR={far}", f"{tar:.4f}") for far, tar in r.tar_at_far.items()],
+        (f"best threshold on all pairs (same if {unit} t)", f"{r.best_threshold:.4f} (accuracy {r.best_accuracy:.4f})"),
+    ]
+    if r.images is not None:
+        rows.append(("unique images / forward passes", f"{r.images} / {r.forward_passes}"))
+    for name, value in rows:
+        table.add_row(name, value)
+    return table
+
+
+def sweep_table(result, saved_to=None) -> Table:  # noqa: ANN001
+    """The `facecli sweep` summary: the chosen threshold and its rates."""
+    row = result.table.iloc[(result.table["threshold"] - result.chosen).abs().argmin()]
+    table = Table(title=f"threshold sweep ({len(result.table)} thresholds, selected by {result.select})")
+    for column in ("threshold", "accuracy", "precision", "recall", "f1", "far", "frr"):
+        table.add_column(column, justify="right")
+    table.add_row(*[f"{row[c]:.4f}" for c in ("threshold", "accuracy", "precision", "recall", "f1", "far", "frr")])
+    if saved_to is not None:
+        table.caption = f"saved into {saved_to}"
+    return table
+
+
 def _listing(title: str, items: list[str]) -> Table:
     table = Table(title=title, show_header=False, title_justify="left")
     table.add_column("item", overflow="fold")

@@ -1,0 +1,1 @@
+"""Evaluation, prediction and threshold sweeps on embeddings (training and export come later)."""

@@ -11,6 +11,7 @@ import facecli.engine.verify as verify
 from facecli.checkpoint import read_config, save_model
 from facecli.cli import app
 from facecli.data.annotation import annotate
+from facecli.engine.backends import TorchEmbedder
 from facecli.errors import FaceCliError
 from facecli.models import create_model
 from facecli.runtime import resolve_runtime
@@ -58,10 +59,10 @@ def test_cosine_and_euclidean_agree_on_unit_vectors(setup):
 
 
 def test_flip_changes_embeddings_but_keeps_them_normalised(setup):
-    model = __import__("facecli").load(setup / "model.safetensors")
+    model = TorchEmbedder(setup / "model.safetensors", resolve_runtime("cpu"))
     files = sorted((setup / "faces").rglob("*.jpg"))[:4]
-    plain = verify.embed_images(model, files, resolve_runtime("cpu"), 4, 0, False)
-    flipped = verify.embed_images(model, files, resolve_runtime("cpu"), 4, 0, True)
+    plain = verify.embed_images(model, files, 4, 0, False)
+    flipped = verify.embed_images(model, files, 4, 0, True)
     np.testing.assert_allclose(np.linalg.norm(flipped, axis=1), 1, atol=1e-5)
     assert not np.allclose(plain, flipped)
 

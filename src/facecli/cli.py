@@ -144,7 +144,9 @@ def import_command(
     console.print(f"wrote {out}: {c.backbone}, {c.embedding_size}-d, input {c.input_size[0]}x{c.input_size[1]}")
 
 
-Checkpoint = Annotated[Path, typer.Option("--checkpoint", "-c", help="facecli .safetensors model file.")]
+Checkpoint = Annotated[
+    Path, typer.Option("--checkpoint", "-c", help="Model file (.safetensors, or .onnx with --backend onnx).")
+]
 PairsPath = Annotated[
     Path, typer.Option("--pairs", help="Pairs file: LFW pairs.txt, 'path1 path2 label' lines or CSV.")
 ]
@@ -162,10 +164,12 @@ LoaderWorkers = Annotated[
 ]
 Flip = Annotated[bool, typer.Option("--flip", help="Add the mirrored image's embedding (flip test-time augmentation).")]
 Cache = Annotated[Path | None, typer.Option("--cache", help="Embedding cache folder (keyed by model and image).")]
+BackendOpt = Annotated[str, typer.Option("--backend", help="torch (.safetensors) or onnx (an exported .onnx file).")]
 OutsideRoot = Annotated[bool, typer.Option("--allow-outside-root", help="Allow pair paths that leave --root.")]
 
 
 def _embed_options(
+    backend: str,
     device: str,
     precision: str,
     channels_last: bool,
@@ -179,8 +183,8 @@ def _embed_options(
     from facecli.runtime import resolve_runtime
 
     runtime = resolve_runtime(device, precision, channels_last, compile)
-    err_console.print(runtime.describe(), highlight=False)
-    return EmbedOptions(runtime, batch_size, workers, flip, cache)
+    err_console.print(runtime.describe() if backend == "torch" else "runtime: onnxruntime", highlight=False)
+    return EmbedOptions(runtime, backend, batch_size, workers, flip, cache)  # type: ignore[arg-type]
 
 
 def _pairs_input(pairs: Path, root: Path, metric: str, fmt: str, columns: str | None, outside: bool):  # noqa: ANN202
@@ -208,6 +212,7 @@ def eval_command(
     scores: Annotated[Path | None, typer.Option("--scores", help="Write the score of every pair as CSV.")] = None,
     flip: Flip = False,
     cache: Cache = None,
+    backend: BackendOpt = "torch",
     batch_size: BatchSize = 64,
     workers: LoaderWorkers = None,
     device: Device = "auto",
@@ -224,7 +229,7 @@ def eval_command(
     if from_scores is None:
         if checkpoint is None or pairs is None:
             raise FaceCliError("eval needs --checkpoint and --pairs, or --from-scores FILE")
-        opts = _embed_options(device, precision, channels_last, compile, batch_size, workers, flip, cache)
+        opts = _embed_options(backend, device, precision, channels_last, compile, batch_size, workers, flip, cache)
         source = _pairs_input(pairs, root, metric, fmt, columns, allow_outside_root)
     result = evaluate(checkpoint, source, opts, from_scores, folds, report, plot, scores, force)
     console.print(verification_table(result))
@@ -247,6 +252,7 @@ def predict_command(
     columns: Columns = None,
     flip: Flip = False,
     cache: Cache = None,
+    backend: BackendOpt = "torch",
     batch_size: BatchSize = 64,
     workers: LoaderWorkers = None,
     device: Device = "auto",
@@ -259,7 +265,7 @@ def predict_command(
     """Score every pair and predict same (1) / different (0), keeping the input rows in order."""
     from facecli.engine.verify import predict
 
-    opts = _embed_options(device, precision, channels_last, compile, batch_size, workers, flip, cache)
+    opts = _embed_options(backend, device, precision, channels_last, compile, batch_size, workers, flip, cache)
     table = predict(
         checkpoint,
         _pairs_input(pairs, root, metric, fmt, columns, allow_outside_root),
@@ -291,6 +297,7 @@ def sweep_command(
     columns: Columns = None,
     flip: Flip = False,
     cache: Cache = None,
+    backend: BackendOpt = "torch",
     batch_size: BatchSize = 64,
     workers: LoaderWorkers = None,
     device: Device = "auto",
@@ -303,7 +310,7 @@ def sweep_command(
     """Rates per threshold (accuracy, precision, recall, F1, FAR, FRR, TAR) and the chosen threshold."""
     from facecli.engine.verify import sweep
 
-    opts = _embed_options(device, precision, channels_last, compile, batch_size, workers, flip, cache)
+    opts = _embed_options(backend, device, precision, channels_last, compile, batch_size, workers, flip, cache)
     result = sweep(
         checkpoint,
         _pairs_input(pairs, root, metric, fmt, columns, allow_outside_root),
@@ -318,6 +325,33 @@ def sweep_command(
         force,
     )
     console.print(sweep_table(result, saved_to=checkpoint if save_threshold else None))
+
+
+@command("export")
+def export_command(
+    checkpoint: Checkpoint,
+    out: Annotated[Path, typer.Option("--out", help="File to write (model.onnx or model.pt).")],
+    fmt: Annotated[str, typer.Option("--format", help="onnx or torchscript.")] = "onnx",
+    opset: Annotated[int, typer.Option("--opset", help="ONNX opset version.")] = 17,
+    static_batch: Annotated[int | None, typer.Option("--static-batch", min=1, help="Fix the ONNX batch size.")] = None,
+    fp16: Annotated[bool, typer.Option("--fp16", help="Half-precision ONNX graph (float32 input and output).")] = False,
+    verify: Annotated[bool, typer.Option("--verify/--no-verify", help="Check the export against PyTorch.")] = True,
+    verify_images: Annotated[
+        list[Path] | None, typer.Option("--verify-image", help="Face image to check with (repeatable).")
+    ] = None,
+    force: Force = False,
+) -> None:
+    """Export to ONNX or TorchScript with preprocessing metadata inside, verified against PyTorch."""
+    from facecli.engine.export import export
+
+    result = export(checkpoint, fmt, out, opset, static_batch, fp16, verify, verify_images, force)  # type: ignore[arg-type]
+    line = f"wrote {result.path} ({result.format})"
+    if result.max_abs_diff is not None:
+        line += (
+            f"; verified on {result.inputs_checked} inputs: max abs diff {result.max_abs_diff:.2e}, "
+            f"min cosine {result.min_cosine:.6f}"
+        )
+    console.print(line)
 
 
 def main() -> None:

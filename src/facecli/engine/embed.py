@@ -8,14 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from facecli.data.images import ImageError, read_image
 from facecli.data.transforms import to_tensor
+from facecli.engine.backends import Embedder
 from facecli.errors import FaceCliError
-from facecli.models import FaceEmbedder, ModelConfig
-from facecli.runtime import Runtime
+from facecli.models import ModelConfig
 
 
 class ImageFiles(Dataset):
@@ -43,39 +42,28 @@ def default_workers() -> int:
 
 
 def embed_images(
-    model: FaceEmbedder,
+    embedder: Embedder,
     paths: Sequence[Path],
-    runtime: Runtime,
     batch_size: int = 64,
     workers: int | None = None,
     flip: bool = False,
 ) -> np.ndarray:
     """(N, E) float32 L2-normalised embeddings; with `flip`, of the image plus its mirror image."""
-    config = model.config
-    net = runtime.prepare(model.eval())
+    config = embedder.config
     workers = default_workers() if workers is None else workers
     loader = DataLoader(
         ImageFiles(paths, config),
         batch_size=batch_size,
         num_workers=workers,
-        pin_memory=runtime.device.type == "cuda",
-        persistent_workers=False,
+        pin_memory=torch.cuda.is_available(),
         prefetch_factor=4 if workers else None,
     )
     out = np.empty((len(paths), config.embedding_size), np.float32)
     start = 0
-    with torch.inference_mode():
-        for batch, errors in loader:
-            for offset, reason in enumerate(errors):
-                if reason:
-                    raise FaceCliError(f"{paths[start + offset]}: {reason}")
-            x = runtime.batch(batch)
-            with runtime.autocast():
-                if flip:
-                    both = net(torch.cat([x, x.flip(3)]))
-                    emb = both[: len(x)].float() + both[len(x) :].float()
-                else:
-                    emb = net(x).float()
-            out[start : start + len(x)] = F.normalize(emb, dim=1).cpu().numpy()
-            start += len(x)
+    for batch, errors in loader:
+        for offset, reason in enumerate(errors):
+            if reason:
+                raise FaceCliError(f"{paths[start + offset]}: {reason}")
+        out[start : start + len(batch)] = embedder.embed(batch, flip)
+        start += len(batch)
     return out

@@ -12,8 +12,9 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from facecli.checkpoint import load, update_config
 from facecli.data.pairs import Pairs, PairsFormat, missing_images, read_pairs, resolve_images
+from facecli.engine.backends import Backend, model_config, open_embedder
+from facecli.engine.backends import save_threshold as save_model_threshold
 from facecli.engine.cache import EmbeddingCache, file_hash, image_key
 from facecli.engine.embed import embed_images
 from facecli.engine.metrics import VerificationReport, counts, verification_report
@@ -30,6 +31,7 @@ class EmbedOptions:
     """How to turn images into embeddings."""
 
     runtime: Runtime
+    backend: Backend = "torch"
     batch_size: int = 64
     workers: int | None = None
     flip: bool = False
@@ -49,7 +51,7 @@ class ScoredPairs:
 
 def _embeddings(checkpoint: Path, files: list[Path], opts: EmbedOptions) -> tuple[np.ndarray, int]:
     """Embeddings of `files` (each once), from the cache where possible; returns them and the count embedded."""
-    model = load(checkpoint)
+    model = open_embedder(checkpoint, opts.backend, opts.runtime)
     cache = EmbeddingCache(opts.cache_dir, file_hash(checkpoint)) if opts.cache_dir else None
     keys = [image_key(f, opts.flip) for f in files] if cache else []
     known = cache.get(keys) if cache else {}
@@ -59,7 +61,7 @@ def _embeddings(checkpoint: Path, files: list[Path], opts: EmbedOptions) -> tupl
         if k in known:
             out[i] = known[k]
     if todo:
-        fresh = embed_images(model, [files[i] for i in todo], opts.runtime, opts.batch_size, opts.workers, opts.flip)
+        fresh = embed_images(model, [files[i] for i in todo], opts.batch_size, opts.workers, opts.flip)
         out[todo] = fresh
         if cache:
             cache.put([keys[i] for i in todo], fresh)
@@ -180,12 +182,14 @@ def _display(scores: np.ndarray, metric: str) -> np.ndarray:
 
 
 def predict_table(
-    scored: ScoredPairs, checkpoint: str | os.PathLike[str], out: str | os.PathLike[str], threshold: float | None = None
+    scored: ScoredPairs,
+    checkpoint: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    threshold: float | None = None,
+    backend: Backend = "torch",
 ) -> pd.DataFrame:
     """Input rows in order plus `score` and `prediction` (1 = same) at the threshold; writes `out`."""
-    from facecli.checkpoint import read_config
-
-    config = read_config(checkpoint)
+    config = model_config(checkpoint, backend)
     if threshold is None:
         if config.threshold is None:
             raise FaceCliError(
@@ -237,6 +241,7 @@ def sweep_table(
     out: str | os.PathLike[str] | None = None,
     plot_path: str | os.PathLike[str] | None = None,
     save_threshold: str | os.PathLike[str] | None = None,
+    backend: Backend = "torch",
 ) -> SweepResult:
     """Accuracy, precision, recall, F1, FAR, FRR and TAR at each threshold; the chosen one saved on request."""
     labels = _labelled(scored)
@@ -274,7 +279,7 @@ def sweep_table(
 
         sweep_plot(table, chosen, plot_path)
     if save_threshold:
-        update_config(save_threshold, threshold=chosen, threshold_metric=scored.metric)
+        save_model_threshold(save_threshold, backend, chosen, scored.metric)
     return SweepResult(table, chosen, select)
 
 
@@ -336,7 +341,7 @@ def predict(
 ) -> pd.DataFrame:
     """`facecli predict`: one scored, thresholded row per input pair, written to `out`."""
     check_writable(out, force=force)
-    return predict_table(_score(checkpoint, source, opts, skip_missing), checkpoint, out, threshold)
+    return predict_table(_score(checkpoint, source, opts, skip_missing), checkpoint, out, threshold, opts.backend)
 
 
 def sweep(
@@ -355,4 +360,6 @@ def sweep(
     """`facecli sweep`: rates per threshold, the chosen threshold, optionally saved into the checkpoint."""
     check_writable(out, plot_path, force=force)
     scored = _score(checkpoint, source, opts)
-    return sweep_table(scored, start, stop, step, select, out, plot_path, checkpoint if save_threshold else None)
+    return sweep_table(
+        scored, start, stop, step, select, out, plot_path, checkpoint if save_threshold else None, opts.backend
+    )

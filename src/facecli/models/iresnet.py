@@ -51,9 +51,13 @@ class IResNet(nn.Module):
         self.layer2 = self._make_layer(128, layers[1])
         self.layer3 = self._make_layer(256, layers[2])
         self.layer4 = self._make_layer(512, layers[3])
+        # Variance-preserving convolutions and residual branches that start at zero, so a fresh model is
+        # numerically sane in eval mode (ArcFace's N(0, 0.1) init overflows iresnet50 before any training).
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
-                nn.init.normal_(m.weight, 0, 0.1)
+                nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
+            elif isinstance(m, IBasicBlock):
+                nn.init.zeros_(m.bn3.weight)
 
     def _make_layer(self, planes: int, blocks: int) -> nn.Sequential:
         downsample = nn.Sequential(

@@ -42,7 +42,8 @@ class MobileNetV1(nn.Module):
         self.stage3 = nn.Sequential(conv_dw(512, 1024, 2), conv_dw(1024, 1024, 1))
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                # fan-in keeps activations at unit scale through the depthwise layers (fan-out shrinks them ~4x each)
+                nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.stage3(self.stage2(self.stage1(x)))

@@ -45,7 +45,9 @@ def main() -> None:
     parser.add_argument("--precision", default="auto")
     args = parser.parse_args()
     runtime = resolve_runtime(args.device, args.precision)
-    table = Table(title=f"eval throughput, {runtime.describe()}, batch {args.batch_size}, {default_workers()} loader workers")
+    table = Table(
+        title=f"eval throughput, {runtime.describe()}, batch {args.batch_size}, {default_workers()} loader workers"
+    )
     for column in ("backbone", "input", "model only (img/s)", "eval path (img/s)", "eval / model"):
         table.add_column(column, justify="right")
     with tempfile.TemporaryDirectory() as tmp:

@@ -28,6 +28,10 @@ PY
 facecli predict -c "$OUT/demo_model.safetensors" --pairs "$OUT/test_pairs.csv" --root "$OUT/faces" \
     --device cpu --cache "$OUT/cache" --out "$OUT/sub.csv"
 
+facecli export -c "$OUT/demo_model.safetensors" --format onnx --out "$OUT/demo_model.onnx"
+facecli eval -c "$OUT/demo_model.onnx" --backend onnx --pairs "$OUT/pairs.txt" --root "$OUT/faces" \
+    --report "$OUT/eval_onnx.json"
+
 python - "$OUT" "$start" <<'PY'
 import json, sys, time
 from pathlib import Path
@@ -46,6 +50,8 @@ table.add_row("validation pairs (held-out identities)", str(len((out / "pairs.tx
 report = json.loads((out / "eval.json").read_text())
 table.add_row("demo model (untrained mobilenet) 10-fold accuracy", f"{report['accuracy_mean']:.3f} +- {report['accuracy_std']:.3f}")
 table.add_row("demo model AUC", f"{report['auc']:.3f}")
+onnx = json.loads((out / "eval_onnx.json").read_text())
+table.add_row("same model exported to ONNX: AUC (onnxruntime)", f"{onnx['auc']:.3f}")
 table.add_row("unique images embedded (eval)", str(report["forward_passes"]))
 table.add_row("predictions written (sub.csv)", str(len((out / "sub.csv").read_text().splitlines()) - 1))
 table.add_row("wall time (s)", f"{time.time() - start:.1f}")

@@ -75,3 +75,37 @@ def test_weights_of_another_architecture_are_listed(trained, tmp_path):
     save_file(load_file(str(wrong)), str(wrong), metadata={"facecli": json.dumps(cfg)})
     with pytest.raises(FaceCliError, match="do not fit backbone 'mobilenet'.*missing"):
         load(wrong)
+
+
+def test_training_state_round_trips_with_weights_only_and_restores_rng(tmp_path):
+    import random
+
+    import numpy as np
+
+    from facecli.checkpoint import load_training_state, restore_rng_state, rng_state, save_training_state
+
+    model = torch.nn.Linear(4, 2)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.1)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1)
+    model(torch.randn(3, 4)).sum().backward()
+    optimizer.step()
+    scheduler.step()
+    state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": 3, "rng": rng_state()}
+    save_training_state(tmp_path / "state.pt", state)
+    draws = (random.random(), np.random.rand(), torch.rand(1).item())
+    loaded = load_training_state(tmp_path / "state.pt")
+    restore_rng_state(loaded["rng"])
+    assert (random.random(), np.random.rand(), torch.rand(1).item()) == draws
+    fresh = torch.optim.AdamW(torch.nn.Linear(4, 2).parameters(), lr=0.1)
+    fresh.load_state_dict(loaded["optimizer"])
+    assert loaded["epoch"] == 3 and fresh.state_dict()["param_groups"][0]["lr"] == pytest.approx(0.01)
+
+
+def test_training_state_with_code_objects_is_refused(tmp_path):
+    import argparse
+
+    from facecli.checkpoint import load_training_state
+
+    torch.save({"args": argparse.Namespace(lr=1)}, tmp_path / "state.pt")
+    with pytest.raises(FaceCliError, match="unsafe training state"):
+        load_training_state(tmp_path / "state.pt")

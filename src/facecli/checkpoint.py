@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 from pathlib import Path
 
 import torch
@@ -97,3 +98,59 @@ def update_config(path: str | os.PathLike[str], **changes: object) -> ModelConfi
     with atomic_path(path) as tmp:
         save_file(state, str(tmp), metadata={CONFIG_KEY: json.dumps(config.to_dict())})
     return config
+
+
+def rng_state() -> dict:
+    """Python, NumPy and torch RNG states in a form `torch.load(weights_only=True)` accepts."""
+    import random
+
+    import numpy as np
+
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {
+        "python": random.getstate(),
+        "numpy": {
+            "kind": kind,
+            "keys": torch.from_numpy(keys.astype("int64")),
+            "pos": pos,
+            "has_gauss": has_gauss,
+            "cached": cached,
+        },
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: dict) -> None:
+    """Undo `rng_state`."""
+    import random
+
+    import numpy as np
+
+    random.setstate(tuple(tuple(x) if isinstance(x, list) else x for x in state["python"]))
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype("uint32"), n["pos"], n["has_gauss"], n["cached"]))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_training_state(path: str | os.PathLike[str], state: dict) -> Path:
+    """Write resumable training state (optimizer, scheduler, scaler, epoch, RNG ...) atomically."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+    return path
+
+
+def load_training_state(path: str | os.PathLike[str]) -> dict:
+    """Read training state with `weights_only=True`: tensors and plain containers only, never code."""
+    path = Path(path)
+    if not path.is_file():
+        raise FaceCliError(f"{path}: no training state to resume from")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as exc:
+        raise FaceCliError(f"{path}: unreadable or unsafe training state ({str(exc).splitlines()[0]})") from None

@@ -98,43 +98,12 @@ def test_onnx_backend_agrees_with_torch_for_eval_and_predict(tmp_path):
     flipped_t = verify._score(ckpt, source, verify.EmbedOptions(runtime, "torch", workers=0, flip=True))
     flipped_o = verify._score(tmp_path / "m.onnx", source, verify.EmbedOptions(runtime, "onnx", workers=0, flip=True))
     assert np.abs(flipped_t.scores - flipped_o.scores).max() < 1e-4
-    result = CliRunner().invoke(
-        app,
-        [
-            "sweep",
-            "-c",
-            str(tmp_path / "m.onnx"),
-            "--backend",
-            "onnx",
-            "--pairs",
-            str(tmp_path / "pairs.txt"),
-            "--root",
-            str(tmp_path / "faces"),
-            "--workers",
-            "0",
-            "--save-threshold",
-        ],
-    )
+    on_onnx = ["-c", str(tmp_path / "m.onnx"), "--backend", "onnx", "--pairs", str(tmp_path / "pairs.txt")]
+    on_onnx += ["--root", str(tmp_path / "faces"), "--workers", "0"]
+    result = CliRunner().invoke(app, ["sweep", *on_onnx, "--save-threshold"])
     assert result.exit_code == 0, result.output
     assert onnx_config(tmp_path / "m.onnx").threshold is not None
-    result = CliRunner().invoke(
-        app,
-        [
-            "predict",
-            "-c",
-            str(tmp_path / "m.onnx"),
-            "--backend",
-            "onnx",
-            "--pairs",
-            str(tmp_path / "pairs.txt"),
-            "--root",
-            str(tmp_path / "faces"),
-            "--workers",
-            "0",
-            "--out",
-            str(tmp_path / "sub.csv"),
-        ],
-    )
+    result = CliRunner().invoke(app, ["predict", *on_onnx, "--out", str(tmp_path / "sub.csv")])
     assert result.exit_code == 0, result.output
 
 

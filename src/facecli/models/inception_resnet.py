@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from facecli.models.spec import register_backbone
+from facecli.models.spec import FACENET_STYLE, register_backbone
 
 
 class BasicConv2d(nn.Module):
@@ -138,18 +138,7 @@ class InceptionResnetV1(nn.Module):
         return self.block8(self.repeat_3(x))
 
 
-@register_backbone(
-    "inception_resnetv1",
-    input_size=160,
-    min_size=75,
-    neck="pool",
-    embedding_size=128,
-    dropout=0.5,
-    mean=(0.0, 0.0, 0.0),
-    std=(1.0, 1.0, 1.0),
-    resize="letterbox",
-    source="FaceNet (Inception-ResNet-v1)",
-)
+@register_backbone("inception_resnetv1", min_size=75, source="FaceNet (Inception-ResNet-v1)", **FACENET_STYLE)
 def inception_resnetv1() -> nn.Module:
     """Inception-ResNet-v1 trunk."""
     return InceptionResnetV1()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from facecli.models.spec import register_backbone
+from facecli.models.spec import FACENET_STYLE, register_backbone
 
 
 def conv_bn(in_ch: int, out_ch: int, stride: int) -> nn.Sequential:
@@ -49,18 +49,7 @@ class MobileNetV1(nn.Module):
         return self.stage3(self.stage2(self.stage1(x)))
 
 
-@register_backbone(
-    "mobilenet",
-    input_size=160,
-    min_size=32,
-    neck="pool",
-    embedding_size=128,
-    dropout=0.5,
-    mean=(0.0, 0.0, 0.0),
-    std=(1.0, 1.0, 1.0),
-    resize="letterbox",
-    source="FaceNet ports (MobileNetV1)",
-)
+@register_backbone("mobilenet", min_size=32, source="FaceNet ports (MobileNetV1)", **FACENET_STYLE)
 def mobilenet() -> nn.Module:
     """MobileNetV1 trunk."""
     return MobileNetV1()

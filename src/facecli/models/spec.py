@@ -31,6 +31,18 @@ class BackboneSpec:
     source: str
 
 
+# How FaceNet ports feed their backbones: 160x160, RGB/255 with no mean/std, grey letterbox, pool neck.
+FACENET_STYLE: dict[str, object] = {
+    "input_size": 160,
+    "neck": "pool",
+    "embedding_size": 128,
+    "dropout": 0.5,
+    "mean": (0.0, 0.0, 0.0),
+    "std": (1.0, 1.0, 1.0),
+    "resize": "letterbox",
+}
+
+
 def register_backbone(name: str, **spec: object) -> Callable[[Callable[[], nn.Module]], Callable[[], nn.Module]]:
     """Decorator registering a zero-argument trunk builder under `name` with its spec."""
 

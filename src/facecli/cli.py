@@ -14,6 +14,7 @@ from facecli.console import (
     backbones_table,
     console,
     err_console,
+    identification_table,
     import_sources_table,
     sweep_table,
     verification_table,
@@ -352,6 +353,111 @@ def export_command(
             f"min cosine {result.min_cosine:.6f}"
         )
     console.print(line)
+
+
+def _runtime(device: str, precision: str):  # noqa: ANN202
+    from facecli.runtime import resolve_runtime
+
+    runtime = resolve_runtime(device, precision)
+    err_console.print(runtime.describe(), highlight=False)
+    return runtime
+
+
+@command("index")
+def index_command(
+    out: Annotated[Path, typer.Option("--out", help="Gallery index file to write or change.")],
+    gallery_dir: Annotated[Path | None, typer.Argument(help="Image-folder gallery: one folder per identity.")] = None,
+    checkpoint: Annotated[
+        Path | None, typer.Option("--checkpoint", "-c", help="facecli model (needed to build).")
+    ] = None,
+    add: Annotated[Path | None, typer.Option("--add", help="Append the images of this image-folder dataset.")] = None,
+    remove: Annotated[list[str] | None, typer.Option("--remove", help="Remove this identity (repeatable).")] = None,
+    template: Annotated[
+        str, typer.Option("--template", help="image (every image) or mean (one per identity).")
+    ] = "image",
+    index_type: Annotated[str, typer.Option("--index-type", help="flat (exact) or ivf (approximate).")] = "flat",
+    nlist: Annotated[int, typer.Option("--nlist", min=0, help="IVF lists (default 4 sqrt(N)).")] = 0,
+    batch_size: BatchSize = 64,
+    workers: LoaderWorkers = None,
+    device: Device = "auto",
+    precision: PrecisionOpt = "auto",
+    force: Force = False,
+) -> None:
+    """Build a 1:N gallery index (each image embedded once), or add/remove images of an existing one."""
+    from facecli.engine.gallery import build_index
+
+    if gallery_dir is None and add is None and not remove:
+        raise FaceCliError("index needs GALLERY_DIR to build, or --add DIR / --remove NAME to change --out")
+    if gallery_dir is not None and checkpoint is None:
+        raise FaceCliError("building a gallery needs --checkpoint")
+    gallery, embedded, skipped = build_index(
+        checkpoint,
+        out,
+        _runtime(device, precision),
+        gallery_dir,
+        add,
+        remove,
+        template,
+        index_type,
+        nlist,
+        batch_size,
+        workers,
+        force,
+    )  # type: ignore[arg-type]
+    console.print(
+        f"{out}: {len(set(gallery.identities))} identities, {len(gallery.identities)} images "
+        f"({embedded} embedded now, {skipped} unreadable skipped), {gallery.index_type} search"
+    )
+
+
+@command("identify")
+def identify_command(
+    query: Annotated[Path, typer.Argument(help="An image, or a folder of images.")],
+    index: Annotated[Path, typer.Option("--index", help="Gallery index from facecli index.")],
+    out: Annotated[Path, typer.Option("--out", help="CSV: query, identity, score, top-k identities and scores.")],
+    top_k: Annotated[int, typer.Option("--top-k", min=1, help="Identities to list per query.")] = 5,
+    threshold: Annotated[float | None, typer.Option("--threshold", help="Below this best score: unknown.")] = None,
+    checkpoint: Annotated[
+        Path | None, typer.Option("--checkpoint", "-c", help="Model (default: the gallery's).")
+    ] = None,
+    batch_size: BatchSize = 64,
+    workers: LoaderWorkers = None,
+    device: Device = "auto",
+    precision: PrecisionOpt = "auto",
+    force: Force = False,
+) -> None:
+    """Who is this? Top-k gallery identities per query, open set with --threshold."""
+    from facecli.engine.gallery import identify
+
+    table = identify(
+        index, query, out, _runtime(device, precision), top_k, threshold, checkpoint, batch_size, workers, force
+    )
+    console.print(f"wrote {len(table)} rows to {out}")
+
+
+@command("eval-identify")
+def eval_identify_command(
+    index: Annotated[Path, typer.Option("--index", help="Gallery index from facecli index.")],
+    probes: Annotated[
+        Path, typer.Option("--probes", help="Image-folder probes; identities not in the gallery are unknowns.")
+    ],
+    plot: Annotated[Path | None, typer.Option("--plot", help="Write the CMC curve.")] = None,
+    checkpoint: Annotated[
+        Path | None, typer.Option("--checkpoint", "-c", help="Model (default: the gallery's).")
+    ] = None,
+    batch_size: BatchSize = 64,
+    workers: LoaderWorkers = None,
+    device: Device = "auto",
+    precision: PrecisionOpt = "auto",
+    force: Force = False,
+) -> None:
+    """Rank-1/rank-5 identification rate, CMC, and DIR at FAR for open-set probes."""
+    from facecli.engine.gallery import evaluate_identification
+
+    r = evaluate_identification(
+        index, probes, _runtime(device, precision), plot, checkpoint, batch_size, workers, force
+    )
+    console.print(identification_table(r))
 
 
 def main() -> None:

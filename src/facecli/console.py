@@ -77,6 +77,19 @@ def sweep_table(result, saved_to=None) -> Table:  # noqa: ANN001
     return table
 
 
+def identification_table(r) -> Table:  # noqa: ANN001
+    """The `facecli eval-identify` table."""
+    table = Table(title="1:N identification")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_row("probes in the gallery / unknown", f"{r.probes_known} / {r.probes_unknown}")
+    table.add_row("rank-1", f"{r.rank1:.4f}")
+    table.add_row("rank-5", f"{r.rank5:.4f}")
+    for far, rate in r.dir_at_far.items():
+        table.add_row(f"DIR @ FAR={far} (open set)", f"{rate:.4f}")
+    return table
+
+
 def _listing(title: str, items: list[str]) -> Table:
     table = Table(title=title, show_header=False, title_justify="left")
     table.add_column("item", overflow="fold")

@@ -52,3 +52,12 @@ def sweep_plot(table: pd.DataFrame, chosen: float, path: str | os.PathLike[str])
     ax.grid(True, alpha=0.3)
     ax.legend()
     _save(fig, path)
+
+
+def cmc_plot(cmc: list[float], path: str | os.PathLike[str]) -> None:
+    """Cumulative match characteristic: identification rate against rank."""
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    ax.plot(range(1, len(cmc) + 1), cmc, marker="o")
+    ax.set(xlabel="rank", ylabel="identification rate", ylim=(0, 1.01), title="CMC")
+    ax.grid(True, alpha=0.3)
+    _save(fig, path)

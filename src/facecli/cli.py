@@ -377,6 +377,7 @@ def index_command(
     ] = "image",
     index_type: Annotated[str, typer.Option("--index-type", help="flat (exact) or ivf (approximate).")] = "flat",
     nlist: Annotated[int, typer.Option("--nlist", min=0, help="IVF lists (default 4 sqrt(N)).")] = 0,
+    nprobe: Annotated[int, typer.Option("--nprobe", min=1, help="IVF lists searched per query.")] = 32,
     batch_size: BatchSize = 64,
     workers: LoaderWorkers = None,
     device: Device = "auto",
@@ -403,6 +404,7 @@ def index_command(
         batch_size,
         workers,
         force,
+        nprobe,
     )  # type: ignore[arg-type]
     console.print(
         f"{out}: {len(set(gallery.identities))} identities, {len(gallery.identities)} images "

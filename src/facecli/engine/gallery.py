@@ -33,7 +33,7 @@ class Gallery:
     template: str = "image"
     index_type: str = "flat"
     nlist: int = 0
-    nprobe: int = 8
+    nprobe: int = 32
     _index: object = field(default=None, repr=False)
     _labels: list[str] = field(default_factory=list, repr=False)
 
@@ -155,6 +155,7 @@ def build_index(
     batch_size: int = 64,
     workers: int | None = None,
     force: bool = False,
+    nprobe: int = 32,
 ) -> tuple[Gallery, int, int]:
     """Build a gallery from an image-folder dataset, or change an existing one (--add, --remove).
 
@@ -174,6 +175,7 @@ def build_index(
             template,
             index_type,
             nlist,
+            nprobe,
         )  # type: ignore[arg-type]
         source = gallery_dir
     else:

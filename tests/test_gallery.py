@@ -183,3 +183,20 @@ def test_cli_index_and_identify(world, tmp_path):
     assert result.exit_code == 0, result.output
     result = runner.invoke(app, ["index", "--out", str(tmp_path / "g.index")])
     assert result.exit_code == 2 and "needs GALLERY_DIR" in result.output
+
+
+def test_one_image_per_identity_is_allowed_and_unusable_gallery_is_refused(world, tmp_path):
+    single = tmp_path / "single"
+    for person in sorted(p.name for p in (world / "gallery").iterdir()):
+        (single / person).mkdir(parents=True)
+        first = sorted((world / "gallery" / person).iterdir())[0]
+        shutil.copy(first, single / person / first.name)
+    g, embedded, _ = build_index(
+        world / "model.safetensors", tmp_path / "s.index", RT, single, template="mean", workers=0
+    )
+    assert embedded == 3 and len(set(g.identities)) == 3
+    broken = tmp_path / "broken" / "someone"
+    broken.mkdir(parents=True)
+    (broken / "x.jpg").write_text("not an image")
+    with pytest.raises(FaceCliError, match="no usable images"):
+        build_index(world / "model.safetensors", tmp_path / "b.index", RT, tmp_path / "broken", workers=0)

@@ -1,24 +1,36 @@
-"""facecli: face verification and metric learning with PyTorch."""
+"""facecli: face verification and metric learning with PyTorch.
+
+The public API is imported on first use, so that `facecli --help` does not wait for PyTorch.
+"""
+
+from importlib import import_module
 
 __version__ = "0.1.0"
 
-from facecli.checkpoint import load, read_config, save_model  # noqa: E402
-from facecli.data.annotation import annotate  # noqa: E402
-from facecli.data.synth import synth  # noqa: E402
-from facecli.errors import FaceCliError  # noqa: E402
-from facecli.models import FaceEmbedder, ModelConfig, create_model  # noqa: E402
-from facecli.runtime import Runtime, resolve_runtime  # noqa: E402
+_API = {
+    "FaceCliError": "facecli.errors",
+    "FaceEmbedder": "facecli.models",
+    "ModelConfig": "facecli.models",
+    "Runtime": "facecli.runtime",
+    "annotate": "facecli.data.annotation",
+    "create_model": "facecli.models",
+    "load": "facecli.checkpoint",
+    "read_config": "facecli.checkpoint",
+    "resolve_runtime": "facecli.runtime",
+    "save_model": "facecli.checkpoint",
+    "synth": "facecli.data.synth",
+    "evaluate": "facecli.engine.verify",
+    "predict": "facecli.engine.verify",
+    "sweep": "facecli.engine.verify",
+    "export": "facecli.engine.export",
+    "import_weights": "facecli.importer",
+    "build_index": "facecli.engine.gallery",
+    "identify": "facecli.engine.gallery",
+}
+__all__ = sorted(_API)
 
-__all__ = [
-    "FaceCliError",
-    "FaceEmbedder",
-    "ModelConfig",
-    "Runtime",
-    "annotate",
-    "create_model",
-    "load",
-    "read_config",
-    "resolve_runtime",
-    "save_model",
-    "synth",
-]
+
+def __getattr__(name: str) -> object:
+    if name in _API:
+        return getattr(import_module(_API[name]), name)
+    raise AttributeError(f"module 'facecli' has no attribute '{name}'")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.console import Console
 from rich.table import Table
 
-from facecli.data.annotation import AnnotationReport
-from facecli.models.info import BackboneInfo
+if TYPE_CHECKING:
+    from facecli.data.annotation import AnnotationReport
+    from facecli.models.info import BackboneInfo
 
 console = Console()
 err_console = Console(stderr=True)

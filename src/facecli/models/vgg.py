@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torchvision.models import vgg16 as tv_vgg16
 
 from facecli.models.spec import register_backbone
 
@@ -14,6 +13,8 @@ class VGG16Trunk(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
+        from torchvision.models import vgg16 as tv_vgg16  # imported here: torchvision takes seconds to import
+
         self.features = tv_vgg16(weights=None).features
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -29,5 +29,5 @@ def test_models_lists_every_backbone(monkeypatch):
     monkeypatch.setattr(console, "width", 200)
     result = runner.invoke(app, ["models"])
     assert result.exit_code == 0, result.output
-    for name in ("mobilenet", "inception_resnetv1", "iresnet100", "vgg16"):
+    for name in ("mobilenet", "inception_resnetv1", "iresnet100", "vgg16", "margin", "arcface", "triplet", "siamese"):
         assert name in result.output

@@ -16,6 +16,7 @@ from facecli.console import (
     err_console,
     identification_table,
     import_sources_table,
+    registry_table,
     sweep_table,
     verification_table,
 )
@@ -60,10 +61,14 @@ def models_command(
         list[str] | None, typer.Option("--timm", help="Also list this timm architecture (repeatable).")
     ] = None,
 ) -> None:
-    """List the backbones: input size, parameters, GFLOPs and embedding size."""
+    """List the registry: backbones (input size, parameters, GFLOPs, embedding size), heads and losses."""
+    import facecli.losses  # noqa: F401  (registers heads and losses)
     from facecli.models.info import list_backbones
+    from facecli.registry import HEADS, LOSSES
 
     console.print(backbones_table(list_backbones([f"timm/{name}" for name in timm or []])))
+    console.print(registry_table("heads", {name: HEADS.get(name) for name in HEADS.names()}))
+    console.print(registry_table("losses", {name: LOSSES.get(name) for name in LOSSES.names()}))
 
 
 @command("synth")

@@ -37,6 +37,16 @@ def backbones_table(rows: list[BackboneInfo]) -> Table:
     return table
 
 
+def registry_table(title: str, entries: dict[str, object]) -> Table:
+    """Names of a registry with the first line of each entry's docstring."""
+    table = Table(title=title)
+    table.add_column("name", no_wrap=True)
+    table.add_column("what it is")
+    for name, entry in entries.items():
+        table.add_row(name, (entry.__doc__ or "").strip().splitlines()[0])
+    return table
+
+
 def import_sources_table(sources: dict) -> Table:
     """The `facecli import --list` table."""
     table = Table(title="facecli import sources")

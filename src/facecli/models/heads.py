@@ -1,0 +1,62 @@
+"""Classification heads on embeddings: a plain linear head and one cosine-logits head for all margins."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from facecli.registry import HEADS
+
+
+@HEADS.register("linear")
+class LinearHead(nn.Module):
+    """Softmax baseline and FaceNet's auxiliary classifier: logits = W e + b."""
+
+    def __init__(self, embedding_size: int, num_classes: int) -> None:
+        super().__init__()
+        self.fc = nn.Linear(embedding_size, num_classes)
+
+    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.fc(embeddings)
+
+
+@HEADS.register("margin")
+class MarginHead(nn.Module):
+    """Scaled cosine logits with the combined margin cos(m1 * theta + m2) - m3 on the true class.
+
+    ArcFace is (1, 0.5, 0), CosFace (1, 0, 0.35); (1, 0, 0) is a normalised softmax.
+    """
+
+    def __init__(
+        self,
+        embedding_size: int,
+        num_classes: int,
+        scale: float = 64.0,
+        m1: float = 1.0,
+        m2: float = 0.0,
+        m3: float = 0.0,
+        easy_margin: bool = False,
+    ) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(num_classes, embedding_size))
+        nn.init.normal_(self.weight, std=0.01)
+        self.scale, self.m1, self.m2, self.m3, self.easy_margin = scale, m1, m2, m3, easy_margin
+
+    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        cosine = F.linear(F.normalize(embeddings.float()), F.normalize(self.weight.float())).clamp(-1, 1)
+        if labels is None:
+            return cosine * self.scale
+        target = cosine.gather(1, labels[:, None])
+        theta = torch.acos(target.clamp(-1 + 1e-7, 1 - 1e-7))
+        margined = torch.cos(self.m1 * theta + self.m2) - self.m3
+        if self.easy_margin:
+            margined = torch.where(target > 0, margined, target)
+        elif self.m1 != 1.0 or self.m2 != 0.0:
+            # past theta = pi - m2 the margin would raise the logit again: fall back to CosFace's form there
+            limit = math.cos(math.pi - self.m2)
+            margined = torch.where(target > limit, margined, target - math.sin(math.pi - self.m2) * self.m2 - self.m3)
+        logits = cosine.scatter(1, labels[:, None], margined)
+        return logits * self.scale

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -48,15 +49,28 @@ def read_config(path: str | os.PathLike[str]) -> ModelConfig:
         raise FaceCliError(f"{path}: corrupt facecli config in its metadata ({exc})") from None
 
 
-def _check_state(path: Path, model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
-    expected = model.state_dict()
-    problems = [f"missing {k}" for k in expected if k not in state]
-    problems += [f"unexpected {k}" for k in state if k not in expected]
+def state_problems(
+    expected: dict[str, torch.Tensor],
+    state: dict[str, torch.Tensor],
+    name: Callable[[str], str] = str,
+    optional: str | None = None,
+) -> list[str]:
+    """Every missing, unexpected or wrongly-shaped tensor of `state`, each key shown as `name(key)`.
+
+    Keys of `expected` starting with `optional` may be missing.
+    """
+    problems = [f"missing {name(k)}" for k in expected if k not in state and not (optional and k.startswith(optional))]
+    problems += [f"unexpected {name(k)}" for k in state if k not in expected]
     problems += [
-        f"{k} has shape {tuple(v.shape)}, expected {tuple(expected[k].shape)}"
+        f"{name(k)}: shape {tuple(v.shape)}, expected {tuple(expected[k].shape)}"
         for k, v in state.items()
         if k in expected and v.shape != expected[k].shape
     ]
+    return problems
+
+
+def _check_state(path: Path, model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+    problems = state_problems(model.state_dict(), state)
     if problems:
         shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
         raise FaceCliError(f"{path}: weights do not fit backbone '{model.config.backbone}': {shown}")

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from facecli.checkpoint import save_model
+from facecli.checkpoint import save_model, state_problems
 from facecli.errors import FaceCliError, unknown_choice
 from facecli.fileio import check_writable
 from facecli.models import FaceEmbedder, ModelConfig, create_model
@@ -173,21 +173,16 @@ def convert(state: dict[str, torch.Tensor], arch: str, origin: str = "weights") 
     )
     model = create_model(config)
     expected = model.state_dict()
-    optional = "neck." if source.trunk_only else None
-    problems = [
-        f"missing {_source_key(k, source)}"
-        for k in expected
-        if k not in renamed and not (optional and k.startswith(optional))
-    ]
-    problems += [f"unexpected {old}" for new, (old, _) in renamed.items() if new not in expected]
-    problems += [
-        f"{old}: shape {tuple(v.shape)}, expected {tuple(expected[new].shape)}"
-        for new, (old, v) in renamed.items()
-        if new in expected and v.shape != expected[new].shape
-    ]
+    tensors = {new: value for new, (_, value) in renamed.items()}
+    problems = state_problems(
+        expected,
+        tensors,
+        name=lambda k: renamed[k][0] if k in renamed else _source_key(k, source),
+        optional="neck." if source.trunk_only else None,
+    )
     if problems:
         raise FaceCliError(f"{origin}: does not fit '{arch}' ({len(problems)} problems): " + "; ".join(problems))
-    model.load_state_dict({k: v.to(expected[k].dtype) for k, (_, v) in renamed.items()}, strict=not source.trunk_only)
+    model.load_state_dict({k: v.to(expected[k].dtype) for k, v in tensors.items()}, strict=not source.trunk_only)
     return model.eval()
 
 

@@ -11,10 +11,10 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from facecli.data.images import ImageError, read_image
-from facecli.data.transforms import to_tensor
 from facecli.engine.backends import Embedder
 from facecli.errors import FaceCliError
 from facecli.models import ModelConfig
+from facecli.models.embedder import prepare_image
 
 
 class ImageFiles(Dataset):
@@ -28,12 +28,11 @@ class ImageFiles(Dataset):
         return len(self.paths)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, str]:
-        c = self.config
         try:
             image = read_image(self.paths[index])
         except ImageError as exc:
-            return torch.zeros(3, *c.input_size), str(exc)
-        return to_tensor(image, c.input_size, c.mean, c.std, c.channel_order, c.resize), ""
+            return torch.zeros(3, *self.config.input_size), str(exc)
+        return prepare_image(image, self.config), ""
 
 
 def default_workers() -> int:

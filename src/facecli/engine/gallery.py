@@ -89,8 +89,8 @@ class Gallery:
         """Write atomically; a trained IVF index is stored too, so opening never retrains it."""
         import faiss
 
-        if self._index is None:
-            self._build()
+        if self.index_type == "ivf" and self._index is None:
+            self._build()  # trains it; a flat index is rebuilt on open instead of stored
         meta = {k: getattr(self, k) for k in ("checkpoint", "model_hash", "template", "index_type", "nlist", "nprobe")}
         trained = faiss.serialize_index(self._index) if self.index_type == "ivf" else np.zeros(0, np.uint8)
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
@@ -126,7 +126,9 @@ class Gallery:
 
 def _embedder(checkpoint: str | os.PathLike[str], runtime: Runtime, expected_hash: str | None = None) -> tuple:
     checkpoint = Path(checkpoint)
-    digest = file_hash(checkpoint) if checkpoint.is_file() else None
+    if not checkpoint.is_file():
+        raise FaceCliError(f"{checkpoint}: no such model file (pass --checkpoint)")
+    digest = file_hash(checkpoint)
     if expected_hash is not None and digest != expected_hash:
         raise FaceCliError(
             f"{checkpoint} is not the model this gallery was built with (hash {expected_hash}); "
@@ -187,19 +189,21 @@ def build_index(
         unknown = sorted(set(remove) - set(gallery.identities))
         if unknown:
             raise FaceCliError(f"{out}: no identity {', '.join(unknown)} in the gallery")
-        keep = [i for i, name in enumerate(gallery.identities) if name not in set(remove)]
+        dropped = set(remove)
+        keep = [i for i, name in enumerate(gallery.identities) if name not in dropped]
         gallery.embeddings = gallery.embeddings[keep]
         gallery.identities = [gallery.identities[i] for i in keep]
         gallery.paths = [gallery.paths[i] for i in keep]
     if source is not None:
         files, names, skipped = _scan_gallery(source, workers or 4)
         known = set(gallery.paths)
-        new = [(f, n) for f, n in zip(files, names, strict=True) if str(f.resolve()) not in known]
+        resolved = [str(f.resolve()) for f in files]
+        new = [i for i, path in enumerate(resolved) if path not in known]
         if new:
-            vectors = embed_images(embedder, [f for f, _ in new], batch_size, workers)
+            vectors = embed_images(embedder, [files[i] for i in new], batch_size, workers)
             gallery.embeddings = np.concatenate([gallery.embeddings, vectors])
-            gallery.identities += [n for _, n in new]
-            gallery.paths += [str(f.resolve()) for f, _ in new]
+            gallery.identities += [names[i] for i in new]
+            gallery.paths += [resolved[i] for i in new]
             embedded = len(new)
     if not gallery.identities:
         raise FaceCliError(f"{source or out}: the gallery has no usable images")

@@ -41,15 +41,12 @@ class Counts:
 
 
 def counts(scores: np.ndarray, labels: np.ndarray, thresholds: np.ndarray) -> Counts:
-    """Confusion counts for `score > threshold` at every threshold."""
-    predicted = scores[None, :] > thresholds[:, None]
-    genuine = labels.astype(bool)[None, :]
-    return Counts(
-        tp=(predicted & genuine).sum(1),
-        fp=(predicted & ~genuine).sum(1),
-        tn=(~predicted & ~genuine).sum(1),
-        fn=(~predicted & genuine).sum(1),
-    )
+    """Confusion counts for `score > threshold` at every threshold, by binary search in sorted scores."""
+    genuine = np.sort(scores[labels.astype(bool)])
+    impostor = np.sort(scores[~labels.astype(bool)])
+    fn = np.searchsorted(genuine, thresholds, side="right")  # genuine scores <= threshold
+    tn = np.searchsorted(impostor, thresholds, side="right")
+    return Counts(tp=len(genuine) - fn, fp=len(impostor) - tn, tn=tn, fn=fn)
 
 
 def threshold_grid(scores: np.ndarray, metric: str) -> np.ndarray:
@@ -131,9 +128,9 @@ def equal_error_rate(scores: np.ndarray, labels: np.ndarray) -> float:
     return float(fpr[i - 1] + t * (fpr[i] - fpr[i - 1]))
 
 
-def to_display(threshold: float, metric: str) -> float:
-    """Thresholds are searched on 'higher means same' scores; show distances as distances."""
-    return -threshold if metric in ("euclidean", "distance") else threshold
+def to_display(values: np.ndarray | float, metric: str) -> np.ndarray | float:
+    """Scores are 'higher means same'; show distances as distances. Its own inverse, so it also converts back."""
+    return -values if metric in ("euclidean", "distance") else values
 
 
 def verification_report(

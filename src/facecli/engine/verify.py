@@ -17,7 +17,7 @@ from facecli.engine.backends import Backend, model_config, open_embedder
 from facecli.engine.backends import save_threshold as save_model_threshold
 from facecli.engine.cache import EmbeddingCache, file_hash, image_key
 from facecli.engine.embed import embed_images
-from facecli.engine.metrics import VerificationReport, counts, verification_report
+from facecli.engine.metrics import VerificationReport, counts, to_display, verification_report
 from facecli.errors import FaceCliError
 from facecli.fileio import atomic_path, check_writable, write_text_atomic
 from facecli.runtime import Runtime
@@ -90,7 +90,8 @@ def score_pairs(
             f" and {len(missing) - MAX_LISTED} more" if len(missing) > MAX_LISTED else ""
         )
         raise FaceCliError(f"{pairs.source}: {len(missing)} image(s) not found under {Path(root)}: {shown}")
-    present = [image for image in pairs.images if image not in set(missing)]
+    absent = set(missing)
+    present = [image for image in pairs.images if image not in absent]
     embeddings, embedded = _embeddings(Path(checkpoint), [resolved[i] for i in present], opts)
     row = {image: n for n, image in enumerate(present)}
     scores = np.full(len(pairs), np.nan)
@@ -165,7 +166,7 @@ def report_scores(
         roc_and_histograms(scores, labels, report.best_threshold, name, plot_path)
     if scores_path and scored is not None:
         table = scored.pairs.table.copy()
-        table["score"] = -scores if metric == "euclidean" else scores
+        table["score"] = to_display(scores, metric)
         if folds is not None:
             table["fold"] = folds
         _write_csv(table, scores_path)
@@ -175,10 +176,6 @@ def report_scores(
 def _write_csv(table: pd.DataFrame, path: str | os.PathLike[str]) -> None:
     with atomic_path(path) as tmp:
         table.to_csv(tmp, index=False)
-
-
-def _display(scores: np.ndarray, metric: str) -> np.ndarray:
-    return -scores if metric == "euclidean" else scores
 
 
 def predict_table(
@@ -199,8 +196,8 @@ def predict_table(
         if config.threshold_metric != scored.metric:
             raise FaceCliError(f"the stored threshold is for --metric {config.threshold_metric}; use that metric")
         threshold = config.threshold
-    shown = _display(scored.scores, scored.metric)
-    same = shown < threshold if scored.metric == "euclidean" else shown > threshold
+    shown = to_display(scored.scores, scored.metric)
+    same = scored.scores > to_display(threshold, scored.metric)
     table = scored.pairs.table.copy()
     table["score"] = np.round(shown, 6)
     table["prediction"] = pd.array(np.where(np.isnan(shown), pd.NA, same.astype(int)), dtype="Int64")
@@ -245,7 +242,7 @@ def sweep_table(
 ) -> SweepResult:
     """Accuracy, precision, recall, F1, FAR, FRR and TAR at each threshold; the chosen one saved on request."""
     labels = _labelled(scored)
-    shown = _display(scored.scores, scored.metric)
+    shown = to_display(scored.scores, scored.metric)
     lo, hi = (start if start is not None else shown.min()), (stop if stop is not None else shown.max())
     if step is None:
         grid = np.linspace(lo, hi, 201)
@@ -253,8 +250,7 @@ def sweep_table(
         if step <= 0 or hi < lo:
             raise FaceCliError("--step must be positive and --stop at least --start")
         grid = np.arange(lo, hi + step / 2, step)
-    internal = -grid if scored.metric == "euclidean" else grid
-    c = counts(scored.scores, labels, internal)
+    c = counts(scored.scores, labels, to_display(grid, scored.metric))
     precision = np.divide(c.tp, c.tp + c.fp, out=np.ones(len(grid)), where=(c.tp + c.fp) > 0)
     recall = c.tar
     table = pd.DataFrame(

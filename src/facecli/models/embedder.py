@@ -80,6 +80,11 @@ def default_config(
     )
 
 
+def prepare_image(image: np.ndarray, config: ModelConfig) -> torch.Tensor:
+    """One decoded uint8 RGB image to the normalised (3, H, W) tensor a model with `config` expects."""
+    return to_tensor(image, config.input_size, config.mean, config.std, config.channel_order, config.resize)
+
+
 def _feature_shape(spec: BackboneSpec, input_size: tuple[int, int]) -> torch.Size:
     """The trunk's output shape for one image, found with a forward pass on the meta device."""
     with torch.device("meta"):
@@ -106,8 +111,7 @@ class FaceEmbedder(nn.Module):
 
     def preprocess(self, images: Sequence[np.ndarray]) -> torch.Tensor:
         """Decoded uint8 RGB images (any size) to the normalised batch this model was trained on."""
-        c = self.config
-        return torch.stack([to_tensor(im, c.input_size, c.mean, c.std, c.channel_order, c.resize) for im in images])
+        return torch.stack([prepare_image(image, self.config) for image in images])
 
 
 def create_model(backbone: str | ModelConfig, **options: object) -> FaceEmbedder:

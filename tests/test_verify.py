@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 import facecli.engine.verify as verify
-from facecli.checkpoint import read_config, save_model
+from facecli.checkpoint import load, read_config, save_model
 from facecli.cli import app
 from facecli.data.annotation import annotate
 from facecli.engine.backends import TorchEmbedder
@@ -59,7 +59,7 @@ def test_cosine_and_euclidean_agree_on_unit_vectors(setup):
 
 
 def test_flip_changes_embeddings_but_keeps_them_normalised(setup):
-    model = TorchEmbedder(setup / "model.safetensors", resolve_runtime("cpu"))
+    model = TorchEmbedder(load(setup / "model.safetensors"), resolve_runtime("cpu"))
     files = sorted((setup / "faces").rglob("*.jpg"))[:4]
     plain = verify.embed_images(model, files, 4, 0, False)
     flipped = verify.embed_images(model, files, 4, 0, True)

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from facecli.checkpoint import load
 from facecli.errors import FaceCliError
-from facecli.models import ModelConfig
+from facecli.models import FaceEmbedder, ModelConfig
 from facecli.runtime import Runtime
 
 Backend = Literal["torch", "onnx"]
@@ -31,10 +31,9 @@ class Embedder(Protocol):
 
 
 class TorchEmbedder:
-    """A facecli checkpoint run by PyTorch on the resolved runtime."""
+    """A facecli model (from a checkpoint, or in training) run by PyTorch on the resolved runtime."""
 
-    def __init__(self, path: Path, runtime: Runtime) -> None:
-        model = load(path)
+    def __init__(self, model: FaceEmbedder, runtime: Runtime) -> None:
         self.config = model.config
         self.runtime = runtime
         self.net = runtime.prepare(model.eval())
@@ -112,7 +111,7 @@ def open_embedder(path: str | os.PathLike[str], backend: Backend, runtime: Runti
     if backend == "torch":
         if path.suffix == ".onnx":
             raise FaceCliError(f"{path} is an ONNX file; pass --backend onnx")
-        return TorchEmbedder(path, runtime)
+        return TorchEmbedder(load(path), runtime)
     raise FaceCliError(f"unknown backend '{backend}' (choose from: torch, onnx)")
 
 

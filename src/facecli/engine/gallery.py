@@ -11,6 +11,7 @@ import numpy as np
 
 from facecli.data.images import is_image_file
 from facecli.data.scan import scan_dataset
+from facecli.checkpoint import load
 from facecli.engine.backends import TorchEmbedder
 from facecli.engine.cache import file_hash
 from facecli.engine.embed import embed_images
@@ -134,7 +135,7 @@ def _embedder(checkpoint: str | os.PathLike[str], runtime: Runtime, expected_has
             f"{checkpoint} is not the model this gallery was built with (hash {expected_hash}); "
             "rebuild the gallery or pass the right --checkpoint"
         )
-    return TorchEmbedder(checkpoint, runtime), digest
+    return TorchEmbedder(load(checkpoint), runtime), digest
 
 
 def _scan_gallery(folder: str | os.PathLike[str], workers: int) -> tuple[list[Path], list[str], int]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -68,31 +69,54 @@ def _embeddings(checkpoint: Path, files: list[Path], opts: EmbedOptions) -> tupl
     return out, len(todo)
 
 
-def score_pairs(
-    checkpoint: str | os.PathLike[str],
-    pairs_file: str | os.PathLike[str],
-    root: str | os.PathLike[str],
-    opts: EmbedOptions,
-    metric: Metric = "cosine",
-    fmt: PairsFormat = "auto",
-    columns: list[str] | None = None,
-    skip_missing: bool = False,
-    allow_outside_root: bool = False,
-) -> ScoredPairs:
-    """Parse, check every image exists (listing all missing ones), embed each unique image once, score."""
-    if metric not in ("cosine", "euclidean"):
-        raise FaceCliError(f"unknown metric '{metric}' (choose from: cosine, euclidean)")
-    pairs = read_pairs(pairs_file, fmt, columns)
-    resolved = resolve_images(pairs, root, allow_outside_root)
+@dataclass
+class PairsInput:
+    """Where the pairs are and how to read and score them."""
+
+    pairs: Path
+    root: Path
+    metric: Metric = "cosine"
+    fmt: PairsFormat = "auto"
+    columns: list[str] | None = None
+    allow_outside_root: bool = False
+
+
+@dataclass
+class CheckedPairs:
+    """A parsed pairs file whose images were located (missing ones listed in `missing`)."""
+
+    pairs: Pairs
+    resolved: dict[str, Path]
+    missing: list[str]
+
+    @property
+    def present(self) -> list[str]:
+        """Distinct images that exist, in first-use order."""
+        absent = set(self.missing)
+        return [image for image in self.pairs.images if image not in absent]
+
+
+def check_pairs(source: PairsInput, skip_missing: bool = False) -> CheckedPairs:
+    """Parse a pairs file and locate its images; every missing image is listed unless `skip_missing`."""
+    if source.metric not in ("cosine", "euclidean"):
+        raise FaceCliError(f"unknown metric '{source.metric}' (choose from: cosine, euclidean)")
+    pairs = read_pairs(source.pairs, source.fmt, source.columns)
+    resolved = resolve_images(pairs, source.root, source.allow_outside_root)
     missing = missing_images(resolved)
     if missing and not skip_missing:
         shown = ", ".join(missing[:MAX_LISTED]) + (
             f" and {len(missing) - MAX_LISTED} more" if len(missing) > MAX_LISTED else ""
         )
-        raise FaceCliError(f"{pairs.source}: {len(missing)} image(s) not found under {Path(root)}: {shown}")
-    absent = set(missing)
-    present = [image for image in pairs.images if image not in absent]
-    embeddings, embedded = _embeddings(Path(checkpoint), [resolved[i] for i in present], opts)
+        raise FaceCliError(f"{pairs.source}: {len(missing)} image(s) not found under {source.root}: {shown}")
+    return CheckedPairs(pairs, resolved, missing)
+
+
+def score_checked(
+    checked: CheckedPairs, embed: Callable[[list[Path]], tuple[np.ndarray, int]], metric: Metric
+) -> ScoredPairs:
+    """Embed each distinct present image once with `embed` and score every pair (NaN where one is missing)."""
+    pairs, present = checked.pairs, checked.present
+    embeddings, embedded = embed([checked.resolved[i] for i in present])
     row = {image: n for n, image in enumerate(present)}
     scores = np.full(len(pairs), np.nan)
     ok = np.array([a in row and b in row for a, b in zip(pairs.left, pairs.right, strict=True)], bool)
@@ -279,30 +303,9 @@ def sweep_table(
     return SweepResult(table, chosen, select)
 
 
-@dataclass
-class PairsInput:
-    """Where the pairs are and how to read and score them."""
-
-    pairs: Path
-    root: Path
-    metric: Metric = "cosine"
-    fmt: PairsFormat = "auto"
-    columns: list[str] | None = None
-    allow_outside_root: bool = False
-
-
 def _score(checkpoint: Path, source: PairsInput, opts: EmbedOptions, skip_missing: bool = False) -> ScoredPairs:
-    return score_pairs(
-        checkpoint,
-        source.pairs,
-        source.root,
-        opts,
-        source.metric,
-        source.fmt,
-        source.columns,
-        skip_missing,
-        source.allow_outside_root,
-    )
+    checked = check_pairs(source, skip_missing)
+    return score_checked(checked, lambda files: _embeddings(checkpoint, files, opts), source.metric)
 
 
 def evaluate(

@@ -18,6 +18,7 @@ from facecli.console import (
     import_sources_table,
     registry_table,
     sweep_table,
+    training_table,
     verification_table,
 )
 from facecli.errors import FaceCliError
@@ -331,6 +332,119 @@ def sweep_command(
         force,
     )
     console.print(sweep_table(result, saved_to=checkpoint if save_threshold else None))
+
+
+def _numbers(text: str | None, kind: type) -> list | None:
+    if text is None:
+        return None
+    try:
+        return [kind(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise FaceCliError(f"expected comma-separated numbers, got '{text}'") from None
+
+
+@command("train")
+def train_command(
+    data: Annotated[
+        Path | None, typer.Option("--data", help="Dataset folder (one folder per identity) or cls_train.txt.")
+    ] = None,
+    root: Annotated[Path | None, typer.Option("--root", help="Folder relative cls_train.txt paths start from.")] = None,
+    run_dir: Annotated[
+        Path | None, typer.Option("--run-dir", help="Folder for checkpoints, metrics and config.")
+    ] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="YAML file with any of these options.")] = None,
+    resume: Annotated[Path | None, typer.Option("--resume", help="Continue the run in this folder exactly.")] = None,
+    loss: Annotated[
+        str | None, typer.Option("--loss", help="triplet, arcface, cosface, combined, softmax, siamese, contrastive.")
+    ] = None,
+    backbone: Annotated[str | None, typer.Option("--backbone", help="A registered backbone or timm/<name>.")] = None,
+    val_pairs: Annotated[
+        Path | None, typer.Option("--val-pairs", help="Pairs file validated each epoch (LFW 10-fold).")
+    ] = None,
+    val_root: Annotated[
+        Path | None, typer.Option("--val-root", help="Folder the validation pairs are relative to.")
+    ] = None,
+    epochs: Annotated[
+        int | None, typer.Option("--epochs", min=1, help="Epochs (one epoch ~ every image once).")
+    ] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", min=2, help="Images per step per process.")] = None,
+    img_size: Annotated[
+        int | None, typer.Option("--img-size", help="Input side in pixels (default: the backbone's).")
+    ] = None,
+    embedding_size: Annotated[int | None, typer.Option("--embedding-size", help="Embedding dimension.")] = None,
+    dropout: Annotated[float | None, typer.Option("--dropout", help="Dropout before the embedding layer.")] = None,
+    optimizer: Annotated[str | None, typer.Option("--optimizer", help="sgd, adam or adamw.")] = None,
+    lr: Annotated[float | None, typer.Option("--lr", help="Learning rate.")] = None,
+    weight_decay: Annotated[
+        float | None, typer.Option("--weight-decay", help="Weight decay (not on biases/norms).")
+    ] = None,
+    scheduler: Annotated[
+        str | None, typer.Option("--scheduler", help="cos or step (x --lr-gamma at --lr-steps).")
+    ] = None,
+    warmup_epochs: Annotated[float | None, typer.Option("--warmup-epochs", help="Linear lr warmup length.")] = None,
+    lr_steps: Annotated[
+        str | None, typer.Option("--lr-steps", help="Epochs where the step scheduler decays, e.g. 8,12.")
+    ] = None,
+    lr_scale_batch: Annotated[
+        bool | None, typer.Option("--lr-scale-batch/--no-lr-scale-batch", help="Scale --lr by global batch / 64.")
+    ] = None,
+    aug: Annotated[str | None, typer.Option("--aug", help="none, light or strong.")] = None,
+    sampler: Annotated[
+        str | None, typer.Option("--sampler", help="auto, pk (P identities x K images) or random.")
+    ] = None,
+    k: Annotated[int | None, typer.Option("--k", min=1, help="Images per identity in a P x K batch.")] = None,
+    margin: Annotated[
+        float | None, typer.Option("--margin", help="Loss margin (triplet 0.2, arcface 0.5, cosface 0.35).")
+    ] = None,
+    scale: Annotated[float | None, typer.Option("--scale", help="Logit scale s of the margin heads (64).")] = None,
+    margins: Annotated[str | None, typer.Option("--margins", help="m1,m2,m3 of the combined margin.")] = None,
+    mining: Annotated[str | None, typer.Option("--mining", help="Triplet miner: batch_hard, semi_hard or all.")] = None,
+    aux_ce_weight: Annotated[
+        float | None, typer.Option("--aux-ce-weight", help="Weight of triplet's auxiliary softmax.")
+    ] = None,
+    easy_margin: Annotated[
+        bool | None, typer.Option("--easy-margin/--no-easy-margin", help="ArcFace's easy margin.")
+    ] = None,
+    clip_grad: Annotated[float | None, typer.Option("--clip-grad", help="Clip the gradient norm to this.")] = None,
+    patience: Annotated[
+        int | None, typer.Option("--patience", help="Stop after this many epochs without improvement.")
+    ] = None,
+    checkpoint_every: Annotated[
+        int | None, typer.Option("--checkpoint-every", help="Also save resumable state every N steps.")
+    ] = None,
+    tensorboard: Annotated[
+        bool | None, typer.Option("--tensorboard/--no-tensorboard", help="Write TensorBoard events.")
+    ] = None,
+    workers: LoaderWorkers = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed for weights, sampling and augmentation.")] = None,
+    device: Annotated[str | None, typer.Option("--device", help="auto, cpu, cuda[:N] or mps.")] = None,
+    precision: Annotated[str | None, typer.Option("--precision", help="auto, fp32, fp16 or bf16.")] = None,
+    channels_last: Annotated[
+        bool | None, typer.Option("--channels-last/--no-channels-last", help="channels_last memory format.")
+    ] = None,
+    compile: Annotated[bool | None, typer.Option("--compile/--no-compile", help="torch.compile the model.")] = None,
+    nproc: Annotated[int | None, typer.Option("--nproc", min=1, help="Launch N processes with torchrun (DDP).")] = None,
+    force: Force = False,
+) -> None:
+    """Train an embedding model: triplet, ArcFace/CosFace, softmax or siamese/contrastive, resumable."""
+    given = {k: v for k, v in locals().items() if k not in ("config", "resume", "nproc", "force")}
+    import sys
+
+    from facecli.engine import distributed
+    from facecli.engine.train import train
+    from facecli.engine.train_options import resolve_options
+
+    if nproc is not None and nproc > 1:
+        raise typer.Exit(distributed.launch(nproc, distributed.without_nproc(sys.argv[1:])))
+    given["lr_steps"], given["margins"] = _numbers(lr_steps, int), _numbers(margins, float)
+    if resume is not None:
+        given["run_dir"] = resume
+    options = resolve_options(given, config, resume)
+    result = train(options, resume=resume is not None, force=force)
+    console.print(training_table(result))
+    if result.stopped == "interrupted":
+        err_console.print(f"interrupted; continue with: facecli train --resume {result.run_dir}", highlight=False)
+        raise typer.Exit(130)
 
 
 @command("export")

@@ -150,3 +150,23 @@ def annotation_tables(report: AnnotationReport) -> list[Table]:
     if scan.skipped:
         tables.append(_listing("skipped files", [f"{p}: {why}" for p, why in scan.skipped]))
     return tables
+
+
+def training_table(r) -> Table:  # noqa: ANN001
+    """The summary at the end of `facecli train`."""
+    table = Table(title=f"training run {r.run_dir} ({r.stopped})")
+    table.add_column("")
+    table.add_column("value", justify="right")
+    last = r.last
+    table.add_row("epochs / steps", f"{r.epochs_done} / {r.steps}")
+    if last:
+        table.add_row("last epoch loss", f"{last['loss']:.4f}")
+        table.add_row("images/s (last epoch)", f"{last['images_per_s']:.1f}")
+    if last.get("val_accuracy") is not None:
+        table.add_row("last validation accuracy", f"{last['val_accuracy']:.4f} +- {last['val_std']:.4f}")
+        table.add_row("last validation AUC", f"{last['val_auc']:.4f}")
+    if r.best_epoch is not None:
+        what = f"accuracy {r.best_accuracy:.4f}" if r.best_accuracy is not None else "lowest loss"
+        table.add_row("best epoch", f"{r.best_epoch} ({what}) -> best.safetensors")
+    table.add_row("wall time (s)", f"{r.seconds:.1f}")
+    return table

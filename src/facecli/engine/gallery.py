@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
+from facecli.checkpoint import load
 from facecli.data.images import is_image_file
 from facecli.data.scan import scan_dataset
-from facecli.checkpoint import load
 from facecli.engine.backends import TorchEmbedder
 from facecli.engine.cache import file_hash
 from facecli.engine.embed import embed_images

@@ -1,0 +1,105 @@
+"""Training images and their identity labels, from an image-folder dataset or a cls_train.txt file."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from facecli.data.augment import augment
+from facecli.data.images import ImageError, read_image
+from facecli.data.scan import scan_dataset
+from facecli.errors import FaceCliError
+from facecli.models import ModelConfig
+from facecli.models.embedder import prepare_image
+
+
+@dataclass
+class TrainingSet:
+    """Image paths with integer labels 0..C-1 and the identity name of each label."""
+
+    source: Path
+    paths: list[Path]
+    labels: np.ndarray
+    classes: list[str]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+
+def _from_folder(root: Path) -> TrainingSet:
+    scan = scan_dataset(root)
+    names = [name for name in scan.identities if scan.images[name]]
+    paths = [file for name in names for file in scan.images[name]]
+    labels = np.array([label for label, name in enumerate(names) for _ in scan.images[name]], np.int64)
+    return TrainingSet(root, paths, labels, names)
+
+
+def _from_annotation(path: Path, root: Path | None) -> TrainingSet:
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise FaceCliError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    base = root if root is not None else path.parent
+    paths, ids = [], []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        fields = line.strip().split(";")
+        if len(fields) != 2 or not fields[1]:
+            raise FaceCliError(f"{path} line {lineno}: expected '<class_id>;<path>', got {line.strip()!r}")
+        try:
+            ids.append(int(fields[0]))
+        except ValueError:
+            raise FaceCliError(f"{path} line {lineno}: class id {fields[0]!r} is not an integer") from None
+        image = Path(fields[1])
+        paths.append(image if image.is_absolute() else base / image)
+    if not paths:
+        raise FaceCliError(f"{path}: no training images listed")
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise FaceCliError(f"{path}: {len(missing)} listed image(s) not found, first: {missing[0]}")
+    # ids need not be contiguous (a filtered cls_train.txt): map them to 0..C-1 in sorted order
+    unique = sorted(set(ids))
+    index = {cid: n for n, cid in enumerate(unique)}
+    return TrainingSet(path, paths, np.array([index[c] for c in ids], np.int64), [str(c) for c in unique])
+
+
+def read_training_set(data: str | os.PathLike[str], root: str | os.PathLike[str] | None = None) -> TrainingSet:
+    """A dataset folder (one sub-folder per identity) or a cls_train.txt (`id;path`, relative to `root`)."""
+    data = Path(data)
+    if data.is_dir():
+        found = _from_folder(data)
+    elif data.is_file():
+        found = _from_annotation(data, Path(root) if root is not None else None)
+    else:
+        raise FaceCliError(f"{data}: no such dataset folder or annotation file")
+    if found.num_classes < 2:
+        raise FaceCliError(f"{data}: {found.num_classes} identity found; training needs at least 2")
+    return found
+
+
+class TrainImages(Dataset):
+    """Indexed by (image index, augmentation seed): the same seed always gives the same augmented tensor."""
+
+    def __init__(self, data: TrainingSet, config: ModelConfig, aug: str) -> None:
+        self.data, self.config, self.aug = data, config, aug
+
+    def __len__(self) -> int:
+        return len(self.data.paths)
+
+    def __getitem__(self, item: tuple[int, int]) -> tuple[torch.Tensor, int, str]:
+        """(tensor, label, '') or, for an unreadable image, (zeros, label, reason): workers never raise."""
+        index, seed = item
+        label = int(self.data.labels[index])
+        try:
+            image = read_image(self.data.paths[index])
+        except ImageError as exc:
+            return torch.zeros(3, *self.config.input_size), label, f"{self.data.paths[index]}: {exc}"
+        image = augment(image, self.aug, np.random.default_rng(seed))
+        return prepare_image(image, self.config), label, ""

@@ -1,0 +1,103 @@
+"""What a training run reports: progress bar, metrics.csv, TensorBoard events, the final summary."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from facecli.console import err_console
+from facecli.fileio import atomic_path
+
+
+@dataclass
+class TrainResult:
+    """How a run ended and where its files are."""
+
+    run_dir: Path
+    stopped: str  # "finished", "early stop" or "interrupted"
+    epochs_done: int
+    steps: int
+    history: list[dict] = field(default_factory=list)
+    best_epoch: int | None = None
+    best_accuracy: float | None = None
+    seconds: float = 0.0
+
+    @property
+    def last(self) -> dict:
+        return self.history[-1] if self.history else {}
+
+
+class RunLog:
+    """Rank 0's view of the run; every method is a no-op on other ranks."""
+
+    def __init__(self, run_dir: Path, enabled: bool, tensorboard: bool, purge_step: int | None) -> None:
+        self.run_dir, self.enabled = run_dir, enabled
+        self.writer = None
+        if enabled and tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=purge_step)
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]:.4f}  lr {task.fields[lr]:.2e}  {task.fields[speed]:.0f} img/s"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=err_console,
+            disable=not enabled,
+        )
+        self.task = None
+        self.epoch_start = time.perf_counter()
+
+    def __enter__(self) -> RunLog:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+        if self.writer is not None:
+            self.writer.close()
+
+    def start_epoch(self, epoch: int, epochs: int, batches: int, done: int) -> None:
+        self.epoch_start = time.perf_counter()
+        self.images = 0
+        if self.task is not None:
+            self.progress.remove_task(self.task)
+        self.task = self.progress.add_task(
+            f"epoch {epoch + 1}/{epochs}", total=batches, completed=done, loss=0.0, lr=0.0, speed=0.0
+        )
+
+    def step(self, step: int, loss: float, lr: float, images: int) -> None:
+        self.images += images
+        speed = self.images / max(1e-9, time.perf_counter() - self.epoch_start)
+        self.progress.update(self.task, advance=1, loss=loss, lr=lr, speed=speed)
+        if self.writer is not None:
+            self.writer.add_scalar("train/loss", loss, step)
+            self.writer.add_scalar("train/lr", lr, step)
+
+    @property
+    def images_per_second(self) -> float:
+        return self.images / max(1e-9, time.perf_counter() - self.epoch_start)
+
+    def end_epoch(self, row: dict, history: list[dict]) -> None:
+        """Print the epoch's line, rewrite metrics.csv and log the validation scalars."""
+        if not self.enabled:
+            return
+        shown = ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items())
+        err_console.print(shown, highlight=False)
+        with atomic_path(self.run_dir / "metrics.csv") as tmp:
+            pd.DataFrame(history).to_csv(tmp, index=False)
+        if self.writer is not None:
+            for key, value in row.items():
+                if key.startswith("val_") and value is not None:
+                    self.writer.add_scalar(f"val/{key[4:]}", value, row["step"])
+            self.writer.flush()
+
+    def note(self, text: str) -> None:
+        if self.enabled:
+            err_console.print(text, highlight=False)

@@ -1,0 +1,165 @@
+"""Every knob of a training run in one dataclass: filled by the CLI or a YAML file, saved in the run."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from facecli.errors import FaceCliError, did_you_mean
+
+Optimizer = Literal["sgd", "adam", "adamw"]
+Scheduler = Literal["cos", "step"]
+PATH_FIELDS = ("data", "root", "run_dir", "val_pairs", "val_root")
+
+
+@dataclass
+class TrainOptions:
+    """One training run. Paths are kept as given; `config.json` in the run folder records all of it."""
+
+    data: Path
+    run_dir: Path
+    root: Path | None = None
+    loss: str = "arcface"
+    backbone: str = "mobilenet"
+    val_pairs: Path | None = None
+    val_root: Path | None = None
+    epochs: int = 10
+    batch_size: int = 64
+    img_size: int | None = None
+    embedding_size: int | None = None
+    dropout: float | None = None
+    optimizer: Optimizer = "adamw"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    scheduler: Scheduler = "cos"
+    warmup_epochs: float = 0.0
+    lr_steps: list[int] = field(default_factory=list)
+    lr_gamma: float = 0.1
+    lr_scale_batch: bool = False
+    aug: str = "light"
+    sampler: str = "auto"
+    k: int = 4
+    margin: float | None = None
+    scale: float | None = None
+    margins: list[float] | None = None
+    mining: str = "batch_hard"
+    aux_ce_weight: float = 0.0
+    easy_margin: bool = False
+    clip_grad: float | None = None
+    patience: int | None = None
+    checkpoint_every: int = 0
+    tensorboard: bool = False
+    workers: int | None = None
+    val_batch_size: int = 128
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "auto"
+    channels_last: bool = False
+    compile: bool = False
+
+    def to_dict(self) -> dict:
+        """JSON-ready, paths as strings."""
+        data = dataclasses.asdict(self)
+        return {k: (str(v) if k in PATH_FIELDS and v is not None else v) for k, v in data.items()}
+
+    @classmethod
+    def from_dict(cls, data: dict, source: str = "options") -> TrainOptions:
+        """Build from a dict (a YAML file, a saved config.json); unknown keys are an error naming the closest."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        for key in data:
+            if key not in names:
+                raise FaceCliError(f"{source}: unknown training option '{key}'{did_you_mean(key, names)}")
+        missing = [k for k in ("data", "run_dir") if data.get(k) is None]
+        if missing:
+            raise FaceCliError(f"{source}: training needs {' and '.join(missing)}")
+        values = {k: (Path(v) if k in PATH_FIELDS and v is not None else v) for k, v in data.items()}
+        return cls(**values)
+
+    def sampler_kind(self) -> str:
+        """`pk` for the metric losses (triplet, contrastive, siamese), shuffled batches for the heads."""
+        if self.sampler != "auto":
+            return self.sampler
+        return "pk" if self.loss in ("triplet", "contrastive", "siamese") else "random"
+
+    def loss_options(self) -> dict:
+        """Keyword arguments for the loss builder (only those the user set)."""
+        options: dict = {"mining": self.mining, "aux_ce_weight": self.aux_ce_weight, "easy_margin": self.easy_margin}
+        if self.margin is not None:
+            options["margin"] = self.margin
+        if self.scale is not None:
+            options["scale"] = self.scale
+        if self.margins is not None:
+            if len(self.margins) != 3:
+                raise FaceCliError(f"--margins takes m1,m2,m3 (three numbers), got {self.margins}")
+            options.update(zip(("m1", "m2", "m3"), self.margins, strict=True))
+        return options
+
+
+def read_yaml_options(path: str | os.PathLike[str]) -> dict:
+    """Training options from a YAML file (the same names as the command-line options, with underscores)."""
+    import yaml
+
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise FaceCliError(f"{path}: cannot read ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise FaceCliError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise FaceCliError(f"{path}: expected a mapping of option: value, got {type(data).__name__}")
+    return {str(k).replace("-", "_"): v for k, v in data.items()}
+
+
+def save_options(options: TrainOptions, path: Path) -> None:
+    """Write the run's options as config.json, atomically."""
+    from facecli.fileio import write_text_atomic
+
+    write_text_atomic(path, json.dumps(options.to_dict(), indent=2) + "\n")
+
+
+def load_options(path: Path) -> TrainOptions:
+    """The options a run was started with."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FaceCliError(f"{path.parent}: not a facecli run folder (no config.json)") from None
+    except json.JSONDecodeError as exc:
+        raise FaceCliError(f"{path} line {exc.lineno}: not valid JSON ({exc.msg})") from None
+    return TrainOptions.from_dict(data, str(path))
+
+
+RESUMABLE_CHANGES = (
+    "epochs", "patience", "checkpoint_every", "tensorboard", "workers", "val_batch_size",
+    "device", "precision", "channels_last", "compile",
+)  # fmt: skip
+
+
+def resolve_options(given: dict, config_file: Path | None = None, resume: Path | None = None) -> TrainOptions:
+    """Defaults, then a YAML file, then the options given on the command line (None = not given).
+
+    With `resume`, the run's own config.json replaces the first two, and only run-independent
+    options (epochs, runtime, logging) may be given again.
+    """
+    given = {k: v for k, v in given.items() if v is not None}
+    if resume is not None:
+        saved = load_options(Path(resume) / "config.json")
+        changed = sorted(k for k, v in given.items() if k not in RESUMABLE_CHANGES and getattr(saved, k) != v)
+        if changed:
+            raise FaceCliError(
+                f"--resume continues {resume} with its own settings; cannot change {', '.join(changed)} "
+                f"(only {', '.join(RESUMABLE_CHANGES)})"
+            )
+        return dataclasses.replace(saved, **given)
+    merged = read_yaml_options(config_file) if config_file is not None else {}
+    merged.update(given)
+    return TrainOptions.from_dict(merged, str(config_file) if config_file else "command line")

@@ -59,7 +59,9 @@ def _weights(path):
 
 def test_triplet_run_writes_every_file_and_a_loadable_model(data, tmp_path):
     run = tmp_path / "run"
-    result = train(_options(data, run, epochs=2, val_pairs=data / "pairs.txt", val_root=data / "faces", tensorboard=True))
+    result = train(
+        _options(data, run, epochs=2, val_pairs=data / "pairs.txt", val_root=data / "faces", tensorboard=True)
+    )
     assert result.stopped == "finished" and result.epochs_done == 2 and result.steps == 2 * (36 // 8)
     for name in ("config.json", "classes.txt", "metrics.csv", "last_state.pt", "last.safetensors", "best.safetensors"):
         assert (run / name).is_file(), name

@@ -20,7 +20,7 @@ def _seed_everything() -> None:
     np.random.seed(0)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def reference() -> Path:
     """../shared/reference, or a skip with the reason when it is absent."""
     if not REFERENCE.is_dir():

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from facecli.console import (
+    alignment_table,
     annotation_tables,
     backbones_table,
     console,
@@ -445,6 +446,41 @@ def train_command(
     if result.stopped == "interrupted":
         err_console.print(f"interrupted; continue with: facecli train --resume {result.run_dir}", highlight=False)
         raise typer.Exit(130)
+
+
+@command("align")
+def align_command(
+    in_dir: Annotated[Path, typer.Argument(help="Folder of photos (any layout; sub-folders are kept).")],
+    out_dir: Annotated[Path, typer.Argument(help="Folder for the aligned crops, same relative paths.")],
+    size: Annotated[int, typer.Option("--size", help="Crop side in pixels (112 for ArcFace, 160 for FaceNet).")] = 160,
+    margin: Annotated[
+        float, typer.Option("--margin", help="facenet template: extra border, fraction of the box.")
+    ] = 0.2,
+    template: Annotated[
+        str, typer.Option("--template", help="facenet (eye-levelled box) or arcface (5 points).")
+    ] = "facenet",
+    detector: Annotated[str, typer.Option("--detector", help="mtcnn, haar (OpenCV cascades) or onnx.")] = "mtcnn",
+    detector_model: Annotated[
+        Path | None, typer.Option("--detector-model", help="Your ONNX detector (see README: Plugging in a detector).")
+    ] = None,
+    min_face: Annotated[int, typer.Option("--min-face", min=12, help="Smallest face side to find, in pixels.")] = 20,
+    all_faces: Annotated[
+        bool, typer.Option("--all", help="Write every face (NAME_face1, ...), not only the largest.")
+    ] = False,
+    keep_unaligned: Annotated[
+        bool, typer.Option("--keep-unaligned", help="Write a centre crop for photos with no face.")
+    ] = False,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Photos processed in parallel.")] = 2,
+    force: Annotated[bool, typer.Option("--force", help="Redo photos whose output exists.")] = False,
+) -> None:
+    """Detect faces and five landmarks, warp to a template, write crops and align_report.csv."""
+    from facecli.align.folder import AlignOptions, align_folder
+
+    options = AlignOptions(
+        size, margin, template, detector, detector_model, min_face, all_faces, keep_unaligned, workers, force
+    )
+    report = align_folder(in_dir, out_dir, options)
+    console.print(alignment_table(report))
 
 
 @command("export")

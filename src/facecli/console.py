@@ -170,3 +170,14 @@ def training_table(r) -> Table:  # noqa: ANN001
         table.add_row("best epoch", f"{r.best_epoch} ({what}) -> best.safetensors")
     table.add_row("wall time (s)", f"{r.seconds:.1f}")
     return table
+
+
+def alignment_table(r) -> Table:  # noqa: ANN001
+    """The summary of `facecli align`."""
+    table = Table(title=f"facecli align -> {r.out_dir}")
+    table.add_column("photos")
+    table.add_column("count", justify="right")
+    for status in ("aligned", "unaligned", "no face", "unreadable", "exists"):
+        table.add_row(status, str(r.count(status)))
+    table.add_row("report", str(r.out_dir / "align_report.csv"))
+    return table

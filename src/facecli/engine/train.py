@@ -41,14 +41,19 @@ RUN_FILES = ("config.json", "classes.txt", "metrics.csv", STATE_FILE, LAST_FILE,
 
 
 class TrainStep(nn.Module):
-    """The embedding model and its loss (with any head) as one module, so DDP syncs both."""
+    """The embedding model and its loss (with any head) as one module, so DDP syncs both.
 
-    def __init__(self, model: nn.Module, loss: nn.Module) -> None:
+    Losses get the embedding before L2 normalisation, as the FaceNet ports feed their softmax head;
+    the margin and metric losses normalise it themselves.
+    """
+
+    def __init__(self, model: FaceEmbedder, loss: nn.Module, compile: bool = False) -> None:
         super().__init__()
         self.model, self.loss = model, loss
+        self.features = torch.compile(model.features) if compile else model.features
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return self.loss(self.model(images), labels)
+        return self.loss(self.features(images), labels)
 
 
 class Validation:
@@ -167,7 +172,7 @@ def _train(
         num_classes=data.num_classes,
     )
     loss = LOSSES.get(options.loss)(model.config.embedding_size, data.num_classes, **options.loss_options())
-    step_module = TrainStep(runtime.prepare(model) if options.compile else model, loss)
+    step_module = TrainStep(model, loss, options.compile)
     step_module.to(runtime.device)
     if runtime.channels_last:
         step_module.to(memory_format=torch.channels_last)

@@ -106,8 +106,12 @@ class FaceEmbedder(nn.Module):
         else:
             self.neck = PoolNeck(shape[0], config.embedding_size, config.dropout)
 
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The embedding before L2 normalisation: what training losses and heads see."""
+        return self.neck(self.trunk(x))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.neck(self.trunk(x)), p=2, dim=1)
+        return F.normalize(self.features(x), p=2, dim=1)
 
     def preprocess(self, images: Sequence[np.ndarray]) -> torch.Tensor:
         """Decoded uint8 RGB images (any size) to the normalised batch this model was trained on."""

@@ -55,7 +55,8 @@ class Pairs:
         return list(dict.fromkeys(self.left + self.right))
 
 
-def _read_text(path: Path) -> str:
+def read_text(path: Path) -> str:
+    """A UTF-8 text file (BOM allowed); unreadable or non-UTF-8 files are a one-line error naming the file."""
     try:
         return path.read_bytes().decode("utf-8-sig")
     except OSError as exc:
@@ -201,7 +202,7 @@ def read_pairs(path: str | os.PathLike[str], fmt: PairsFormat = "auto", columns:
     path = Path(path)
     if not path.is_file():
         raise FaceCliError(f"{path}: no such pairs file")
-    text = _read_text(path)
+    text = read_text(path)
     if not text.strip():
         raise FaceCliError(f"{path}: empty pairs file")
     fmt = detect_format(path, text) if fmt == "auto" else fmt

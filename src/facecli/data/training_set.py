@@ -12,6 +12,7 @@ from torch.utils.data import Dataset
 
 from facecli.data.augment import augment
 from facecli.data.images import ImageError, read_image
+from facecli.data.pairs import read_text
 from facecli.data.scan import scan_dataset
 from facecli.errors import FaceCliError
 from facecli.models import ModelConfig
@@ -41,10 +42,7 @@ def _from_folder(root: Path) -> TrainingSet:
 
 
 def _from_annotation(path: Path, root: Path | None) -> TrainingSet:
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise FaceCliError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    text = read_text(path)
     base = root if root is not None else path.parent
     paths, ids = [], []
     for lineno, line in enumerate(text.splitlines(), 1):

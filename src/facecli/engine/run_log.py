@@ -52,7 +52,7 @@ class RunLog:
             disable=not enabled,
         )
         self.task = None
-        self.epoch_start = time.perf_counter()
+        self.epoch_start, self.images = time.perf_counter(), 0
 
     def __enter__(self) -> RunLog:
         self.progress.start()
@@ -74,8 +74,7 @@ class RunLog:
 
     def step(self, step: int, loss: float, lr: float, images: int) -> None:
         self.images += images
-        speed = self.images / max(1e-9, time.perf_counter() - self.epoch_start)
-        self.progress.update(self.task, advance=1, loss=loss, lr=lr, speed=speed)
+        self.progress.update(self.task, advance=1, loss=loss, lr=lr, speed=self.images_per_second)
         if self.writer is not None:
             self.writer.add_scalar("train/loss", loss, step)
             self.writer.add_scalar("train/lr", lr, step)

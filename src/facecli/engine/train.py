@@ -172,10 +172,8 @@ def _train(
         num_classes=data.num_classes,
     )
     loss = LOSSES.get(options.loss)(model.config.embedding_size, data.num_classes, **options.loss_options())
-    step_module = TrainStep(model, loss, options.compile)
-    step_module.to(runtime.device)
-    if runtime.channels_last:
-        step_module.to(memory_format=torch.channels_last)
+    # compiled inside TrainStep (the embedding only), so prepare() just moves it and sets the memory format
+    step_module = dataclasses.replace(runtime, compile=False).prepare(TrainStep(model, loss, options.compile))
     sampler = TrainBatchSampler(
         data.labels, options.batch_size, options.sampler_kind(), options.k, options.seed, proc.rank, proc.world_size
     )

@@ -178,16 +178,16 @@ def render_image(t: Traits, size: int, rng: np.random.Generator) -> np.ndarray:
     yy, xx = np.mgrid[0:side, 0:side].astype(np.float32) / side
     angle = rng.uniform(0, 2 * math.pi)
     light = 1 + rng.uniform(0, 0.45) * ((xx - 0.5) * math.cos(angle) + (yy - 0.5) * math.sin(angle))
-    canvas = canvas * light[..., None] * rng.uniform(0.6, 1.4, 3) + rng.uniform(-30, 30)
-    if rng.random() < 0.3:
-        w, h = rng.uniform(0.15, 0.45, 2) * side
+    canvas = canvas * light[..., None] * rng.uniform(0.7, 1.3, 3) + rng.uniform(-30, 30)
+    if rng.random() < 0.15:
+        w, h = rng.uniform(0.15, 0.35, 2) * side
         x, y = rng.uniform(0, side - w), rng.uniform(0, side - h)
         cv2.rectangle(canvas, (int(x), int(y)), (int(x + w), int(y + h)), rng.uniform(0, 255, 3).tolist(), -1)
     image = cv2.resize(canvas, (size, size), interpolation=cv2.INTER_AREA)
-    sigma = rng.uniform(0, 1.2)
+    sigma = rng.uniform(0, 0.8)
     if sigma > 0.3:
         image = cv2.GaussianBlur(image, (0, 0), sigma)
-    image = image + rng.normal(0, rng.uniform(0, 10), image.shape)
+    image = image + rng.normal(0, rng.uniform(0, 6), image.shape)
     return np.clip(image, 0, 255).astype(np.uint8)
 
 

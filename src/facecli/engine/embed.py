@@ -56,6 +56,8 @@ def embed_images(
         num_workers=workers,
         pin_memory=torch.cuda.is_available(),
         prefetch_factor=4 if workers else None,
+        # a forked worker deadlocks in OpenCV if the parent already used OpenCV's thread pool
+        multiprocessing_context="forkserver" if workers else None,
     )
     out = np.empty((len(paths), config.embedding_size), np.float32)
     start = 0

@@ -15,6 +15,7 @@ from facecli.console import (
     backbones_table,
     console,
     err_console,
+    error_line,
     identification_table,
     import_sources_table,
     registry_table,
@@ -42,7 +43,7 @@ def command(name: str | None = None) -> Callable[[Callable[..., Any]], Callable[
             try:
                 return fn(*args, **kwargs)
             except FaceCliError as exc:
-                err_console.print(f"[bold red]error:[/] {' '.join(str(exc).split())}", highlight=False, soft_wrap=True)
+                err_console.print(error_line(exc), highlight=False, soft_wrap=True)
                 raise typer.Exit(2) from None
             except KeyboardInterrupt:
                 err_console.print("[bold red]interrupted[/]")

@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 if TYPE_CHECKING:
     from facecli.data.annotation import AnnotationReport
@@ -14,6 +16,16 @@ if TYPE_CHECKING:
 console = Console()
 err_console = Console(stderr=True)
 MAX_LISTED = 20
+
+
+def printable(text: object) -> str:
+    """Text any terminal can show: file-name bytes that are not UTF-8 (surrogate escapes) become U+FFFD."""
+    return str(text).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def error_line(message: object) -> str:
+    """A user error as one red line; the message is shown literally (paths may hold [brackets])."""
+    return f"[bold red]error:[/] {escape(' '.join(printable(message).split()))}"
 
 
 def backbones_table(rows: list[BackboneInfo]) -> Table:
@@ -107,7 +119,7 @@ def _listing(title: str, items: list[str]) -> Table:
     table = Table(title=title, show_header=False, title_justify="left")
     table.add_column("item", overflow="fold")
     for item in items[:MAX_LISTED]:
-        table.add_row(item)
+        table.add_row(Text(printable(item)))
     if len(items) > MAX_LISTED:
         table.add_row(f"... and {len(items) - MAX_LISTED} more")
     return table
@@ -117,7 +129,7 @@ def annotation_tables(report: AnnotationReport) -> list[Table]:
     """The data report: a summary, then every problem found (unreadable images listed with the reason)."""
     scan = report.scan
     low, median, high = report.images_per_identity
-    summary = Table(title=f"data report: {scan.root}", show_header=False, title_justify="left")
+    summary = Table(title=Text(f"data report: {printable(scan.root)}"), show_header=False, title_justify="left")
     summary.add_column("what")
     summary.add_column("value", justify="right")
     rows = [

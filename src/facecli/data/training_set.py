@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +27,7 @@ class TrainingSet:
     paths: list[Path]
     labels: np.ndarray
     classes: list[str]
+    left_out: list[tuple[Path, str]] = field(default_factory=list)  # (image, reason) found unusable up front
 
     @property
     def num_classes(self) -> int:
@@ -38,7 +39,7 @@ def _from_folder(root: Path) -> TrainingSet:
     names = [name for name in scan.identities if scan.images[name]]
     paths = [file for name in names for file in scan.images[name]]
     labels = np.array([label for label, name in enumerate(names) for _ in scan.images[name]], np.int64)
-    return TrainingSet(root, paths, labels, names)
+    return TrainingSet(root, paths, labels, names, scan.bad_images)
 
 
 def _from_annotation(path: Path, root: Path | None) -> TrainingSet:
@@ -78,7 +79,7 @@ def read_training_set(data: str | os.PathLike[str], root: str | os.PathLike[str]
     else:
         raise FaceCliError(f"{data}: no such dataset folder or annotation file")
     if found.num_classes < 2:
-        raise FaceCliError(f"{data}: {found.num_classes} identity found; training needs at least 2")
+        raise FaceCliError(f"{data}: {found.num_classes} identity found; training needs at least 2 identities")
     return found
 
 

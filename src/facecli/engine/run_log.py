@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pandas as pd
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.text import Text
 
-from facecli.console import err_console
+from facecli.console import err_console, printable
 from facecli.fileio import atomic_path
 
 
@@ -99,4 +100,4 @@ class RunLog:
 
     def note(self, text: str) -> None:
         if self.enabled:
-            err_console.print(text, highlight=False)
+            err_console.print(Text(printable(text)))

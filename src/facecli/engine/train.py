@@ -117,7 +117,8 @@ def _prepare_run_dir(options: TrainOptions, resume: bool, force: bool) -> None:
         shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
-def _loader(dataset: TrainImages, sampler: TrainBatchSampler, workers: int, device: torch.device) -> DataLoader:
+def train_loader(dataset: TrainImages, sampler: TrainBatchSampler, workers: int, device: torch.device) -> DataLoader:
+    """The training batches: worker processes decode and augment ahead of the model."""
     return DataLoader(
         dataset,
         batch_sampler=sampler,
@@ -126,6 +127,8 @@ def _loader(dataset: TrainImages, sampler: TrainBatchSampler, workers: int, devi
         prefetch_factor=4 if workers else None,
         pin_memory=device.type == "cuda",
         worker_init_fn=_init_worker,
+        # a forked worker deadlocks in OpenCV if the parent already used OpenCV's thread pool
+        multiprocessing_context="forkserver" if workers else None,
         generator=torch.Generator().manual_seed(0),  # keeps the global RNG (dropout) untouched
     )
 
@@ -211,7 +214,7 @@ def _train(
         write_text_atomic(options.run_dir / "classes.txt", "".join(f"{n};{c}\n" for n, c in enumerate(data.classes)))
 
     net: nn.Module = DistributedDataParallel(step_module) if proc.distributed else step_module
-    loader = _loader(TrainImages(data, model.config, options.aug), sampler, workers, runtime.device)
+    loader = train_loader(TrainImages(data, model.config, options.aug), sampler, workers, runtime.device)
 
     def save_state(path_epoch: int, path_batch: int) -> None:
         if not proc.is_main:
@@ -242,6 +245,12 @@ def _train(
             f"identities; {options.loss} on {options.backbone} {model.config.input_size[0]}px; "
             f"{len(sampler)} steps per epoch; lr {lr:g}"
         )
+        if data.left_out:
+            first, reason = data.left_out[0]
+            log.note(
+                f"left out {len(data.left_out)} unusable image(s), first {first}: {reason} "
+                f"(list them all with: facecli annotate {data.source} --check)"
+            )
     stopped = "finished"
     model.train()
     with stop_requests() as requested, log:
@@ -252,7 +261,7 @@ def _train(
                 bad = next((e for e in errors if e), None)
                 if bad:
                     raise FaceCliError(f"{bad} (list every bad image with: facecli annotate DATASET --check)")
-                value = _step(net, images, labels, optimizer, scaler, runtime, options.clip_grad)
+                value = train_step(net, images, labels, optimizer, scaler, runtime, options.clip_grad)
                 if not math.isfinite(value):
                     raise FaceCliError(
                         f"loss became {value} at step {step + 1} (epoch {epoch + 1}, batch {batch + 1}); "
@@ -307,7 +316,7 @@ def _train(
     )
 
 
-def _step(
+def train_step(
     net: nn.Module,
     images: torch.Tensor,
     labels: torch.Tensor,

@@ -301,3 +301,34 @@ def test_pickled_weights_are_refused_by_import(tmp_path):
     ]
     _assert_clean_failure(runner.invoke(app, args), "can run code", tmp_path, ("m.safetensors",))
     assert not MARKER.exists()
+
+
+# ---- nothing is overwritten without --force, and the check comes before any work ---------------------
+
+# Each command is given an existing output and an input that does not exist: the refusal to overwrite
+# must come first, so no input was read and no work was done.
+OVERWRITE_CASES: dict[str, tuple[str, list[str]]] = {
+    "synth": ("faces/keep.jpg", ["synth", "{w}/faces", "--identities", "2"]),
+    "annotate": ("cls_train.txt", ["annotate", "{missing}", "--out", "{w}"]),
+    "eval": ("report.json", ["eval", "-c", "{missing}", "--pairs", "{missing}", "--report", "{w}/report.json"]),
+    "predict": ("sub.csv", ["predict", "-c", "{missing}", "--pairs", "{missing}", "--out", "{w}/sub.csv"]),
+    "sweep": ("sweep.csv", ["sweep", "-c", "{missing}", "--pairs", "{missing}", "--out", "{w}/sweep.csv"]),
+    "export": ("m.onnx", ["export", "-c", "{missing}", "--format", "onnx", "--out", "{w}/m.onnx"]),
+    "import": ("m.safetensors", ["import", "{missing}", "--arch", "facenet-mobilenet", "--out", "{w}/m.safetensors"]),
+    "train": ("run/config.json", ["train", "--data", "{missing}", "--run-dir", "{w}/run"]),
+    "index": ("g.index", ["index", "{missing}", "-c", "{missing}", "--out", "{w}/g.index"]),
+    "identify": ("who.csv", ["identify", "{missing}", "--index", "{missing}", "--out", "{w}/who.csv"]),
+}
+
+
+@pytest.mark.parametrize("command", list(OVERWRITE_CASES))
+def test_existing_outputs_are_refused_before_any_work(tmp_path, command):
+    existing, template = OVERWRITE_CASES[command]
+    target = tmp_path / existing
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text("precious\n")
+    args = [a.format(w=tmp_path, missing=tmp_path / "does-not-exist") for a in template]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert "--force" in result.output and "does-not-exist" not in result.output, result.output
+    assert target.read_text() == "precious\n"

@@ -110,7 +110,7 @@ def test_one_epoch_then_resume_equals_two_epochs(data, tmp_path):
 def test_ctrl_c_mid_epoch_saves_a_state_that_resumes_exactly(data, tmp_path, monkeypatch):
     opts = dict(epochs=2, loss="softmax", aug="light")
     train(_options(data, tmp_path / "straight", **opts))
-    real_step, calls = train_module._step, [0]
+    real_step, calls = train_module.train_step, [0]
 
     def interrupted_step(*args, **kwargs):
         calls[0] += 1
@@ -134,7 +134,7 @@ def test_nan_loss_stops_naming_the_step_and_keeps_the_last_checkpoint(data, tmp_
     run = tmp_path / "run"
     train(_options(data, run, epochs=1))
     before = (run / "last.safetensors").read_bytes()
-    real_step, calls = train_module._step, [0]
+    real_step, calls = train_module.train_step, [0]
 
     def exploding(*args, **kwargs):
         calls[0] += 1

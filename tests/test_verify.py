@@ -157,3 +157,15 @@ def test_cli_eval_writes_report_plot_and_scores_and_refuses_overwrite(setup, tmp
     assert len(pd.read_csv(tmp_path / "s.csv")) == 20
     result = runner.invoke(app, args)
     assert result.exit_code == 2 and "--force" in result.output
+
+
+def test_large_runs_embed_into_a_memory_mapped_array_and_score_in_blocks(setup, monkeypatch):
+    plain = verify.evaluate(setup / "model.safetensors", _source(setup), _opts(), n_folds=2)
+    arrays = []
+    real = verify.embedding_array
+    monkeypatch.setattr(verify, "embedding_array", lambda *a: arrays.append(real(*a)) or arrays[-1])
+    monkeypatch.setattr(verify, "MEMMAP_ROWS", 4)
+    monkeypatch.setattr(verify, "SCORE_BLOCK", 3)
+    mapped = verify.evaluate(setup / "model.safetensors", _source(setup), _opts(), n_folds=2)
+    assert isinstance(arrays[0], np.memmap)
+    assert mapped.accuracy_per_fold == plain.accuracy_per_fold and mapped.auc == pytest.approx(plain.auc)

@@ -38,3 +38,13 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
     """Write UTF-8 text to `path` atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def read_text(path: Path) -> str:
+    """A UTF-8 text file (BOM allowed); unreadable or non-UTF-8 files are a one-line error naming the file."""
+    try:
+        return path.read_bytes().decode("utf-8-sig")
+    except OSError as exc:
+        raise FaceCliError(f"{path}: cannot read ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise FaceCliError(f"{path}: not UTF-8 text (byte {exc.start})") from None

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from facecli.errors import FaceCliError
+from facecli.fileio import read_text
 
 PairsFormat = Literal["auto", "lfw", "paths", "csv"]
 IMAGE_COLUMNS = (
@@ -53,16 +54,6 @@ class Pairs:
     def images(self) -> list[str]:
         """Each distinct image once, in first-seen order."""
         return list(dict.fromkeys(self.left + self.right))
-
-
-def read_text(path: Path) -> str:
-    """A UTF-8 text file (BOM allowed); unreadable or non-UTF-8 files are a one-line error naming the file."""
-    try:
-        return path.read_bytes().decode("utf-8-sig")
-    except OSError as exc:
-        raise FaceCliError(f"{path}: cannot read ({exc.strerror})") from None
-    except UnicodeDecodeError as exc:
-        raise FaceCliError(f"{path}: not UTF-8 text (byte {exc.start})") from None
 
 
 def _ints(fields: list[str]) -> list[int] | None:
@@ -220,6 +211,8 @@ def resolve_images(pairs: Pairs, root: str | os.PathLike[str], allow_outside_roo
     root = Path(root).resolve()
     resolved = {}
     for image in pairs.images:
+        if "\x00" in image:
+            raise FaceCliError(f"{pairs.source}: image name {image!r} holds a NUL byte")
         full = (root / image).resolve()
         if not allow_outside_root and not full.is_relative_to(root):
             raise FaceCliError(f"{pairs.source}: image '{image}' is outside --root {root} (use --allow-outside-root)")

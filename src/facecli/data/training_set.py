@@ -12,9 +12,9 @@ from torch.utils.data import Dataset
 
 from facecli.data.augment import augment
 from facecli.data.images import ImageError, read_image
-from facecli.data.pairs import read_text
 from facecli.data.scan import scan_dataset
 from facecli.errors import FaceCliError
+from facecli.fileio import read_text
 from facecli.models import ModelConfig
 from facecli.models.embedder import prepare_image
 

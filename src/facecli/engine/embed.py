@@ -46,8 +46,12 @@ def embed_images(
     batch_size: int = 64,
     workers: int | None = None,
     flip: bool = False,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
-    """(N, E) float32 L2-normalised embeddings; with `flip`, of the image plus its mirror image."""
+    """(N, E) float32 L2-normalised embeddings; with `flip`, of the image plus its mirror image.
+
+    Batches are written into `out` when given (a memory-mapped array keeps large runs off the heap).
+    """
     config = embedder.config
     workers = default_workers() if workers is None else workers
     loader = DataLoader(
@@ -59,7 +63,7 @@ def embed_images(
         # a forked worker deadlocks in OpenCV if the parent already used OpenCV's thread pool
         multiprocessing_context="forkserver" if workers else None,
     )
-    out = np.empty((len(paths), config.embedding_size), np.float32)
+    out = np.empty((len(paths), config.embedding_size), np.float32) if out is None else out
     start = 0
     for batch, errors in loader:
         for offset, reason in enumerate(errors):

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 from facecli.errors import FaceCliError, did_you_mean
+from facecli.fileio import read_text
 
 Optimizer = Literal["sgd", "adam", "adamw"]
 Scheduler = Literal["cos", "step"]
@@ -106,9 +107,7 @@ def read_yaml_options(path: str | os.PathLike[str]) -> dict:
 
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise FaceCliError(f"{path}: cannot read ({exc.strerror})") from None
+        data = yaml.safe_load(read_text(path))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""

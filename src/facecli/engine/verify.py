@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,8 @@ from facecli.runtime import Runtime
 
 Metric = Literal["cosine", "euclidean"]
 MAX_LISTED = 10
+MEMMAP_ROWS = 20_000  # more embeddings than this live in a memory-mapped file, not on the heap
+SCORE_BLOCK = 8192  # pairs scored per block
 
 
 @dataclass
@@ -57,16 +60,25 @@ def _embeddings(checkpoint: Path, files: list[Path], opts: EmbedOptions) -> tupl
     keys = [image_key(f, opts.flip) for f in files] if cache else []
     known = cache.get(keys) if cache else {}
     todo = [i for i, k in enumerate(keys) if k not in known] if cache else list(range(len(files)))
-    out = np.empty((len(files), model.config.embedding_size), np.float32)
+    out = embedding_array(len(files), model.config.embedding_size)
     for i, k in enumerate(keys):
         if k in known:
             out[i] = known[k]
-    if todo:
-        fresh = embed_images(model, [files[i] for i in todo], opts.batch_size, opts.workers, opts.flip)
-        out[todo] = fresh
-        if cache:
-            cache.put([keys[i] for i in todo], fresh)
+    if todo and not known:
+        embed_images(model, files, opts.batch_size, opts.workers, opts.flip, out)
+    elif todo:
+        out[todo] = embed_images(model, [files[i] for i in todo], opts.batch_size, opts.workers, opts.flip)
+    if todo and cache:
+        cache.put([keys[i] for i in todo], out[todo])
     return out, len(todo)
+
+
+def embedding_array(rows: int, size: int) -> np.ndarray:
+    """A float32 (rows, size) array; past MEMMAP_ROWS rows, memory-mapped on an anonymous temporary file."""
+    if rows <= MEMMAP_ROWS:
+        return np.empty((rows, size), np.float32)
+    with tempfile.TemporaryFile(prefix="facecli-embeddings-") as backing:  # unlinked at once; the map keeps it
+        return np.memmap(backing, np.float32, "w+", shape=(rows, size))
 
 
 @dataclass
@@ -119,10 +131,14 @@ def score_checked(
     embeddings, embedded = embed([checked.resolved[i] for i in present])
     row = {image: n for n, image in enumerate(present)}
     scores = np.full(len(pairs), np.nan)
-    ok = np.array([a in row and b in row for a, b in zip(pairs.left, pairs.right, strict=True)], bool)
-    a = embeddings[[row[x] for x, keep in zip(pairs.left, ok, strict=True) if keep]]
-    b = embeddings[[row[x] for x, keep in zip(pairs.right, ok, strict=True) if keep]]
-    scores[ok] = (a * b).sum(1) if metric == "cosine" else -np.linalg.norm(a - b, axis=1)
+    left = np.array([row.get(x, -1) for x in pairs.left], np.int64)
+    right = np.array([row.get(x, -1) for x in pairs.right], np.int64)
+    for start in range(0, len(pairs), SCORE_BLOCK):  # in blocks: never all pairs' embeddings at once
+        i, j = left[start : start + SCORE_BLOCK], right[start : start + SCORE_BLOCK]
+        ok = (i >= 0) & (j >= 0)
+        a, b = embeddings[i[ok]], embeddings[j[ok]]
+        block = scores[start : start + SCORE_BLOCK]
+        block[ok] = (a * b).sum(1) if metric == "cosine" else -np.linalg.norm(a - b, axis=1)
     return ScoredPairs(pairs, scores, metric, embedded, len(present))
 
 

@@ -318,6 +318,10 @@ OVERWRITE_CASES: dict[str, tuple[str, list[str]]] = {
     "train": ("run/config.json", ["train", "--data", "{missing}", "--run-dir", "{w}/run"]),
     "index": ("g.index", ["index", "{missing}", "-c", "{missing}", "--out", "{w}/g.index"]),
     "identify": ("who.csv", ["identify", "{missing}", "--index", "{missing}", "--out", "{w}/who.csv"]),
+    "eval-identify": (
+        "cmc.png",
+        ["eval-identify", "--index", "{missing}", "--probes", "{missing}", "--plot", "{w}/cmc.png"],
+    ),
 }
 
 

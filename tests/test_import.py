@@ -70,7 +70,9 @@ def test_imported_weights_reproduce_the_reference_outputs(reference, tmp_path, n
         else:
             got = model.neck(model.trunk(x))
             torch.testing.assert_close(model(x), F.normalize(expected, dim=1), atol=1e-5, rtol=0)
-    assert (got - expected).abs().max().item() < 1e-5
+    # relative to the output's scale: un-normalised iresnet outputs reach 3e4, and float32 summation order
+    # differs between CPUs (~1e-5 relative); a wrong mapping is off by order 1
+    assert (got - expected).abs().max().item() < 5e-5 * max(1.0, expected.abs().max().item())
 
 
 def test_source_preprocessing_is_recorded():

@@ -114,14 +114,21 @@ def test_a_training_state_write_cut_part_way_leaves_the_previous_one_readable(tm
 
 
 @pytest.mark.slow
-def test_sigint_during_eval_exits_130_and_writes_no_report(data, tmp_path):
+def test_sigint_during_eval_exits_130_and_writes_no_report(tmp_path):
+    synth(tmp_path / "faces", identities=40, images=5, size=48, seed=6)
+    annotate(tmp_path / "faces", out_dir=tmp_path, pairs=200, folds=2, pairs_out=tmp_path / "pairs.txt")
     checkpoint = tmp_path / "big.safetensors"
-    save_model(create_model("inception_resnetv1"), checkpoint)  # 160 px: slow enough to interrupt
+    # ~200 images at 160 px through Inception-ResNet: several seconds, so the signal lands mid-way
+    save_model(create_model("inception_resnetv1"), checkpoint)
     report, scores = tmp_path / "report.json", tmp_path / "scores.csv"
-    args = [*FACECLI, "eval", "-c", str(checkpoint), "--pairs", str(data / "pairs.txt"), "--root",
-            str(data / "faces"), "--device", "cpu", "--batch-size", "2", "--workers", "1",
+    args = [*FACECLI, "eval", "-c", str(checkpoint), "--pairs", str(tmp_path / "pairs.txt"), "--root",
+            str(tmp_path / "faces"), "--device", "cpu", "--batch-size", "2", "--workers", "1",
             "--report", str(report), "--scores", str(scores)]  # fmt: skip
-    proc = subprocess.Popen(args, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # a test runner's worker may ignore SIGINT, and children inherit that: give the command the default
+    restore = lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)  # noqa: E731
+    proc = subprocess.Popen(
+        args, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=restore
+    )
     assert proc.stderr is not None
     assert "runtime" in proc.stderr.readline()  # the command has started its work
     time.sleep(1.0)

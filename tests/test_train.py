@@ -118,12 +118,12 @@ def test_ctrl_c_mid_epoch_saves_a_state_that_resumes_exactly(data, tmp_path, mon
             os.kill(os.getpid(), signal.SIGINT)
         return real_step(*args, **kwargs)
 
-    monkeypatch.setattr(train_module, "_step", interrupted_step)
+    monkeypatch.setattr(train_module, "train_step", interrupted_step)
     result = train(_options(data, tmp_path / "cut", **opts))
     assert result.stopped == "interrupted" and result.steps == 6
     state = torch.load(tmp_path / "cut" / "last_state.pt", weights_only=True)
     assert (state["epoch"], state["batch"], state["step"]) == (1, 2, 6)
-    monkeypatch.setattr(train_module, "_step", real_step)
+    monkeypatch.setattr(train_module, "train_step", real_step)
     result = train(resolve_options({}, resume=tmp_path / "cut"), resume=True)
     assert result.stopped == "finished" and result.steps == 8
     a, b = _weights(tmp_path / "straight" / "last.safetensors"), _weights(tmp_path / "cut" / "last.safetensors")
@@ -140,7 +140,7 @@ def test_nan_loss_stops_naming_the_step_and_keeps_the_last_checkpoint(data, tmp_
         calls[0] += 1
         return float("nan") if calls[0] == 2 else real_step(*args, **kwargs)
 
-    monkeypatch.setattr(train_module, "_step", exploding)
+    monkeypatch.setattr(train_module, "train_step", exploding)
     with pytest.raises(FaceCliError, match=r"loss became nan at step 6 \(epoch 2, batch 2\)"):
         train(resolve_options({"epochs": 2}, resume=run), resume=True)
     assert (run / "last.safetensors").read_bytes() == before

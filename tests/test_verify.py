@@ -111,7 +111,9 @@ def test_sweep_saves_threshold_that_predict_then_uses(setup, tmp_path):
     config = read_config(model)
     assert config.threshold == pytest.approx(result.chosen) and config.threshold_metric == "cosine"
     out = verify.predict(model, _source(setup), _opts(), tmp_path / "sub.csv")
-    assert ((out["score"] > result.chosen).astype(int) == out["prediction"]).all()
+    clear = (out["score"] - result.chosen).abs() > 1e-6  # the CSV's scores are rounded to 6 decimals
+    assert clear.sum() > len(out) // 2
+    assert ((out["score"] > result.chosen).astype(int) == out["prediction"])[clear].all()
 
 
 def test_from_scores_with_distances_and_folds(tmp_path):

@@ -124,8 +124,13 @@ def test_sigint_during_eval_exits_130_and_writes_no_report(tmp_path):
     args = [*FACECLI, "eval", "-c", str(checkpoint), "--pairs", str(tmp_path / "pairs.txt"), "--root",
             str(tmp_path / "faces"), "--device", "cpu", "--batch-size", "2", "--workers", "1",
             "--report", str(report), "--scores", str(scores)]  # fmt: skip
-    # a test runner's worker may ignore SIGINT, and children inherit that: give the command the default
-    restore = lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)  # noqa: E731
+
+    # a test runner's worker may ignore or block SIGINT, and children inherit both: give the command
+    # the default disposition and an unblocked signal, as a shell would
+    def restore() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
     proc = subprocess.Popen(
         args, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=restore
     )
@@ -133,7 +138,8 @@ def test_sigint_during_eval_exits_130_and_writes_no_report(tmp_path):
     assert "runtime" in proc.stderr.readline()  # the command has started its work
     time.sleep(1.0)
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
+    sent = time.monotonic()
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, f"exit {proc.returncode} {time.monotonic() - sent:.1f}s after SIGINT\n{err}{out}"
     assert "interrupted" in err and "Traceback" not in err
     assert not report.exists() and not scores.exists() and not list(tmp_path.glob("*.tmp"))

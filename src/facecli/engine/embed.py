@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,6 +36,12 @@ class ImageFiles(Dataset):
         return prepare_image(image, self.config), ""
 
 
+def worker_start(workers: int) -> str | None:
+    """How loader workers start: from a forkserver where there is one, since a worker forked after the
+    parent used OpenCV's thread pool deadlocks inside OpenCV."""
+    return "forkserver" if workers and "forkserver" in multiprocessing.get_all_start_methods() else None
+
+
 def default_workers() -> int:
     """Loader processes: all cores but one for the model, at most 8."""
     return max(0, min(8, (os.cpu_count() or 1) - 1))
@@ -60,8 +67,7 @@ def embed_images(
         num_workers=workers,
         pin_memory=torch.cuda.is_available(),
         prefetch_factor=4 if workers else None,
-        # a forked worker deadlocks in OpenCV if the parent already used OpenCV's thread pool
-        multiprocessing_context="forkserver" if workers else None,
+        multiprocessing_context=worker_start(workers),
     )
     out = np.empty((len(paths), config.embedding_size), np.float32) if out is None else out
     start = 0

@@ -25,7 +25,7 @@ from facecli.data.samplers import TrainBatchSampler
 from facecli.data.training_set import TrainImages, read_training_set
 from facecli.engine import distributed
 from facecli.engine.backends import TorchEmbedder
-from facecli.engine.embed import default_workers, embed_images
+from facecli.engine.embed import default_workers, embed_images, worker_start
 from facecli.engine.metrics import VerificationReport, verification_report
 from facecli.engine.optim import build_optimizer, effective_lr, lr_factor
 from facecli.engine.run_log import RunLog, TrainResult
@@ -130,8 +130,7 @@ def train_loader(dataset: TrainImages, sampler: TrainBatchSampler, workers: int,
         prefetch_factor=4 if workers else None,
         pin_memory=device.type == "cuda",
         worker_init_fn=_init_worker,
-        # a forked worker deadlocks in OpenCV if the parent already used OpenCV's thread pool
-        multiprocessing_context="forkserver" if workers else None,
+        multiprocessing_context=worker_start(workers),
         generator=torch.Generator().manual_seed(0),  # keeps the global RNG (dropout) untouched
     )
 

@@ -2,4 +2,5 @@
 
 from facecli.cli import main
 
-main()
+if __name__ == "__main__":  # not when a spawned or forkserver process re-imports the main module
+    main()

@@ -20,9 +20,10 @@ import cv2
 import numpy as np
 import pytest
 from PIL import Image
+from safetensors.torch import save_file
 from typer.testing import CliRunner
 
-from facecli.checkpoint import save_model
+from facecli.checkpoint import CONFIG_KEY, read_config, save_model
 from facecli.cli import app
 from facecli.data.synth import synth
 from facecli.models import create_model
@@ -233,13 +234,8 @@ def test_windows_line_endings_and_bom_are_accepted(base, tmp_path, encoding):
 
 
 def _other_architecture(base: Path, path: Path) -> None:
-    """vgg16 weights under a config that claims mobilenet."""
-    shutil.copy(base / "model.safetensors", path)
-    from safetensors.torch import save_file
-
-    from facecli.checkpoint import CONFIG_KEY
-
-    config = json.dumps(create_model("mobilenet", input_size=32, embedding_size=8).config.to_dict())
+    """vgg16 weights under the good checkpoint's config, which claims mobilenet."""
+    config = json.dumps(read_config(base / "model.safetensors").to_dict())
     weights = create_model("vgg16", input_size=32, embedding_size=8).state_dict()
     save_file({k: v.contiguous() for k, v in weights.items()}, str(path), metadata={CONFIG_KEY: config})
 

@@ -64,7 +64,7 @@ def _embeddings(checkpoint: Path, files: list[Path], opts: EmbedOptions) -> tupl
     for i, k in enumerate(keys):
         if k in known:
             out[i] = known[k]
-    if todo and not known:
+    if todo and len(todo) == len(files):  # nothing cached: embed straight into `out`, no second copy
         embed_images(model, files, opts.batch_size, opts.workers, opts.flip, out)
     elif todo:
         out[todo] = embed_images(model, [files[i] for i in todo], opts.batch_size, opts.workers, opts.flip)

@@ -27,11 +27,16 @@ IMAGES_PER_IDENTITY = 10
 MEASURE = """
 import resource, sys, time
 from pathlib import Path
-from facecli.engine.verify import EmbedOptions, PairsInput, evaluate
+from facecli.embed import EmbedOptions
+from facecli.verification import PairsInput, evaluate
 from facecli.runtime import resolve_runtime
 model, pairs, root = map(Path, sys.argv[1:4])
 start = time.perf_counter()
-report = evaluate(model, PairsInput(pairs, root), EmbedOptions(resolve_runtime("cpu", "fp32"), batch_size=256))
+report = evaluate(
+    checkpoint=model,
+    pairs=PairsInput(pairs, root),
+    embedding=EmbedOptions(resolve_runtime("cpu", "fp32"), batch_size=256),
+)
 print(report.images, time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 """
 

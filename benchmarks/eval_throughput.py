@@ -17,7 +17,8 @@ from rich.console import Console
 from rich.table import Table
 
 from facecli.data.synth import synth
-from facecli.engine.embed import default_workers, embed_images
+from facecli.data.workers import default_workers
+from facecli.embed import TorchEmbedder, embed_images
 from facecli.models import create_model
 from facecli.registry import BACKBONES
 from facecli.runtime import resolve_runtime
@@ -61,9 +62,10 @@ def main() -> None:
 
             batch = model.preprocess([read_image(f) for f in files[: args.batch_size]])
             ceiling = model_only_rate(model, batch, len(files), runtime)
-            embed_images(model, files[: args.batch_size], runtime, args.batch_size)  # warm-up
+            embedder = TorchEmbedder(model, runtime)
+            embed_images(embedder, files[: args.batch_size], args.batch_size)  # warm-up
             start = time.perf_counter()
-            embed_images(model, files, runtime, args.batch_size)
+            embed_images(embedder, files, args.batch_size)
             rate = len(files) / (time.perf_counter() - start)
             table.add_row(name, f"{size}", f"{ceiling:.1f}", f"{rate:.1f}", f"{rate / ceiling:.0%}")
     Console().print(table)

@@ -21,8 +21,8 @@ from rich.console import Console
 from rich.table import Table
 
 from facecli.checkpoint import save_model
-from facecli.engine.backends import OnnxEmbedder
-from facecli.engine.export import export
+from facecli.embed import OnnxEmbedder
+from facecli.exporting import export
 from facecli.models import create_model
 from facecli.registry import BACKBONES
 from facecli.runtime import resolve_runtime
@@ -59,7 +59,7 @@ def paths_for(name: str, tmp: Path, device: str) -> dict[str, Callable[[torch.Te
     if bf16_ok:
         paths["channels_last bf16"] = torch_path(model, resolve_runtime(device, "bf16", channels_last=True))
     paths["torch.compile fp32"] = torch_path(model, resolve_runtime(device, "fp32", compile=True))
-    export(ckpt, "torchscript", tmp / f"{name}.pt", verify=False, force=True)
+    export(checkpoint=ckpt, fmt="torchscript", out=tmp / f"{name}.pt", verify=False, force=True)
     scripted = torch.jit.load(str(tmp / f"{name}.pt"), map_location=device)
 
     def run_script(x: torch.Tensor) -> object:
@@ -67,7 +67,7 @@ def paths_for(name: str, tmp: Path, device: str) -> dict[str, Callable[[torch.Te
             return scripted(x.to(device))
 
     paths["TorchScript fp32"] = run_script
-    export(ckpt, "onnx", tmp / f"{name}.onnx", verify=False, force=True)
+    export(checkpoint=ckpt, fmt="onnx", out=tmp / f"{name}.onnx", verify=False, force=True)
     onnx = OnnxEmbedder(tmp / f"{name}.onnx")
     paths[f"onnxruntime ({onnx.session.get_providers()[0].removesuffix('ExecutionProvider')})"] = lambda x: onnx.run(
         x.numpy()

@@ -20,9 +20,8 @@ from facecli.data.annotation import annotate
 from facecli.data.images import read_image
 from facecli.data.pairs import read_pairs, resolve_images
 from facecli.data.synth import synth
-from facecli.engine.metrics import verification_report
-from facecli.engine.train import train
-from facecli.engine.train_options import TrainOptions
+from facecli.training import TrainOptions, train
+from facecli.verification.metrics import verification_report
 
 RECIPES = {
     "triplet": {"loss": "triplet"},

@@ -21,12 +21,12 @@ from rich.table import Table
 from facecli.data.samplers import TrainBatchSampler
 from facecli.data.synth import synth
 from facecli.data.training_set import TrainImages, read_training_set
-from facecli.engine.embed import default_workers
-from facecli.engine.train import TrainStep, train_loader, train_step
+from facecli.data.workers import default_workers
 from facecli.losses import margin  # noqa: F401  (registers the losses)
 from facecli.models import create_model
 from facecli.registry import BACKBONES, LOSSES
 from facecli.runtime import Runtime, resolve_runtime
+from facecli.training.loop import TrainStep, train_loader, train_step
 
 
 def setups(device: str) -> list[tuple[str, Runtime]]:
@@ -63,7 +63,7 @@ def measure(name: str, data, runtime: Runtime, batch_size: int, steps: int, work
         train_step(net, images, labels, optimizer, scaler, runtime, None)
 
     sampler = TrainBatchSampler(data.labels, batch_size, "random", seed=0)
-    loader = train_loader(TrainImages(data, model.config, "light"), sampler, workers, runtime.device)
+    loader = train_loader(TrainImages(data, model.config.preprocessing, "light"), sampler, workers, runtime.device)
     batches = ((images, labels) for _ in itertools.count() for images, labels, _ in loader)
     in_memory = itertools.repeat(next(batches))
     before = images_per_second(step, in_memory, steps, batch_size, sync)

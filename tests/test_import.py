@@ -55,7 +55,7 @@ def test_imported_weights_reproduce_the_reference_outputs(reference, tmp_path, n
     wrapped = {"state_dict": {f"module.{k}": v for k, v in state.items()}, "epoch": 3}
     torch.save(wrapped, tmp_path / "published.pth")
 
-    import_weights(tmp_path / "published.pth", arch, tmp_path / "model.safetensors")
+    import_weights(tmp_path / "published.pth", arch=arch, out=tmp_path / "model.safetensors")
     model = load(tmp_path / "model.safetensors")
     c = read_config(tmp_path / "model.safetensors")
     _, _, h, w = manifest["input"]["shape"]
@@ -121,7 +121,7 @@ def test_pickled_code_is_refused(tmp_path):
     path = tmp_path / "evil.pth"
     torch.save({"state_dict": {"w": torch.zeros(1)}, "args": argparse.Namespace(lr=0.1)}, path)
     with pytest.raises(FaceCliError, match="refused, it needs arbitrary unpickling"):
-        import_weights(path, "arcface-iresnet18", tmp_path / "out.safetensors")
+        import_weights(path, arch="arcface-iresnet18", out=tmp_path / "out.safetensors")
     assert not (tmp_path / "out.safetensors").exists()
 
 

@@ -187,7 +187,7 @@ def convert(state: dict[str, torch.Tensor], arch: str, origin: str = "weights") 
 
 
 def import_weights(
-    weights: str | os.PathLike[str], arch: str, out: str | os.PathLike[str], force: bool = False
+    weights: str | os.PathLike[str], *, arch: str, out: str | os.PathLike[str], force: bool = False
 ) -> FaceEmbedder:
     """Read published weights, map them onto a registry backbone and write a facecli .safetensors."""
     get_source(arch)

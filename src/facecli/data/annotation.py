@@ -50,6 +50,7 @@ def _choose_holdout(scan: DatasetScan, count: int, seed: int) -> list[str]:
 
 def annotate(
     dataset_dir: str | os.PathLike[str],
+    *,
     out_dir: str | os.PathLike[str] = ".",
     csv: str | os.PathLike[str] | None = None,
     pairs: int = 0,

@@ -151,6 +151,15 @@ def _pick(columns: list[str], options: tuple) -> tuple | str | None:
     return None
 
 
+def integer_column(table: pd.DataFrame, column: str, path: Path) -> np.ndarray:
+    """A CSV column as integers; the first value that is not one is a one-line error naming file and line."""
+    values = pd.to_numeric(table[column].astype(str).str.strip(), errors="coerce").to_numpy(float)
+    bad = np.flatnonzero(~np.isfinite(values) | (values != np.round(values)))
+    if len(bad):
+        raise FaceCliError(f"{path} line {bad[0] + 2}: {column} '{table[column].iloc[bad[0]]}' is not an integer")
+    return values.astype(np.int64)
+
+
 def _parse_csv(path: Path, text: str, columns: list[str] | None) -> Pairs:
     try:
         table = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, quoting=csv.QUOTE_MINIMAL)
@@ -178,7 +187,7 @@ def _parse_csv(path: Path, text: str, columns: list[str] | None) -> Pairs:
         labels = np.array([_label(v, path, i + 2) for i, v in enumerate(table[label_col])])
     elif id_cols is not None:
         labels = (table[id_cols[0]].str.strip() == table[id_cols[1]].str.strip()).to_numpy().astype(int)
-    folds = table["fold"].astype(int).to_numpy() if "fold" in names else None
+    folds = integer_column(table, "fold", path) if "fold" in names else None
     for col in image_cols:
         empty = np.flatnonzero(table[col].str.strip() == "")
         if len(empty):

@@ -207,6 +207,7 @@ def _write_identity(out: Path, index: int, images: int, size: int, seed: int) ->
 
 def synth(
     out_dir: str | os.PathLike[str],
+    *,
     identities: int = 20,
     images: int = 10,
     size: int = 64,

@@ -13,10 +13,9 @@ from torch.utils.data import Dataset
 from facecli.data.augment import augment
 from facecli.data.images import ImageError, read_image
 from facecli.data.scan import scan_dataset
+from facecli.data.transforms import Preprocessing
 from facecli.errors import FaceCliError
 from facecli.fileio import read_text
-from facecli.models import ModelConfig
-from facecli.models.embedder import prepare_image
 
 
 @dataclass
@@ -86,8 +85,8 @@ def read_training_set(data: str | os.PathLike[str], root: str | os.PathLike[str]
 class TrainImages(Dataset):
     """Indexed by (image index, augmentation seed): the same seed always gives the same augmented tensor."""
 
-    def __init__(self, data: TrainingSet, config: ModelConfig, aug: str) -> None:
-        self.data, self.config, self.aug = data, config, aug
+    def __init__(self, data: TrainingSet, preprocessing: Preprocessing, aug: str) -> None:
+        self.data, self.preprocessing, self.aug = data, preprocessing, aug
 
     def __len__(self) -> int:
         return len(self.data.paths)
@@ -99,6 +98,6 @@ class TrainImages(Dataset):
         try:
             image = read_image(self.data.paths[index])
         except ImageError as exc:
-            return torch.zeros(3, *self.config.input_size), label, f"{self.data.paths[index]}: {exc}"
+            return self.preprocessing.blank(), label, f"{self.data.paths[index]}: {exc}"
         image = augment(image, self.aug, np.random.default_rng(seed))
-        return prepare_image(image, self.config), label, ""
+        return self.preprocessing(image), label, ""

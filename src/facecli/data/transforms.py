@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -49,3 +50,22 @@ def to_tensor(
     mean_t = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1)
     std_t = torch.tensor(std, dtype=torch.float32).view(3, 1, 1)
     return (x - mean_t) / std_t
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How a model wants its input: size, normalisation, channel order and resize mode."""
+
+    size: tuple[int, int]
+    mean: Sequence[float]
+    std: Sequence[float]
+    channel_order: str = "RGB"
+    mode: str = "resize"
+
+    def __call__(self, image: np.ndarray) -> torch.Tensor:
+        """One decoded uint8 RGB image to the normalised (3, H, W) tensor."""
+        return to_tensor(image, self.size, self.mean, self.std, self.channel_order, self.mode)
+
+    def blank(self) -> torch.Tensor:
+        """A zero tensor of the input's shape (the stand-in for an image that could not be read)."""
+        return torch.zeros(3, *self.size)

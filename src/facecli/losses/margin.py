@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from facecli.errors import FaceCliError
 from facecli.models.heads import LinearHead, MarginHead
 from facecli.registry import LOSSES
 
@@ -22,7 +23,7 @@ class HeadLoss(nn.Module):
 
 
 @LOSSES.register("softmax")
-def softmax(embedding_size: int, num_classes: int, **_: object) -> HeadLoss:
+def softmax(embedding_size: int, num_classes: int) -> HeadLoss:
     """Plain softmax cross-entropy (the baseline)."""
     return HeadLoss(LinearHead(embedding_size, num_classes))
 
@@ -34,14 +35,13 @@ def arcface(
     scale: float = 64.0,
     margin: float = 0.5,
     easy_margin: bool = False,
-    **_: object,
 ) -> HeadLoss:
     """Additive angular margin: cos(theta + m), s=64, m=0.5."""
     return HeadLoss(MarginHead(embedding_size, num_classes, scale, m2=margin, easy_margin=easy_margin))
 
 
 @LOSSES.register("cosface")
-def cosface(embedding_size: int, num_classes: int, scale: float = 64.0, margin: float = 0.35, **_: object) -> HeadLoss:
+def cosface(embedding_size: int, num_classes: int, scale: float = 64.0, margin: float = 0.35) -> HeadLoss:
     """Additive cosine margin: cos(theta) - m, s=64, m=0.35."""
     return HeadLoss(MarginHead(embedding_size, num_classes, scale, m3=margin))
 
@@ -51,10 +51,9 @@ def combined(
     embedding_size: int,
     num_classes: int,
     scale: float = 64.0,
-    m1: float = 1.0,
-    m2: float = 0.3,
-    m3: float = 0.2,
-    **_: object,
+    margins: tuple[float, float, float] = (1.0, 0.3, 0.2),
 ) -> HeadLoss:
-    """The combined margin form cos(m1 * theta + m2) - m3."""
-    return HeadLoss(MarginHead(embedding_size, num_classes, scale, m1, m2, m3))
+    """The combined margin form cos(m1 * theta + m2) - m3, margins = (m1, m2, m3)."""
+    if len(margins) != 3:
+        raise FaceCliError(f"--margins takes m1,m2,m3 (three numbers), got {list(margins)}")
+    return HeadLoss(MarginHead(embedding_size, num_classes, scale, *margins))

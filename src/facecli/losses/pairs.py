@@ -56,12 +56,12 @@ class SiameseLoss(nn.Module):
 
 
 @LOSSES.register("contrastive")
-def contrastive(embedding_size: int, num_classes: int, margin: float = 1.0, **_: object) -> ContrastiveLoss:
+def contrastive(embedding_size: int, num_classes: int, margin: float = 1.0) -> ContrastiveLoss:
     """Contrastive loss with a margin on the distance."""
     return ContrastiveLoss(margin)
 
 
 @LOSSES.register("siamese")
-def siamese(embedding_size: int, num_classes: int, **_: object) -> SiameseLoss:
+def siamese(embedding_size: int, num_classes: int) -> SiameseLoss:
     """Siamese pair classification with binary cross-entropy."""
     return SiameseLoss(embedding_size)

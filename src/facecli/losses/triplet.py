@@ -86,7 +86,6 @@ def triplet(
     margin: float = 0.2,
     mining: str = "batch_hard",
     aux_ce_weight: float = 0.0,
-    **_: object,
 ) -> TripletLoss:
     """FaceNet triplet loss (margin 0.2) with a miner, optionally with the auxiliary softmax."""
     from facecli.models.heads import LinearHead

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from facecli import __version__
-from facecli.data.transforms import to_tensor
+from facecli.data.transforms import Preprocessing
 from facecli.errors import FaceCliError
 from facecli.models.necks import FlattenNeck, PoolNeck
 from facecli.models.spec import BackboneSpec
@@ -41,6 +41,11 @@ class ModelConfig:
     def to_dict(self) -> dict:
         """JSON-ready dict."""
         return dataclasses.asdict(self)
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        """What turns a decoded image into this model's input."""
+        return Preprocessing(self.input_size, self.mean, self.std, self.channel_order, self.resize)
 
     @classmethod
     def from_dict(cls, data: dict) -> ModelConfig:
@@ -80,11 +85,6 @@ def default_config(
     )
 
 
-def prepare_image(image: np.ndarray, config: ModelConfig) -> torch.Tensor:
-    """One decoded uint8 RGB image to the normalised (3, H, W) tensor a model with `config` expects."""
-    return to_tensor(image, config.input_size, config.mean, config.std, config.channel_order, config.resize)
-
-
 def _feature_shape(spec: BackboneSpec, input_size: tuple[int, int]) -> torch.Size:
     """The trunk's output shape for one image, found with a forward pass on the meta device."""
     with torch.device("meta"):
@@ -115,7 +115,8 @@ class FaceEmbedder(nn.Module):
 
     def preprocess(self, images: Sequence[np.ndarray]) -> torch.Tensor:
         """Decoded uint8 RGB images (any size) to the normalised batch this model was trained on."""
-        return torch.stack([prepare_image(image, self.config) for image in images])
+        preprocessing = self.config.preprocessing
+        return torch.stack([preprocessing(image) for image in images])
 
 
 def create_model(backbone: str | ModelConfig, **options: object) -> FaceEmbedder:

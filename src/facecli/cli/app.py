@@ -1,0 +1,86 @@
+"""The Typer app, its help panels, and `command`: the decorator every command is registered with."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+import typing
+from collections.abc import Callable
+from typing import Any
+
+import typer
+
+from facecli.console import err_console, error_line
+from facecli.errors import FaceCliError
+
+app = typer.Typer(
+    name="facecli",
+    help="Face verification and metric learning with PyTorch.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+DATA, TRAINING, EVALUATION, DEPLOYMENT, SEARCH = "Data", "Training", "Evaluation", "Deployment", "Search"
+
+
+def _group_parameters(group: type) -> list[inspect.Parameter]:
+    """An option group's fields as keyword parameters, each with its Typer option in the annotation."""
+    hints = typing.get_type_hints(group, include_extras=True)
+    return [
+        inspect.Parameter(f.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=f.default, annotation=hints[f.name])
+        for f in dataclasses.fields(group)
+    ]
+
+
+def _expand_groups(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Let a command take an option group (a dataclass whose fields are Typer options) as one parameter.
+
+    Typer sees the group's fields as ordinary options; the command receives the filled dataclass.
+    """
+    hints = typing.get_type_hints(fn, include_extras=True)
+    signature = inspect.signature(fn)
+    groups = {name: hints[name] for name in signature.parameters if dataclasses.is_dataclass(hints.get(name))}
+    if not groups:
+        return fn
+    parameters = []
+    for name, param in signature.parameters.items():
+        if name in groups:
+            parameters += _group_parameters(groups[name])
+        else:
+            parameters.append(param.replace(annotation=hints.get(name, param.annotation)))
+
+    @functools.wraps(fn)
+    def run(**kwargs: Any) -> Any:
+        for name, group in groups.items():
+            kwargs[name] = group(**{f.name: kwargs.pop(f.name) for f in dataclasses.fields(group)})
+        return fn(**kwargs)
+
+    run.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    run.__annotations__ = {p.name: p.annotation for p in parameters}
+    del run.__wrapped__  # Typer must read the expanded signature, not the original's
+    return run
+
+
+def command(name: str, panel: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register a command in a help panel; its user errors become one red line on stderr and exit code 2."""
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        expanded = _expand_groups(fn)
+
+        @functools.wraps(expanded)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return expanded(*args, **kwargs)
+            except FaceCliError as exc:
+                err_console.print(error_line(exc), highlight=False, soft_wrap=True)
+                raise typer.Exit(2) from None
+            except KeyboardInterrupt:
+                err_console.print("[bold red]interrupted[/]")
+                raise typer.Exit(130) from None
+
+        return app.command(name, rich_help_panel=panel)(run)
+
+    return decorate

@@ -1,0 +1,103 @@
+"""Options several commands share, each defined once: single options as Annotated types, and the
+runtime and loading groups as dataclasses that `command` expands into options."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from facecli.console import err_console
+
+if TYPE_CHECKING:
+    from facecli.embed import EmbedOptions
+    from facecli.runtime import Runtime
+
+RUNTIME_PANEL, LOADING_PANEL = "Runtime", "Loading"
+
+Force = Annotated[bool, typer.Option("--force", help="Overwrite existing outputs.")]
+Threads = Annotated[int, typer.Option("--workers", min=1, help="Parallel reader threads.")]
+LoaderWorkers = Annotated[
+    int | None,
+    typer.Option("--workers", min=0, help="Image loader processes (default: cores-1).", rich_help_panel=LOADING_PANEL),
+]
+ModelFile = Annotated[
+    Path, typer.Option("--checkpoint", "-c", help="Model file (.safetensors, or .onnx with --backend onnx).")
+]
+GalleryModel = Annotated[Path | None, typer.Option("--checkpoint", "-c", help="Model (default: the gallery's).")]
+GalleryIndex = Annotated[Path, typer.Option("--index", help="Gallery index from facecli index.")]
+
+
+@dataclass
+class RuntimeOptions:
+    """Where and how the model runs; an option left out is None and takes the runtime's default."""
+
+    device: Annotated[
+        str | None, typer.Option("--device", help="auto, cpu, cuda[:N] or mps.", rich_help_panel=RUNTIME_PANEL)
+    ] = None
+    precision: Annotated[
+        str | None, typer.Option("--precision", help="auto, fp32, fp16 or bf16.", rich_help_panel=RUNTIME_PANEL)
+    ] = None
+    channels_last: Annotated[
+        bool | None,
+        typer.Option(
+            "--channels-last/--no-channels-last", help="channels_last memory format.", rich_help_panel=RUNTIME_PANEL
+        ),
+    ] = None
+    compile: Annotated[
+        bool | None,
+        typer.Option("--compile/--no-compile", help="torch.compile the model.", rich_help_panel=RUNTIME_PANEL),
+    ] = None
+
+    def resolve(self) -> Runtime:
+        """The resolved runtime (defaults for what was left out)."""
+        from facecli.runtime import resolve_runtime
+
+        return resolve_runtime(
+            self.device or "auto", self.precision or "auto", bool(self.channels_last), bool(self.compile)
+        )
+
+
+@dataclass
+class LoadingOptions:
+    """How images are read and embedded; an option left out is None and takes the default."""
+
+    batch_size: Annotated[
+        int | None,
+        typer.Option(
+            "--batch-size", min=1, help="Images per forward pass (default 64).", rich_help_panel=LOADING_PANEL
+        ),
+    ] = None
+    workers: LoaderWorkers = None
+    flip: Annotated[
+        bool | None,
+        typer.Option(
+            "--flip",
+            help="Add the mirrored image's embedding (flip test-time augmentation).",
+            rich_help_panel=LOADING_PANEL,
+        ),
+    ] = None
+    cache: Annotated[
+        Path | None,
+        typer.Option(
+            "--cache", help="Embedding cache folder (keyed by model and image).", rich_help_panel=LOADING_PANEL
+        ),
+    ] = None
+    backend: Annotated[
+        str | None,
+        typer.Option(
+            "--backend", help="torch (.safetensors) or onnx (an exported .onnx file).", rich_help_panel=LOADING_PANEL
+        ),
+    ] = None
+
+    def embedding(self, runtime: RuntimeOptions) -> EmbedOptions:
+        """The library's embedding options, after printing the runtime line every embedding command starts with."""
+        from facecli.embed import EmbedOptions
+        from facecli.embed.backends import check_backend
+
+        backend = check_backend(self.backend or "torch")
+        resolved = runtime.resolve()
+        err_console.print(resolved.describe() if backend == "torch" else "runtime: onnxruntime", highlight=False)
+        return EmbedOptions(resolved, backend, self.batch_size or 64, self.workers, self.flip, self.cache)

@@ -1,0 +1,108 @@
+"""Search commands (1:N): build a gallery index, identify queries, measure identification."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from facecli.cli.app import SEARCH, command
+from facecli.cli.options import Force, GalleryIndex, GalleryModel, LoadingOptions, RuntimeOptions
+from facecli.cli.tables import identification_table
+from facecli.console import console
+
+
+@command("index", SEARCH)
+def index_command(
+    out: Annotated[Path, typer.Option("--out", help="Gallery index file to write or change.")],
+    gallery_dir: Annotated[Path | None, typer.Argument(help="Image-folder gallery: one folder per identity.")] = None,
+    checkpoint: Annotated[
+        Path | None, typer.Option("--checkpoint", "-c", help="facecli model (needed to build).")
+    ] = None,
+    add: Annotated[Path | None, typer.Option("--add", help="Append the images of this image-folder dataset.")] = None,
+    remove: Annotated[list[str] | None, typer.Option("--remove", help="Remove this identity (repeatable).")] = None,
+    template: Annotated[
+        str, typer.Option("--template", help="image (every image) or mean (one per identity).")
+    ] = "image",
+    index_type: Annotated[str, typer.Option("--index-type", help="flat (exact) or ivf (approximate).")] = "flat",
+    nlist: Annotated[int, typer.Option("--nlist", min=0, help="IVF lists (default 4 sqrt(N)).")] = 0,
+    nprobe: Annotated[int, typer.Option("--nprobe", min=1, help="IVF lists searched per query.")] = 32,
+    loading: LoadingOptions = LoadingOptions(),  # noqa: B008  (expanded into options by `command`)
+    runtime: RuntimeOptions = RuntimeOptions(),  # noqa: B008
+    force: Force = False,
+) -> None:
+    """Build a 1:N gallery index (each image embedded once), or add/remove images of an existing one."""
+    from facecli.identification import build_index
+
+    gallery, embedded, skipped = build_index(
+        out=out,
+        embedding=loading.embedding(runtime),
+        checkpoint=checkpoint,
+        gallery_dir=gallery_dir,
+        add=add,
+        remove=remove,
+        template=template,
+        index_type=index_type,
+        nlist=nlist,
+        nprobe=nprobe,
+        force=force,
+    )
+    console.print(
+        f"{out}: {len(set(gallery.identities))} identities, {len(gallery.identities)} images "
+        f"({embedded} embedded now, {skipped} unreadable skipped), {gallery.index_type} search"
+    )
+
+
+@command("identify", SEARCH)
+def identify_command(
+    query: Annotated[Path, typer.Argument(help="An image, or a folder of images.")],
+    index: GalleryIndex,
+    out: Annotated[Path, typer.Option("--out", help="CSV: query, identity, score, top-k identities and scores.")],
+    top_k: Annotated[int, typer.Option("--top-k", min=1, help="Identities to list per query.")] = 5,
+    threshold: Annotated[float | None, typer.Option("--threshold", help="Below this best score: unknown.")] = None,
+    checkpoint: GalleryModel = None,
+    loading: LoadingOptions = LoadingOptions(),  # noqa: B008
+    runtime: RuntimeOptions = RuntimeOptions(),  # noqa: B008
+    force: Force = False,
+) -> None:
+    """Who is this? Top-k gallery identities per query, open set with --threshold."""
+    from facecli.identification import identify
+
+    table = identify(
+        index=index,
+        query=query,
+        out=out,
+        embedding=loading.embedding(runtime),
+        top_k=top_k,
+        threshold=threshold,
+        checkpoint=checkpoint,
+        force=force,
+    )
+    console.print(f"wrote {len(table)} rows to {out}")
+
+
+@command("eval-identify", SEARCH)
+def eval_identify_command(
+    index: GalleryIndex,
+    probes: Annotated[
+        Path, typer.Option("--probes", help="Image-folder probes; identities not in the gallery are unknowns.")
+    ],
+    plot: Annotated[Path | None, typer.Option("--plot", help="Write the CMC curve.")] = None,
+    checkpoint: GalleryModel = None,
+    loading: LoadingOptions = LoadingOptions(),  # noqa: B008
+    runtime: RuntimeOptions = RuntimeOptions(),  # noqa: B008
+    force: Force = False,
+) -> None:
+    """Rank-1/rank-5 identification rate, CMC, and DIR at FAR for open-set probes."""
+    from facecli.identification import evaluate_identification
+
+    report = evaluate_identification(
+        index=index,
+        probes=probes,
+        embedding=loading.embedding(runtime),
+        plot=plot,
+        checkpoint=checkpoint,
+        force=force,
+    )
+    console.print(identification_table(report))

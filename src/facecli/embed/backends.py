@@ -1,0 +1,166 @@
+"""Inference backends behind one interface: PyTorch (a .safetensors checkpoint) or ONNX Runtime (.onnx)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Literal, Protocol, get_args
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from facecli.checkpoint import load
+from facecli.errors import FaceCliError, unknown_choice
+from facecli.models import FaceEmbedder, ModelConfig
+from facecli.runtime import Runtime
+
+Backend = Literal["torch", "onnx"]
+BACKENDS: tuple[str, ...] = get_args(Backend)
+ONNX_CONFIG_KEY = "facecli"
+
+
+class Embedder(Protocol):
+    """Anything that maps a preprocessed float batch to L2-normalised embeddings."""
+
+    config: ModelConfig
+
+    def describe(self) -> str: ...
+
+    def embed(self, batch: torch.Tensor, flip: bool) -> np.ndarray: ...
+
+
+class TorchEmbedder:
+    """A facecli model (from a checkpoint, or in training) run by PyTorch on the resolved runtime."""
+
+    def __init__(self, model: FaceEmbedder, runtime: Runtime) -> None:
+        self.config = model.config
+        self.runtime = runtime
+        self.net = runtime.prepare(model.eval())
+
+    def describe(self) -> str:
+        return self.runtime.describe()
+
+    def embed(self, batch: torch.Tensor, flip: bool) -> np.ndarray:
+        x = self.runtime.batch(batch)
+        with torch.inference_mode(), self.runtime.autocast():
+            if flip:
+                both = self.net(torch.cat([x, x.flip(3)])).float()
+                emb = both[: len(x)] + both[len(x) :]
+            else:
+                emb = self.net(x).float()
+        return F.normalize(emb, dim=1).cpu().numpy()
+
+
+def onnx_config(path: str | os.PathLike[str]) -> ModelConfig:
+    """The facecli config that `facecli export` stored in an ONNX file's metadata."""
+    import onnx
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # onnx raises DecodeError and others for a bad file
+        raise FaceCliError(f"{path}: not a readable ONNX file ({type(exc).__name__})") from None
+    props = {p.key: p.value for p in model.metadata_props}
+    if ONNX_CONFIG_KEY not in props:
+        raise FaceCliError(f"{path}: no facecli metadata; export it with 'facecli export'")
+    return ModelConfig.from_dict(json.loads(props[ONNX_CONFIG_KEY]))
+
+
+class OnnxEmbedder:
+    """An exported .onnx model run by ONNX Runtime (CUDA provider when present, else CPU)."""
+
+    def __init__(self, path: Path) -> None:
+        import onnxruntime as ort
+
+        self.config = onnx_config(path)
+        available = ort.get_available_providers()
+        providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+        self.session = ort.InferenceSession(str(path), providers=providers)
+        self.input = self.session.get_inputs()[0]
+        self.static_batch = self.input.shape[0] if isinstance(self.input.shape[0], int) else None
+
+    def describe(self) -> str:
+        return f"runtime: onnxruntime ({self.session.get_providers()[0]})"
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """Raw model output for a float32 batch (padded to a static batch size when the graph has one)."""
+        if self.static_batch is None:
+            return self.session.run(None, {self.input.name: x})[0]
+        chunks = []
+        for start in range(0, len(x), self.static_batch):
+            part = x[start : start + self.static_batch]
+            padded = np.concatenate([part, np.zeros((self.static_batch - len(part), *part.shape[1:]), part.dtype)])
+            chunks.append(self.session.run(None, {self.input.name: padded})[0][: len(part)])
+        return np.concatenate(chunks)
+
+    def embed(self, batch: torch.Tensor, flip: bool) -> np.ndarray:
+        x = batch.numpy().astype(np.float32)
+        emb = self.run(x).astype(np.float32)
+        if flip:
+            emb = emb + self.run(np.ascontiguousarray(x[..., ::-1])).astype(np.float32)
+        return emb / np.linalg.norm(emb, axis=1, keepdims=True)
+
+
+def check_backend(name: str) -> Backend:
+    """`name` if it is a backend, else a one-line error listing them."""
+    if name not in BACKENDS:
+        raise unknown_choice("backend", name, BACKENDS)
+    return name  # type: ignore[return-value]
+
+
+def open_embedder(path: str | os.PathLike[str], backend: Backend, runtime: Runtime) -> Embedder:
+    """The model file behind the chosen backend."""
+    path = Path(path)
+    if not path.is_file():
+        raise FaceCliError(f"{path}: no such model file")
+    if backend == "onnx":
+        return OnnxEmbedder(path)
+    if backend == "torch":
+        if path.suffix == ".onnx":
+            raise FaceCliError(f"{path} is an ONNX file; pass --backend onnx")
+        return TorchEmbedder(load(path), runtime)
+    raise unknown_choice("backend", backend, BACKENDS)
+
+
+def model_config(path: str | os.PathLike[str], backend: Backend) -> ModelConfig:
+    """The config of a .safetensors checkpoint or an exported .onnx file."""
+    from facecli.checkpoint import read_config
+
+    return onnx_config(path) if backend == "onnx" else read_config(path)
+
+
+def save_threshold(path: str | os.PathLike[str], backend: Backend, threshold: float, metric: str) -> None:
+    """Store a calibrated threshold in the model file's metadata, atomically."""
+    if backend == "torch":
+        from facecli.checkpoint import update_config
+
+        update_config(path, threshold=threshold, threshold_metric=metric)
+        return
+    import onnx
+
+    from facecli.fileio import atomic_path
+
+    model = onnx.load(str(path))
+    config = onnx_config(path)
+    config.threshold, config.threshold_metric = threshold, metric
+    set_onnx_metadata(model, config)
+    with atomic_path(path) as tmp:
+        onnx.save(model, str(tmp))
+
+
+def set_onnx_metadata(model, config: ModelConfig) -> None:  # noqa: ANN001
+    """Write the facecli config, and its main fields one by one for other consumers, into metadata_props."""
+    fields = {
+        ONNX_CONFIG_KEY: json.dumps(config.to_dict()),
+        "input_size": f"{config.input_size[0]}x{config.input_size[1]}",
+        "channel_order": config.channel_order,
+        "normalisation": f"(x/255 - mean) / std, mean={list(config.mean)}, std={list(config.std)}",
+        "resize": config.resize,
+        "embedding_size": str(config.embedding_size),
+        "threshold": "" if config.threshold is None else f"{config.threshold} ({config.threshold_metric})",
+    }
+    existing = {p.key: p for p in model.metadata_props}
+    for key, value in fields.items():
+        prop = existing.get(key) or model.metadata_props.add()
+        prop.key, prop.value = key, value

@@ -1,0 +1,57 @@
+"""Embeddings of image files with a model file: each image once, from the cache where possible."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from facecli.embed.backends import Backend, open_embedder
+from facecli.embed.cache import EmbeddingCache, file_hash, image_key
+from facecli.embed.loader import embed_images
+from facecli.runtime import Runtime
+
+MEMMAP_ROWS = 20_000  # more embeddings than this live in a memory-mapped file, not on the heap
+
+
+@dataclass
+class EmbedOptions:
+    """How to turn images into embeddings."""
+
+    runtime: Runtime
+    backend: Backend = "torch"
+    batch_size: int = 64
+    workers: int | None = None
+    flip: bool | None = None  # None: off (identification: as the gallery was built)
+    cache_dir: Path | None = None
+
+
+def embedding_array(rows: int, size: int) -> np.ndarray:
+    """A float32 (rows, size) array; past MEMMAP_ROWS rows, memory-mapped on an anonymous temporary file."""
+    if rows <= MEMMAP_ROWS:
+        return np.empty((rows, size), np.float32)
+    with tempfile.TemporaryFile(prefix="facecli-embeddings-") as backing:  # unlinked at once; the map keeps it
+        return np.memmap(backing, np.float32, "w+", shape=(rows, size))
+
+
+def embed_files(checkpoint: Path, files: list[Path], opts: EmbedOptions) -> tuple[np.ndarray, int]:
+    """Embeddings of `files` (each once), from the cache where possible; returns them and the count embedded."""
+    model = open_embedder(checkpoint, opts.backend, opts.runtime)
+    cache = EmbeddingCache(opts.cache_dir, file_hash(checkpoint)) if opts.cache_dir else None
+    flip = bool(opts.flip)
+    keys = [image_key(f, flip) for f in files] if cache else []
+    known = cache.get(keys) if cache else {}
+    todo = [i for i, k in enumerate(keys) if k not in known] if cache else list(range(len(files)))
+    out = embedding_array(len(files), model.config.embedding_size)
+    for i, k in enumerate(keys):
+        if k in known:
+            out[i] = known[k]
+    if todo and len(todo) == len(files):  # nothing cached: embed straight into `out`, no second copy
+        embed_images(model, files, opts.batch_size, opts.workers, flip, out)
+    elif todo:
+        out[todo] = embed_images(model, [files[i] for i in todo], opts.batch_size, opts.workers, flip)
+    if todo and cache:
+        cache.put([keys[i] for i in todo], out[todo])
+    return out, len(todo)

@@ -1,1 +1,0 @@
-"""Evaluation, prediction and threshold sweeps on embeddings (training and export come later)."""

@@ -1,0 +1,119 @@
+"""A gallery: per-image embeddings of known identities, searched 1:N with faiss, stored in one .npz file."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from facecli.errors import FaceCliError
+from facecli.fileio import atomic_path
+
+META_FIELDS = ("checkpoint", "model_hash", "template", "index_type", "nlist", "nprobe", "flip")
+
+
+@dataclass
+class Gallery:
+    """Per-image embeddings with identity labels, the model they came from, and the search settings."""
+
+    embeddings: np.ndarray
+    identities: list[str]
+    paths: list[str]
+    checkpoint: str
+    model_hash: str
+    template: str = "image"
+    index_type: str = "flat"
+    nlist: int = 0
+    nprobe: int = 32
+    flip: bool = False
+    _index: object = field(default=None, repr=False)
+    _labels: list[str] = field(default_factory=list, repr=False)
+
+    def _build(self) -> None:
+        import faiss
+
+        vectors, labels = self.embeddings, self.identities
+        if self.template == "mean":
+            labels = sorted(set(self.identities))
+            rows = {name: [] for name in labels}
+            for i, name in enumerate(self.identities):
+                rows[name].append(i)
+            vectors = np.stack([self.embeddings[rows[name]].mean(0) for name in labels])
+            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if self.index_type == "ivf":
+            nlist = self.nlist or max(1, int(4 * np.sqrt(len(vectors))))
+            if len(vectors) < nlist:
+                raise FaceCliError(
+                    f"an IVF index with {nlist} lists needs at least that many entries; use --index-type flat"
+                )
+            index = faiss.IndexIVFFlat(
+                faiss.IndexFlatIP(vectors.shape[1]), vectors.shape[1], nlist, faiss.METRIC_INNER_PRODUCT
+            )
+            index.train(vectors)
+            index.nprobe = min(self.nprobe, nlist)
+        else:
+            index = faiss.IndexFlatIP(vectors.shape[1])
+        index.add(vectors)
+        self._index, self._labels = index, labels
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, list[list[str]]]:
+        """Top-k distinct identities per query with their cosine scores (best image per identity)."""
+        if self._index is None:
+            self._build()
+        hits = min(len(self._labels), k if self.template == "mean" else k * 20)
+        scores, rows = self._index.search(np.ascontiguousarray(queries, dtype=np.float32), hits)
+        top_scores = np.full((len(queries), k), -np.inf, np.float32)
+        top_names: list[list[str]] = []
+        for q in range(len(queries)):
+            names: list[str] = []
+            for score, row in zip(scores[q], rows[q], strict=True):
+                if row < 0 or self._labels[row] in names:
+                    continue
+                top_scores[q, len(names)] = score
+                names.append(self._labels[row])
+                if len(names) == k:
+                    break
+            top_names.append(names)
+        return top_scores, top_names
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write atomically; a trained IVF index is stored too, so opening never retrains it."""
+        import faiss
+
+        if self.index_type == "ivf" and self._index is None:
+            self._build()  # trains it; a flat index is rebuilt on open instead of stored
+        meta = {k: getattr(self, k) for k in META_FIELDS}
+        trained = faiss.serialize_index(self._index) if self.index_type == "ivf" else np.zeros(0, np.uint8)
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.savez(
+                f,
+                embeddings=self.embeddings,
+                identities=np.array(self.identities, dtype=str),
+                paths=np.array(self.paths, dtype=str),
+                meta=np.array(json.dumps(meta)),
+                faiss=trained,
+            )
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> Gallery:
+        path = Path(path)
+        if not path.is_file():
+            raise FaceCliError(f"{path}: no such gallery index (build one with facecli index)")
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                meta = json.loads(str(data["meta"]))
+                gallery = cls(data["embeddings"], data["identities"].tolist(), data["paths"].tolist(), **meta)
+                trained = data["faiss"] if "faiss" in data else np.zeros(0, np.uint8)
+        except (OSError, ValueError, KeyError) as exc:
+            raise FaceCliError(f"{path}: not a facecli gallery index ({exc})") from None
+        if len(trained):
+            import faiss
+
+            gallery._index = faiss.deserialize_index(trained)
+            gallery._index.nprobe = min(gallery.nprobe, gallery._index.nlist)
+            gallery._labels = sorted(set(gallery.identities)) if gallery.template == "mean" else gallery.identities
+        return gallery

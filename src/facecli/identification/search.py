@@ -1,0 +1,231 @@
+"""`facecli index`, `identify`, `eval-identify`: build or change a gallery, search it, measure it."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from facecli.data.images import is_image_file
+from facecli.data.scan import scan_dataset
+from facecli.embed import EmbedOptions, embed_files
+from facecli.embed.backends import model_config
+from facecli.embed.cache import file_hash
+from facecli.errors import FaceCliError, unknown_choice
+from facecli.fileio import atomic_path, check_writable
+from facecli.identification.gallery import Gallery
+
+UNKNOWN = "unknown"
+TEMPLATES, INDEX_TYPES = ("image", "mean"), ("flat", "ivf")
+SCAN_THREADS = 4
+
+
+def _model_file(checkpoint: str | os.PathLike[str], expected_hash: str | None = None) -> tuple[Path, str]:
+    checkpoint = Path(checkpoint)
+    if not checkpoint.is_file():
+        raise FaceCliError(f"{checkpoint}: no such model file (pass --checkpoint)")
+    digest = file_hash(checkpoint)
+    if expected_hash is not None and digest != expected_hash:
+        raise FaceCliError(
+            f"{checkpoint} is not the model this gallery was built with (hash {expected_hash}); "
+            "rebuild the gallery or pass the right --checkpoint"
+        )
+    return checkpoint, digest
+
+
+def _as_built(gallery: Gallery, embedding: EmbedOptions) -> EmbedOptions:
+    """Queries are embedded as the gallery was: with or without the flip."""
+    if embedding.flip is not None and embedding.flip != gallery.flip:
+        raise FaceCliError(f"the gallery was built {'with' if gallery.flip else 'without'} --flip; queries must be too")
+    return dataclasses.replace(embedding, flip=gallery.flip)
+
+
+def _scan_gallery(folder: str | os.PathLike[str]) -> tuple[list[Path], list[str], int]:
+    scan = scan_dataset(folder, workers=SCAN_THREADS)
+    files = [f for name in scan.identities for f in scan.images[name]]
+    names = [name for name in scan.identities for _ in scan.images[name]]
+    return files, names, len(scan.bad_images)
+
+
+def build_index(
+    *,
+    out: str | os.PathLike[str],
+    embedding: EmbedOptions,
+    checkpoint: str | os.PathLike[str] | None = None,
+    gallery_dir: str | os.PathLike[str] | None = None,
+    add: str | os.PathLike[str] | None = None,
+    remove: list[str] | None = None,
+    template: str = "image",
+    index_type: str = "flat",
+    nlist: int = 0,
+    nprobe: int = 32,
+    force: bool = False,
+) -> tuple[Gallery, int, int]:
+    """Build a gallery from an image-folder dataset, or change an existing one (`add`, `remove`).
+
+    Returns the gallery, the number of images embedded, and the number of unreadable images skipped.
+    """
+    if template not in TEMPLATES:
+        raise unknown_choice("template", template, TEMPLATES)
+    if index_type not in INDEX_TYPES:
+        raise unknown_choice("index type", index_type, INDEX_TYPES)
+    if gallery_dir is None and add is None and not remove:
+        raise FaceCliError("index needs GALLERY_DIR to build, or --add DIR / --remove NAME to change --out")
+    if gallery_dir is not None and (add is not None or remove):
+        raise FaceCliError("build a gallery from GALLERY_DIR, or change one with --add/--remove, not both at once")
+    if gallery_dir is not None:
+        if checkpoint is None:
+            raise FaceCliError("building a gallery needs --checkpoint")
+        check_writable(out, force=force)
+        model, digest = _model_file(checkpoint)
+        size = model_config(model, embedding.backend).embedding_size
+        gallery = Gallery(
+            np.zeros((0, size), np.float32),
+            [],
+            [],
+            checkpoint=str(model.resolve()),
+            model_hash=digest,
+            template=template,
+            index_type=index_type,
+            nlist=nlist,
+            nprobe=nprobe,
+            flip=bool(embedding.flip),
+        )
+        source = gallery_dir
+    else:
+        gallery = Gallery.open(out)
+        model, _ = _model_file(checkpoint or gallery.checkpoint, gallery.model_hash)
+        embedding = _as_built(gallery, embedding)
+        source = add
+    skipped = embedded = 0
+    if remove:
+        unknown = sorted(set(remove) - set(gallery.identities))
+        if unknown:
+            raise FaceCliError(f"{out}: no identity {', '.join(unknown)} in the gallery")
+        dropped = set(remove)
+        keep = [i for i, name in enumerate(gallery.identities) if name not in dropped]
+        gallery.embeddings = gallery.embeddings[keep]
+        gallery.identities = [gallery.identities[i] for i in keep]
+        gallery.paths = [gallery.paths[i] for i in keep]
+    if source is not None:
+        files, names, skipped = _scan_gallery(source)
+        known = set(gallery.paths)
+        resolved = [str(f.resolve()) for f in files]
+        new = [i for i, path in enumerate(resolved) if path not in known]
+        if new:
+            vectors, _ = embed_files(model, [files[i] for i in new], embedding)
+            gallery.embeddings = np.concatenate([gallery.embeddings, vectors])
+            gallery.identities += [names[i] for i in new]
+            gallery.paths += [resolved[i] for i in new]
+            embedded = len(new)
+    if not gallery.identities:
+        raise FaceCliError(f"{source or out}: the gallery has no usable images")
+    gallery._index = None  # contents changed: search structures are rebuilt (IVF retrained) on save
+    gallery.save(out)
+    return gallery, embedded, skipped
+
+
+def _query_files(query: str | os.PathLike[str]) -> list[Path]:
+    query = Path(query)
+    if query.is_file():
+        if not is_image_file(query):
+            raise FaceCliError(f"{query}: not an image (expected one of jpg, jpeg, png, bmp, webp, pgm)")
+        return [query]
+    if query.is_dir():
+        files = sorted(p for p in query.rglob("*") if p.is_file() and is_image_file(p))
+        if not files:
+            raise FaceCliError(f"{query}: no images in this folder")
+        return files
+    raise FaceCliError(f"{query}: no such file or folder")
+
+
+def _open_search(index: str | os.PathLike[str], checkpoint, embedding: EmbedOptions):  # noqa: ANN001, ANN202
+    gallery = Gallery.open(index)
+    model, _ = _model_file(checkpoint or gallery.checkpoint, gallery.model_hash)
+    return gallery, model, _as_built(gallery, embedding)
+
+
+def identify(
+    *,
+    index: str | os.PathLike[str],
+    query: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    embedding: EmbedOptions,
+    top_k: int = 5,
+    threshold: float | None = None,
+    checkpoint: str | os.PathLike[str] | None = None,
+    force: bool = False,
+) -> pd.DataFrame:
+    """Top-k identities per query image, `unknown` when the best score is under the threshold; writes a CSV."""
+    if top_k < 1:
+        raise FaceCliError(f"--top-k must be at least 1, got {top_k}")
+    check_writable(out, force=force)
+    gallery, model, embedding = _open_search(index, checkpoint, embedding)
+    files = _query_files(query)
+    scores, names = gallery.search(embed_files(model, files, embedding)[0], top_k)
+    rows = []
+    for file, row_scores, row_names in zip(files, scores, names, strict=True):
+        best = row_names[0] if threshold is None or row_scores[0] >= threshold else UNKNOWN
+        row = {"query": str(file), "identity": best, "score": round(float(row_scores[0]), 6)}
+        for rank in range(top_k):
+            row[f"top{rank + 1}"] = row_names[rank] if rank < len(row_names) else ""
+            row[f"score{rank + 1}"] = round(float(row_scores[rank]), 6) if rank < len(row_names) else np.nan
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    with atomic_path(out) as tmp:
+        table.to_csv(tmp, index=False)
+    return table
+
+
+@dataclass
+class IdentificationReport:
+    """Closed-set ranks and open-set detection-and-identification rates."""
+
+    probes_known: int
+    probes_unknown: int
+    rank1: float
+    rank5: float
+    cmc: list[float]
+    dir_at_far: dict[str, float]
+
+
+def evaluate_identification(
+    *,
+    index: str | os.PathLike[str],
+    probes: str | os.PathLike[str],
+    embedding: EmbedOptions,
+    plot: str | os.PathLike[str] | None = None,
+    checkpoint: str | os.PathLike[str] | None = None,
+    force: bool = False,
+) -> IdentificationReport:
+    """Rank-1/rank-5 and a CMC curve on probes of gallery identities; DIR at FAR using probes of others."""
+    check_writable(plot, force=force)
+    gallery, model, embedding = _open_search(index, checkpoint, embedding)
+    files, names, _ = _scan_gallery(probes)
+    if not files:
+        raise FaceCliError(f"{probes}: no usable probe images")
+    enrolled = set(gallery.identities)
+    max_rank = min(20, len(enrolled))
+    scores, ranked = gallery.search(embed_files(model, files, embedding)[0], max_rank)
+    known = np.array([n in enrolled for n in names])
+    if not known.any():
+        raise FaceCliError(f"{probes}: no probe identity is in the gallery, so ranks cannot be measured")
+    hit_rank = np.array([r.index(n) + 1 if n in r else max_rank + 1 for n, r in zip(names, ranked, strict=True)])
+    cmc = [float((hit_rank[known] <= k).mean()) for k in range(1, max_rank + 1)]
+    dir_at_far = {}
+    impostor_best = scores[~known, 0]
+    for far in (0.1, 0.01):
+        if len(impostor_best) >= round(1 / far):
+            threshold = np.quantile(impostor_best, 1 - far, method="higher")
+            dir_at_far[f"{far:g}"] = float(((hit_rank == 1) & (scores[:, 0] > threshold))[known].mean())
+    if plot:
+        from facecli.plots import cmc_plot
+
+        cmc_plot(cmc, plot)
+    return IdentificationReport(
+        int(known.sum()), int((~known).sum()), cmc[0], cmc[min(4, max_rank - 1)], cmc, dir_at_far
+    )

@@ -1,0 +1,64 @@
+"""Figures, written atomically: ROC and score histograms (eval), rates per threshold (sweep), CMC (eval-identify)."""
+
+from __future__ import annotations
+
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from sklearn.metrics import roc_curve  # noqa: E402
+
+from facecli.fileio import atomic_path  # noqa: E402
+
+
+def _save(fig: plt.Figure, path: str | os.PathLike[str]) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format=str(path).rsplit(".", 1)[-1], dpi=120, bbox_inches="tight")
+    plt.close(fig)
+
+
+def roc_and_histograms(
+    scores: np.ndarray, labels: np.ndarray, threshold: float, metric: str, path: str | os.PathLike[str]
+) -> None:
+    """ROC with log-scale FAR, and genuine/impostor histograms (distances for euclidean) with the threshold."""
+    fpr, tpr, _ = roc_curve(labels, scores)
+    fig, (roc, hist) = plt.subplots(1, 2, figsize=(11, 4.2))
+    positive = fpr > 0
+    roc.plot(fpr[positive], tpr[positive])
+    roc.set_xscale("log")
+    roc.set(xlabel="FAR (false accept rate)", ylabel="TAR (true accept rate)", title="ROC", ylim=(0, 1.01))
+    roc.grid(True, which="both", alpha=0.3)
+    score_name = "distance" if metric == "euclidean" else "similarity"
+    shown = -scores if metric == "euclidean" else scores
+    bins = np.linspace(shown.min(), shown.max(), 50)
+    hist.hist(shown[labels == 1], bins=bins, alpha=0.6, label="genuine")
+    hist.hist(shown[labels == 0], bins=bins, alpha=0.6, label="impostor")
+    hist.axvline(threshold, color="k", linestyle="--", label=f"threshold {threshold:.3f}")
+    hist.set(xlabel=score_name, ylabel="pairs", title="score distributions")
+    hist.legend()
+    _save(fig, path)
+
+
+def sweep_plot(table: pd.DataFrame, chosen: float, path: str | os.PathLike[str]) -> None:
+    """Accuracy, FAR and FRR against threshold, with the chosen threshold marked."""
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for column in ("accuracy", "far", "frr"):
+        ax.plot(table["threshold"], table[column], label=column.upper() if column != "accuracy" else column)
+    ax.axvline(chosen, color="k", linestyle="--", label=f"chosen {chosen:.3f}")
+    ax.set(xlabel="threshold", ylabel="rate", ylim=(0, 1.01), title="threshold sweep")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    _save(fig, path)
+
+
+def cmc_plot(cmc: list[float], path: str | os.PathLike[str]) -> None:
+    """Cumulative match characteristic: identification rate against rank."""
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    ax.plot(range(1, len(cmc) + 1), cmc, marker="o")
+    ax.set(xlabel="rank", ylabel="identification rate", ylim=(0, 1.01), title="CMC")
+    ax.grid(True, alpha=0.3)
+    _save(fig, path)

@@ -1,0 +1,324 @@
+"""`facecli train`: data, forward, loss, backward, step, log; resumable at any step, one or many processes."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import shutil
+import signal
+import time
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+
+import facecli.losses  # noqa: F401  (registers the losses)
+from facecli.checkpoint import load_training_state, restore_rng_state, rng_state, save_model, save_training_state
+from facecli.data.samplers import TrainBatchSampler
+from facecli.data.training_set import TrainImages, read_training_set
+from facecli.data.workers import default_workers, init_worker, worker_start
+from facecli.errors import FaceCliError
+from facecli.fileio import write_text_atomic
+from facecli.losses.options import build_loss
+from facecli.models import FaceEmbedder, create_model
+from facecli.runtime import Runtime, resolve_runtime
+from facecli.training import distributed
+from facecli.training.optim import build_optimizer, effective_lr, lr_factor
+from facecli.training.options import TrainOptions, save_options
+from facecli.training.run_log import RunLog, TrainResult
+from facecli.training.validation import Validation
+from facecli.verification.metrics import VerificationReport
+
+STATE_FILE, LAST_FILE, BEST_FILE = "last_state.pt", "last.safetensors", "best.safetensors"
+RUN_FILES = ("config.json", "classes.txt", "metrics.csv", STATE_FILE, LAST_FILE, BEST_FILE, "tensorboard")
+
+
+class TrainStep(nn.Module):
+    """The embedding model and its loss (with any head) as one module, so DDP syncs both.
+
+    Losses get the embedding before L2 normalisation, as the FaceNet ports feed their softmax head;
+    the margin and metric losses normalise it themselves.
+    """
+
+    def __init__(self, model: FaceEmbedder, loss: nn.Module, compile: bool = False) -> None:
+        super().__init__()
+        self.model, self.loss = model, loss
+        self.features = torch.compile(model.features) if compile else model.features
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return self.loss(self.features(images), labels)
+
+
+@contextlib.contextmanager
+def stop_requests() -> Iterator[list[bool]]:
+    """Ctrl-C (or SIGTERM) sets a flag the loop checks between steps; a second Ctrl-C stops at once."""
+    requested = [False]
+
+    def handler(signum: int, frame: object) -> None:
+        requested[0] = True
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield requested
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def _prepare_run_dir(options: TrainOptions, resume: bool, force: bool) -> None:
+    run_dir = options.run_dir
+    if resume:
+        if not (run_dir / STATE_FILE).is_file():
+            raise FaceCliError(f"{run_dir}: no {STATE_FILE} to resume from")
+        return
+    existing = [name for name in RUN_FILES if (run_dir / name).exists()]
+    if existing and not force:
+        raise FaceCliError(
+            f"{run_dir} already holds a run ({', '.join(existing)}); "
+            f"use --resume {run_dir} to continue it or --force to start over"
+        )
+    for name in existing:
+        path = run_dir / name
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
+def train_loader(dataset: TrainImages, sampler: TrainBatchSampler, workers: int, device: torch.device) -> DataLoader:
+    """The training batches: worker processes decode and augment ahead of the model."""
+    return DataLoader(
+        dataset,
+        batch_sampler=sampler,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+        prefetch_factor=4 if workers else None,
+        pin_memory=device.type == "cuda",
+        worker_init_fn=init_worker,
+        multiprocessing_context=worker_start(workers),
+        generator=torch.Generator().manual_seed(0),  # keeps the global RNG (dropout) untouched
+    )
+
+
+def _row(epoch: int, step: int, loss: float, lr: float, speed: float, report: VerificationReport | None) -> dict:
+    row = {"epoch": epoch + 1, "step": step, "loss": loss, "lr": lr, "images_per_s": speed}
+    if report is not None:
+        row |= {"val_accuracy": report.accuracy_mean, "val_std": report.accuracy_std, "val_auc": report.auc}
+        row["val_eer"] = report.eer
+    return row
+
+
+def train(options: TrainOptions, *, resume: bool = False, force: bool = False) -> TrainResult:
+    """Train (or, with `resume`, continue) the run in `options.run_dir`; rank 0 writes every file."""
+    started = time.perf_counter()
+    options = options.check()
+    proc, device = distributed.start(options.device)
+    try:
+        return _train(options, proc, device, resume, force, started)
+    finally:
+        distributed.stop()
+
+
+def _train(
+    options: TrainOptions, proc: distributed.Process, device: str, resume: bool, force: bool, started: float
+) -> TrainResult:
+    runtime = resolve_runtime(device, options.precision, options.channels_last, options.compile)
+    if proc.is_main:
+        _prepare_run_dir(options, resume, force)
+    data = read_training_set(options.data, options.root)
+    workers = default_workers() if options.workers is None else options.workers
+    validation = None
+    if options.val_pairs is not None and proc.is_main:
+        root = options.val_root if options.val_root is not None else options.val_pairs.parent
+        validation = Validation(options.val_pairs, root, runtime, options.val_batch_size, workers)
+
+    torch.manual_seed(options.seed + proc.rank)
+    np.random.seed(options.seed + proc.rank)
+    model = create_model(
+        options.backbone,
+        embedding_size=options.embedding_size,
+        input_size=options.img_size,
+        dropout=options.dropout,
+        loss=options.loss,
+        num_classes=data.num_classes,
+    )
+    loss = build_loss(options.loss, model.config.embedding_size, data.num_classes, options.loss_options())
+    # compiled inside TrainStep (the embedding only), so prepare() just moves it and sets the memory format
+    step_module = dataclasses.replace(runtime, compile=False).prepare(TrainStep(model, loss, options.compile))
+    sampler = TrainBatchSampler(
+        data.labels,
+        options.batch_size,
+        options.sampler_kind(),
+        options.images_per_identity,
+        options.seed,
+        proc.rank,
+        proc.world_size,
+    )
+    lr = effective_lr(options.lr, options.batch_size * proc.world_size, options.lr_scale_batch)
+    optimizer = build_optimizer(step_module, options.optimizer, lr, options.weight_decay, options.momentum)
+    factor = lr_factor(
+        options.scheduler, len(sampler), options.epochs, options.warmup_epochs, options.lr_steps, options.lr_gamma
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    scaler = runtime.grad_scaler()
+
+    state = load_training_state(options.run_dir / STATE_FILE) if resume else None
+    epoch, batch, step, history = 0, 0, 0, []
+    best = {"accuracy": -math.inf, "loss": math.inf, "epoch": None, "stale": 0}
+    loss_sum = [0.0, 0]
+    if state is not None:
+        model.load_state_dict(state["model"])
+        loss.load_state_dict(state["loss"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        if scaler is not None and state["scaler"]:
+            scaler.load_state_dict(state["scaler"])
+        epoch, batch, step, history, best = (
+            state["epoch"],
+            state["batch"],
+            state["step"],
+            state["history"],
+            state["best"],
+        )
+        loss_sum = state["loss_sum"]
+        restore_rng_state(state["rng"])
+    elif proc.is_main:
+        options.run_dir.mkdir(parents=True, exist_ok=True)
+        save_options(options, options.run_dir / "config.json")
+        write_text_atomic(options.run_dir / "classes.txt", "".join(f"{n};{c}\n" for n, c in enumerate(data.classes)))
+
+    net: nn.Module = DistributedDataParallel(step_module) if proc.distributed else step_module
+    loader = train_loader(TrainImages(data, model.config.preprocessing, options.aug), sampler, workers, runtime.device)
+
+    def save_state(path_epoch: int, path_batch: int) -> None:
+        if not proc.is_main:
+            return
+        save_training_state(
+            options.run_dir / STATE_FILE,
+            {
+                "model": model.state_dict(),
+                "loss": loss.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict() if scaler is not None else {},
+                "epoch": path_epoch,
+                "batch": path_batch,
+                "step": step,
+                "history": history,
+                "best": best,
+                "loss_sum": loss_sum,
+                "rng": rng_state(),
+            },
+        )
+        save_model(model, options.run_dir / LAST_FILE, force=True)
+
+    log = RunLog(options.run_dir, proc.is_main, options.tensorboard, step if resume else None)
+    if proc.is_main:
+        log.note(
+            f"{runtime.describe()}; {proc.world_size} process(es); {len(data.paths)} images of {data.num_classes} "
+            f"identities; {options.loss} on {options.backbone} {model.config.input_size[0]}px; "
+            f"{len(sampler)} steps per epoch; lr {lr:g}"
+        )
+        if data.left_out:
+            first, reason = data.left_out[0]
+            log.note(
+                f"left out {len(data.left_out)} unusable image(s), first {first}: {reason} "
+                f"(list them all with: facecli annotate {data.source} --check)"
+            )
+    stopped = "finished"
+    model.train()
+    with stop_requests() as requested, log:
+        while epoch < options.epochs:
+            sampler.set_epoch(epoch, batch)
+            log.start_epoch(epoch, options.epochs, len(sampler), batch)
+            for images, labels, errors in loader:
+                bad = next((e for e in errors if e), None)
+                if bad:
+                    raise FaceCliError(f"{bad} (list every bad image with: facecli annotate DATASET --check)")
+                value = train_step(net, images, labels, optimizer, scaler, runtime, options.clip_grad)
+                if not math.isfinite(value):
+                    raise FaceCliError(
+                        f"loss became {value} at step {step + 1} (epoch {epoch + 1}, batch {batch + 1}); "
+                        f"stopped without saving, {options.run_dir / LAST_FILE} is the last good checkpoint. "
+                        "Lower --lr, add --clip-grad or train in fp32."
+                    )
+                scheduler.step()
+                step, batch = step + 1, batch + 1
+                loss_sum = [loss_sum[0] + value, loss_sum[1] + 1]
+                log.step(step, value, optimizer.param_groups[0]["lr"], len(images) * proc.world_size)
+                if proc.any(requested[0]):
+                    save_state(epoch, batch)
+                    stopped = "interrupted"
+                    break
+                if options.checkpoint_every and step % options.checkpoint_every == 0:
+                    save_state(epoch, batch)
+            if stopped == "interrupted":
+                break
+            report = validation(model) if validation is not None else None
+            mean_loss = loss_sum[0] / max(1, loss_sum[1])
+            row = _row(epoch, step, mean_loss, optimizer.param_groups[0]["lr"], log.images_per_second, report)
+            history.append(row)
+            improved = report.accuracy_mean > best["accuracy"] if report else mean_loss < best["loss"]
+            if improved:
+                best = {
+                    "accuracy": report.accuracy_mean if report else -math.inf,
+                    "loss": mean_loss,
+                    "epoch": epoch + 1,
+                    "stale": 0,
+                }
+                if proc.is_main:
+                    save_model(model, options.run_dir / BEST_FILE, force=True)
+            else:
+                best["stale"] += 1
+            epoch, batch, loss_sum = epoch + 1, 0, [0.0, 0]
+            save_state(epoch, 0)
+            log.end_epoch(row, history)
+            patience_out = options.patience is not None and best["stale"] >= options.patience
+            if proc.from_main(patience_out) and epoch < options.epochs:
+                stopped = "early stop"
+                log.note(f"no validation improvement for {options.patience} epoch(s): stopping early")
+                break
+    return TrainResult(
+        run_dir=options.run_dir,
+        stopped=stopped,
+        epochs_done=epoch,
+        steps=step,
+        history=history,
+        best_epoch=best["epoch"],
+        best_accuracy=best["accuracy"] if math.isfinite(best["accuracy"]) else None,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def train_step(
+    net: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler | None,
+    runtime: Runtime,
+    clip_grad: float | None,
+) -> float:
+    """One optimizer step; returns the loss (not stepping when it is not finite)."""
+    optimizer.zero_grad(set_to_none=True)
+    with runtime.autocast():
+        loss = net(runtime.batch(images), labels.to(runtime.device, non_blocking=True))
+    value = loss.item()
+    if not math.isfinite(value):
+        return value
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
+    else:
+        loss.backward()
+    if clip_grad:
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        torch.nn.utils.clip_grad_norm_(params, clip_grad)
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    return value

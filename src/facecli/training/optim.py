@@ -1,0 +1,69 @@
+"""Optimizer and per-step learning-rate schedule (linear warmup, then cosine or step decay)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Literal, get_args
+
+import torch
+from torch import nn
+
+from facecli.errors import unknown_choice
+
+Optimizer = Literal["sgd", "adam", "adamw"]
+Scheduler = Literal["cos", "step"]
+OPTIMIZERS: tuple[str, ...] = get_args(Optimizer)
+SCHEDULERS: tuple[str, ...] = get_args(Scheduler)
+NOMINAL_BATCH = 64  # --lr-scale-batch: the lr given is the lr for a batch of 64, as FaceNet ports do
+
+
+def effective_lr(lr: float, global_batch: int, scale_with_batch: bool) -> float:
+    """The lr actually used: scaled linearly with the global batch size when asked."""
+    return lr * global_batch / NOMINAL_BATCH if scale_with_batch else lr
+
+
+def build_optimizer(
+    modules: nn.Module, name: str, lr: float, weight_decay: float, momentum: float | None = None
+) -> torch.optim.Optimizer:
+    """SGD (momentum), Adam or AdamW; no weight decay on biases and normalisation parameters."""
+    decay, no_decay = [], []
+    for param in modules.parameters():
+        if param.requires_grad:
+            (no_decay if param.ndim <= 1 else decay).append(param)
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if name == "sgd":
+        momentum = 0.9 if momentum is None else momentum
+        return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=momentum > 0)
+    if name == "adam":
+        return torch.optim.Adam(groups, lr=lr)
+    if name == "adamw":
+        return torch.optim.AdamW(groups, lr=lr)
+    raise unknown_choice("optimizer", name, OPTIMIZERS)
+
+
+def lr_factor(
+    scheduler: str,
+    steps_per_epoch: int,
+    epochs: int,
+    warmup_epochs: float = 0.0,
+    milestones: list[int] | None = None,
+    gamma: float | None = None,
+) -> Callable[[int], float]:
+    """Multiplier of the base lr at each optimizer step."""
+    if scheduler not in ("cos", "step"):
+        raise unknown_choice("scheduler", scheduler, SCHEDULERS)
+    total = max(1, steps_per_epoch * epochs)
+    warmup = int(warmup_epochs * steps_per_epoch)
+    steps = sorted(milestones) if milestones else [round(0.6 * epochs), round(0.85 * epochs)]
+    gamma = 0.1 if gamma is None else gamma
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        if scheduler == "cos":
+            return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+        epoch = step // steps_per_epoch
+        return gamma ** sum(epoch >= m for m in steps)
+
+    return factor

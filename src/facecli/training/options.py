@@ -1,0 +1,204 @@
+"""Every knob of a training run in one dataclass: filled by the CLI or a YAML file, saved in the run."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from facecli.data.augment import AUGMENTATIONS
+from facecli.data.samplers import SAMPLERS
+from facecli.errors import FaceCliError, did_you_mean, unknown_choice
+from facecli.fileio import read_text
+from facecli.training.optim import OPTIMIZERS, SCHEDULERS, Optimizer, Scheduler
+
+PATH_FIELDS = ("data", "root", "run_dir", "val_pairs", "val_root")
+LOSS_FIELDS = ("margin", "scale", "margins", "mining", "aux_ce_weight", "easy_margin")
+DEFAULT_K = 4
+
+
+@dataclass
+class TrainOptions:
+    """One training run. Paths are kept as given; `config.json` in the run folder records all of it."""
+
+    data: Path
+    run_dir: Path
+    root: Path | None = None
+    loss: str = "arcface"
+    backbone: str = "mobilenet"
+    val_pairs: Path | None = None
+    val_root: Path | None = None
+    epochs: int = 10
+    batch_size: int = 64
+    img_size: int | None = None
+    embedding_size: int | None = None
+    dropout: float | None = None
+    optimizer: Optimizer = "adamw"
+    lr: float = 1e-3
+    momentum: float | None = None  # sgd only (0.9 when not given)
+    weight_decay: float = 5e-4
+    scheduler: Scheduler = "cos"
+    warmup_epochs: float = 0.0
+    lr_steps: list[int] | None = None  # step scheduler only
+    lr_gamma: float | None = None  # step scheduler only (0.1 when not given)
+    lr_scale_batch: bool = False
+    aug: str = "light"
+    sampler: str = "auto"
+    k: int | None = None  # pk sampler only (DEFAULT_K when not given)
+    # the loss's own options: None until given, then filled with the loss's defaults by with_loss_defaults()
+    margin: float | None = None
+    scale: float | None = None
+    margins: list[float] | None = None
+    mining: str | None = None
+    aux_ce_weight: float | None = None
+    easy_margin: bool | None = None
+    clip_grad: float | None = None
+    patience: int | None = None
+    checkpoint_every: int = 0
+    tensorboard: bool = False
+    workers: int | None = None
+    val_batch_size: int = 128
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "auto"
+    channels_last: bool = False
+    compile: bool = False
+
+    def to_dict(self) -> dict:
+        """JSON-ready, paths as strings."""
+        data = dataclasses.asdict(self)
+        return {k: (str(v) if k in PATH_FIELDS and v is not None else v) for k, v in data.items()}
+
+    @classmethod
+    def from_dict(cls, data: dict, source: str = "options") -> TrainOptions:
+        """Build from a dict (a YAML file, a saved config.json); unknown keys are an error naming the closest."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        for key in data:
+            if key not in names:
+                raise FaceCliError(f"{source}: unknown training option '{key}'{did_you_mean(key, names)}")
+        missing = [k for k in ("data", "run_dir") if data.get(k) is None]
+        if missing:
+            raise FaceCliError(f"{source}: training needs {' and '.join(missing)}")
+        values = {k: (Path(v) if k in PATH_FIELDS and v is not None else v) for k, v in data.items()}
+        return cls(**values)
+
+    def sampler_kind(self) -> str:
+        """`pk` for the metric losses (triplet, contrastive, siamese), shuffled batches for the heads."""
+        if self.sampler != "auto":
+            return self.sampler
+        return "pk" if self.loss in ("triplet", "contrastive", "siamese") else "random"
+
+    @property
+    def images_per_identity(self) -> int:
+        """K of a P x K batch."""
+        return DEFAULT_K if self.k is None else self.k
+
+    def loss_options(self) -> dict:
+        """The loss options that are set, as the loss builder takes them."""
+        options = {name: getattr(self, name) for name in LOSS_FIELDS if getattr(self, name) is not None}
+        if "margins" in options:
+            options["margins"] = tuple(options["margins"])
+        return options
+
+    def check(self) -> TrainOptions:
+        """Every name, value and combination checked before any work; returns the options with the loss's
+        defaults filled in, so that config.json records exactly what is built."""
+        from facecli.losses.options import check_loss_options
+        from facecli.models import default_config
+
+        _choice("optimizer", self.optimizer, OPTIMIZERS)
+        _choice("scheduler", self.scheduler, SCHEDULERS)
+        _choice("augmentation", self.aug, AUGMENTATIONS)
+        _choice("sampler", self.sampler, ("auto", *SAMPLERS))
+        default_config(self.backbone, self.embedding_size, self.img_size, self.dropout)  # names and sizes
+        for name, value, low in (("epochs", self.epochs, 1), ("batch_size", self.batch_size, 2), ("k", self.k, 2)):
+            if value is not None and value < low:
+                raise FaceCliError(f"--{name.replace('_', '-')} must be at least {low}, got {value}")
+        if min(self.lr, self.warmup_epochs, self.weight_decay) < 0:
+            raise FaceCliError("--lr, --warmup-epochs and --weight-decay must not be negative")
+        _applies("--k", self.k, "the pk sampler", self.sampler_kind() == "pk", f"the sampler is {self.sampler_kind()}")
+        _applies("--lr-steps", self.lr_steps, "--scheduler step", self.scheduler == "step", "the scheduler is cos")
+        _applies("lr_gamma", self.lr_gamma, "--scheduler step", self.scheduler == "step", "the scheduler is cos")
+        _applies("momentum", self.momentum, "--optimizer sgd", self.optimizer == "sgd", f"it is {self.optimizer}")
+        _applies("--val-root", self.val_root, "--val-pairs", self.val_pairs is not None, "none are given")
+        _applies("--root", self.root, "a cls_train.txt", not Path(self.data).is_dir(), f"{self.data} is a folder")
+        filled = check_loss_options(self.loss, self.loss_options())
+        if "margins" in filled:
+            filled["margins"] = list(filled["margins"])
+        return dataclasses.replace(self, **filled)
+
+
+def _choice(kind: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise unknown_choice(kind, value, allowed)
+
+
+def _applies(option: str, value: object, needs: str, ok: bool, because: str) -> None:
+    """Refuse an option given where it would be ignored."""
+    if value is not None and not ok:
+        raise FaceCliError(f"{option} applies to {needs}; {because}")
+
+
+def read_yaml_options(path: str | os.PathLike[str]) -> dict:
+    """Training options from a YAML file (the same names as the command-line options, with underscores)."""
+    import yaml
+
+    path = Path(path)
+    try:
+        data = yaml.safe_load(read_text(path))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise FaceCliError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise FaceCliError(f"{path}: expected a mapping of option: value, got {type(data).__name__}")
+    return {str(k).replace("-", "_"): v for k, v in data.items()}
+
+
+def save_options(options: TrainOptions, path: Path) -> None:
+    """Write the run's options as config.json, atomically."""
+    from facecli.fileio import write_text_atomic
+
+    write_text_atomic(path, json.dumps(options.to_dict(), indent=2) + "\n")
+
+
+def load_options(path: Path) -> TrainOptions:
+    """The options a run was started with."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FaceCliError(f"{path.parent}: not a facecli run folder (no config.json)") from None
+    except json.JSONDecodeError as exc:
+        raise FaceCliError(f"{path} line {exc.lineno}: not valid JSON ({exc.msg})") from None
+    return TrainOptions.from_dict(data, str(path))
+
+
+RESUMABLE_CHANGES = (
+    "epochs", "patience", "checkpoint_every", "tensorboard", "workers", "val_batch_size",
+    "device", "precision", "channels_last", "compile",
+)  # fmt: skip
+
+
+def resolve_options(given: dict, config_file: Path | None = None, resume: Path | None = None) -> TrainOptions:
+    """Defaults, then a YAML file, then the options given on the command line (None = not given), checked.
+
+    With `resume`, the run's own config.json replaces the first two, and only run-independent
+    options (epochs, runtime, logging) may be given again.
+    """
+    given = {k: v for k, v in given.items() if v is not None}
+    if resume is not None:
+        saved = load_options(Path(resume) / "config.json")
+        changed = sorted(k for k, v in given.items() if k not in RESUMABLE_CHANGES and getattr(saved, k) != v)
+        if changed:
+            raise FaceCliError(
+                f"--resume continues {resume} with its own settings; cannot change {', '.join(changed)} "
+                f"(only {', '.join(RESUMABLE_CHANGES)})"
+            )
+        return dataclasses.replace(saved, **given).check()
+    merged = read_yaml_options(config_file) if config_file is not None else {}
+    merged.update(given)
+    return TrainOptions.from_dict(merged, str(config_file) if config_file else "command line").check()

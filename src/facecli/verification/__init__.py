@@ -1,0 +1,7 @@
+"""Verification (1:1): `eval`, `predict` and `sweep` on pairs of images, or on a scores file."""
+
+from facecli.verification.api import SweepResult, evaluate, predict, sweep
+from facecli.verification.metrics import Metric, VerificationReport
+from facecli.verification.scoring import PairsInput
+
+__all__ = ["Metric", "PairsInput", "SweepResult", "VerificationReport", "evaluate", "predict", "sweep"]

@@ -1,0 +1,100 @@
+"""Pairs -> scores: parse and locate a pairs file, embed each distinct image once, score every pair."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from facecli.data.pairs import Pairs, PairsFormat, missing_images, read_pairs, resolve_images
+from facecli.embed import EmbedOptions, embed_files
+from facecli.errors import FaceCliError, unknown_choice
+from facecli.verification.metrics import Metric, check_metric
+
+MAX_LISTED = 10
+SCORE_BLOCK = 8192  # pairs scored per block
+PAIRS_FORMATS = ("auto", "lfw", "paths", "csv")
+
+
+@dataclass
+class PairsInput:
+    """Where the pairs are and how to read and score them; checked when made."""
+
+    pairs: Path
+    root: Path
+    metric: Metric = "cosine"
+    fmt: PairsFormat = "auto"
+    columns: list[str] | None = None
+    allow_outside_root: bool = False
+
+    def __post_init__(self) -> None:
+        check_metric(self.metric)
+        if self.fmt not in PAIRS_FORMATS:
+            raise unknown_choice("pairs format", self.fmt, PAIRS_FORMATS)
+        if self.columns is not None and len(self.columns) not in (2, 3):
+            raise FaceCliError(f"--columns takes image1,image2[,label]; got {','.join(self.columns)}")
+
+
+@dataclass
+class ScoredPairs:
+    """Pairs with a 'higher means same' score each (NaN where an image was missing and skipped)."""
+
+    pairs: Pairs
+    scores: np.ndarray
+    metric: Metric
+    images_embedded: int = 0
+    unique_images: int = 0
+
+
+@dataclass
+class CheckedPairs:
+    """A parsed pairs file whose images were located (missing ones listed in `missing`)."""
+
+    pairs: Pairs
+    resolved: dict[str, Path]
+    missing: list[str]
+
+    @property
+    def present(self) -> list[str]:
+        """Distinct images that exist, in first-use order."""
+        absent = set(self.missing)
+        return [image for image in self.pairs.images if image not in absent]
+
+
+def check_pairs(source: PairsInput, skip_missing: bool = False) -> CheckedPairs:
+    """Parse a pairs file and locate its images; every missing image is listed unless `skip_missing`."""
+    pairs = read_pairs(source.pairs, source.fmt, source.columns)
+    resolved = resolve_images(pairs, source.root, source.allow_outside_root)
+    missing = missing_images(resolved)
+    if missing and not skip_missing:
+        shown = ", ".join(missing[:MAX_LISTED]) + (
+            f" and {len(missing) - MAX_LISTED} more" if len(missing) > MAX_LISTED else ""
+        )
+        raise FaceCliError(f"{pairs.source}: {len(missing)} image(s) not found under {source.root}: {shown}")
+    return CheckedPairs(pairs, resolved, missing)
+
+
+def score_checked(
+    checked: CheckedPairs, embed: Callable[[list[Path]], tuple[np.ndarray, int]], metric: Metric
+) -> ScoredPairs:
+    """Embed each distinct present image once with `embed` and score every pair (NaN where one is missing)."""
+    pairs, present = checked.pairs, checked.present
+    embeddings, embedded = embed([checked.resolved[i] for i in present])
+    row = {image: n for n, image in enumerate(present)}
+    scores = np.full(len(pairs), np.nan)
+    left = np.array([row.get(x, -1) for x in pairs.left], np.int64)
+    right = np.array([row.get(x, -1) for x in pairs.right], np.int64)
+    for start in range(0, len(pairs), SCORE_BLOCK):  # in blocks: never all pairs' embeddings at once
+        i, j = left[start : start + SCORE_BLOCK], right[start : start + SCORE_BLOCK]
+        ok = (i >= 0) & (j >= 0)
+        a, b = embeddings[i[ok]], embeddings[j[ok]]
+        block = scores[start : start + SCORE_BLOCK]
+        block[ok] = (a * b).sum(1) if metric == "cosine" else -np.linalg.norm(a - b, axis=1)
+    return ScoredPairs(pairs, scores, metric, embedded, len(present))
+
+
+def score_pairs(checkpoint: Path, checked: CheckedPairs, metric: Metric, opts: EmbedOptions) -> ScoredPairs:
+    """Score checked pairs with a model file."""
+    return score_checked(checked, lambda files: embed_files(checkpoint, files, opts), metric)

@@ -2,7 +2,8 @@
 
 Pinned before the CLI was split into one module per mode. The shared runtime and loading option groups
 then added, on purpose: --no-channels-last and --no-compile to eval/predict/sweep (the auto choices can be
-forced either way), and the whole runtime and loading groups to index/identify/eval-identify.
+forced either way), the whole runtime and loading groups to index/identify/eval-identify, and --lr-gamma
+to train (its help and the README named it; only a YAML file could set it).
 """
 
 import click
@@ -222,6 +223,7 @@ OPTIONS = {
         "--k",
         "--loss",
         "--lr",
+        "--lr-gamma",
         "--lr-scale-batch",
         "--lr-steps",
         "--margin",

@@ -173,6 +173,7 @@ def test_cli_eval_writes_report_plot_and_scores_and_refuses_overwrite(setup, tmp
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["pairs"] == 20 and len(report["accuracy_per_fold"]) == 2
+    assert report["images"] == report["forward_passes"] == len(read_pairs(setup / "pairs.txt").images)
     assert (tmp_path / "roc.png").read_bytes()[:4] == b"\x89PNG"
     assert len(pd.read_csv(tmp_path / "s.csv")) == 20
     result = runner.invoke(app, args)

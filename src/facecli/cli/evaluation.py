@@ -8,24 +8,13 @@ from typing import Annotated
 import typer
 
 from facecli.cli.app import EVALUATION, command
-from facecli.cli.options import Force, LoadingOptions, ModelFile, RuntimeOptions
+from facecli.cli.options import EmbeddingOptions, Force, ModelFile, PairsOptions
 from facecli.cli.tables import sweep_table, verification_table
 from facecli.console import console
 
 PairsFile = Annotated[
     Path, typer.Option("--pairs", help="Pairs file: LFW pairs.txt, 'path1 path2 label' lines or CSV.")
 ]
-Root = Annotated[Path, typer.Option("--root", help="Folder the pair paths are relative to.")]
-MetricName = Annotated[str, typer.Option("--metric", help="cosine (similarity) or euclidean (distance).")]
-PairsFormat = Annotated[str, typer.Option("--format", help="auto, lfw, paths or csv.")]
-Columns = Annotated[str | None, typer.Option("--columns", help="CSV columns: image1,image2[,label].")]
-OutsideRoot = Annotated[bool, typer.Option("--allow-outside-root", help="Allow pair paths that leave --root.")]
-
-
-def _pairs(pairs: Path, root: Path, metric: str, fmt: str, columns: str | None, outside: bool):  # noqa: ANN202
-    from facecli.verification import PairsInput
-
-    return PairsInput(pairs, root, metric, fmt, columns.split(",") if columns else None, outside)  # type: ignore[arg-type]
 
 
 @command("eval", EVALUATION)
@@ -34,22 +23,17 @@ def eval_command(
         Path | None, typer.Option("--checkpoint", "-c", help="Model file (.safetensors, or .onnx with --backend onnx).")
     ] = None,
     pairs: Annotated[Path | None, typer.Option("--pairs", help="Labelled pairs file (any supported format).")] = None,
-    root: Root = Path("."),
     from_scores: Annotated[
         Path | None, typer.Option("--from-scores", help="Evaluate this CSV (distance,label or score,label[,fold]).")
     ] = None,
-    metric: MetricName = "cosine",
-    fmt: PairsFormat = "auto",
-    columns: Columns = None,
     folds: Annotated[int, typer.Option("--folds", min=2, help="Folds for files without folds.")] = 10,
     report: Annotated[Path | None, typer.Option("--report", help="Write the metrics as JSON.")] = None,
     plot: Annotated[Path | None, typer.Option("--plot", help="Write ROC + score histograms (png/pdf/svg).")] = None,
     scores: Annotated[
         Path | None, typer.Option("--scores", help="Write the score of every pair as CSV (not with --from-scores).")
     ] = None,
-    loading: LoadingOptions = LoadingOptions(),  # noqa: B008  (expanded into options by `command`)
-    runtime: RuntimeOptions = RuntimeOptions(),  # noqa: B008
-    allow_outside_root: OutsideRoot = False,
+    pairs_options: PairsOptions = PairsOptions(),  # noqa: B008  (groups: expanded into options by `command`)
+    embedding: EmbeddingOptions = EmbeddingOptions(),  # noqa: B008
     force: Force = False,
 ) -> None:
     """LFW-protocol verification: k-fold accuracy, AUC, EER, TAR@FAR and the best threshold."""
@@ -58,8 +42,8 @@ def eval_command(
     embedded = from_scores is None
     result = evaluate(
         checkpoint=checkpoint,
-        pairs=_pairs(pairs, root, metric, fmt, columns, allow_outside_root) if embedded and pairs else None,
-        embedding=loading.embedding(runtime) if embedded else None,
+        pairs=pairs_options.read(pairs) if embedded and pairs else None,
+        embedding=embedding.embed_options() if embedded else None,
         from_scores=from_scores,
         folds=folds,
         report=report,
@@ -74,7 +58,6 @@ def eval_command(
 def sweep_command(
     checkpoint: ModelFile,
     pairs: PairsFile,
-    root: Root = Path("."),
     start: Annotated[float | None, typer.Option("--start", help="First threshold (default: lowest score).")] = None,
     stop: Annotated[float | None, typer.Option("--stop", help="Last threshold (default: highest score).")] = None,
     step: Annotated[float | None, typer.Option("--step", help="Threshold step (default: 200 steps).")] = None,
@@ -84,12 +67,8 @@ def sweep_command(
     save_threshold: Annotated[
         bool, typer.Option("--save-threshold", help="Store the chosen threshold in the checkpoint.")
     ] = False,
-    metric: MetricName = "cosine",
-    fmt: PairsFormat = "auto",
-    columns: Columns = None,
-    loading: LoadingOptions = LoadingOptions(),  # noqa: B008
-    runtime: RuntimeOptions = RuntimeOptions(),  # noqa: B008
-    allow_outside_root: OutsideRoot = False,
+    pairs_options: PairsOptions = PairsOptions(),  # noqa: B008
+    embedding: EmbeddingOptions = EmbeddingOptions(),  # noqa: B008
     force: Force = False,
 ) -> None:
     """Rates per threshold (accuracy, precision, recall, F1, FAR, FRR, TAR) and the chosen threshold."""
@@ -97,8 +76,8 @@ def sweep_command(
 
     result = sweep(
         checkpoint=checkpoint,
-        pairs=_pairs(pairs, root, metric, fmt, columns, allow_outside_root),
-        embedding=loading.embedding(runtime),
+        pairs=pairs_options.read(pairs),
+        embedding=embedding.embed_options(),
         start=start,
         stop=stop,
         step=step,
@@ -116,19 +95,14 @@ def predict_command(
     checkpoint: ModelFile,
     pairs: PairsFile,
     out: Annotated[Path, typer.Option("--out", help="CSV to write: input rows + score + prediction.")],
-    root: Root = Path("."),
     threshold: Annotated[
         float | None, typer.Option("--threshold", help="Decision threshold (default: the checkpoint's).")
     ] = None,
     skip_missing: Annotated[
         bool, typer.Option("--skip-missing", help="Empty score for pairs with a missing image.")
     ] = False,
-    metric: MetricName = "cosine",
-    fmt: PairsFormat = "auto",
-    columns: Columns = None,
-    loading: LoadingOptions = LoadingOptions(),  # noqa: B008
-    runtime: RuntimeOptions = RuntimeOptions(),  # noqa: B008
-    allow_outside_root: OutsideRoot = False,
+    pairs_options: PairsOptions = PairsOptions(),  # noqa: B008
+    embedding: EmbeddingOptions = EmbeddingOptions(),  # noqa: B008
     force: Force = False,
 ) -> None:
     """Score every pair and predict same (1) / different (0), keeping the input rows in order."""
@@ -136,8 +110,8 @@ def predict_command(
 
     table = predict(
         checkpoint=checkpoint,
-        pairs=_pairs(pairs, root, metric, fmt, columns, allow_outside_root),
-        embedding=loading.embedding(runtime),
+        pairs=pairs_options.read(pairs),
+        embedding=embedding.embed_options(),
         out=out,
         threshold=threshold,
         skip_missing=skip_missing,

@@ -14,6 +14,7 @@ from facecli.console import err_console
 if TYPE_CHECKING:
     from facecli.embed import EmbedOptions
     from facecli.runtime import Runtime
+    from facecli.verification import PairsInput
 
 RUNTIME_PANEL, LOADING_PANEL = "Runtime", "Loading"
 
@@ -92,12 +93,37 @@ class LoadingOptions:
         ),
     ] = None
 
-    def embedding(self, runtime: RuntimeOptions) -> EmbedOptions:
+
+@dataclass
+class EmbeddingOptions(LoadingOptions, RuntimeOptions):
+    """Everything a command that embeds images takes: the loading and the runtime groups together."""
+
+    def embed_options(self) -> EmbedOptions:
         """The library's embedding options, after printing the runtime line every embedding command starts with."""
         from facecli.embed import EmbedOptions
         from facecli.embed.backends import check_backend
 
         backend = check_backend(self.backend or "torch")
-        resolved = runtime.resolve()
-        err_console.print(resolved.describe() if backend == "torch" else "runtime: onnxruntime", highlight=False)
-        return EmbedOptions(resolved, backend, self.batch_size or 64, self.workers, self.flip, self.cache)
+        runtime = RuntimeOptions.resolve(self)
+        err_console.print(runtime.describe() if backend == "torch" else "runtime: onnxruntime", highlight=False)
+        return EmbedOptions(runtime, backend, self.batch_size or 64, self.workers, self.flip, self.cache)
+
+
+@dataclass
+class PairsOptions:
+    """How to read a pairs file and score its pairs."""
+
+    root: Annotated[Path, typer.Option("--root", help="Folder the pair paths are relative to.")] = Path(".")
+    metric: Annotated[str, typer.Option("--metric", help="cosine (similarity) or euclidean (distance).")] = "cosine"
+    fmt: Annotated[str, typer.Option("--format", help="auto, lfw, paths or csv.")] = "auto"
+    columns: Annotated[str | None, typer.Option("--columns", help="CSV columns: image1,image2[,label].")] = None
+    allow_outside_root: Annotated[
+        bool, typer.Option("--allow-outside-root", help="Allow pair paths that leave --root.")
+    ] = False
+
+    def read(self, pairs: Path) -> PairsInput:
+        """The library's pairs input for the file `pairs`, checked."""
+        from facecli.verification import PairsInput
+
+        columns = self.columns.split(",") if self.columns else None
+        return PairsInput(pairs, self.root, self.metric, self.fmt, columns, self.allow_outside_root)  # type: ignore[arg-type]

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from facecli.cli.app import SEARCH, command
-from facecli.cli.options import Force, GalleryIndex, GalleryModel, LoadingOptions, RuntimeOptions
+from facecli.cli.options import EmbeddingOptions, Force, GalleryIndex, GalleryModel
 from facecli.cli.tables import identification_table
 from facecli.console import console
 
@@ -28,8 +28,7 @@ def index_command(
     index_type: Annotated[str, typer.Option("--index-type", help="flat (exact) or ivf (approximate).")] = "flat",
     nlist: Annotated[int, typer.Option("--nlist", min=0, help="IVF lists (default 4 sqrt(N)).")] = 0,
     nprobe: Annotated[int, typer.Option("--nprobe", min=1, help="IVF lists searched per query.")] = 32,
-    loading: LoadingOptions = LoadingOptions(),  # noqa: B008  (expanded into options by `command`)
-    runtime: RuntimeOptions = RuntimeOptions(),  # noqa: B008
+    embedding: EmbeddingOptions = EmbeddingOptions(),  # noqa: B008  (a group: expanded into options by `command`)
     force: Force = False,
 ) -> None:
     """Build a 1:N gallery index (each image embedded once), or add/remove images of an existing one."""
@@ -37,7 +36,7 @@ def index_command(
 
     gallery, embedded, skipped = build_index(
         out=out,
-        embedding=loading.embedding(runtime),
+        embedding=embedding.embed_options(),
         checkpoint=checkpoint,
         gallery_dir=gallery_dir,
         add=add,
@@ -62,8 +61,7 @@ def identify_command(
     top_k: Annotated[int, typer.Option("--top-k", min=1, help="Identities to list per query.")] = 5,
     threshold: Annotated[float | None, typer.Option("--threshold", help="Below this best score: unknown.")] = None,
     checkpoint: GalleryModel = None,
-    loading: LoadingOptions = LoadingOptions(),  # noqa: B008
-    runtime: RuntimeOptions = RuntimeOptions(),  # noqa: B008
+    embedding: EmbeddingOptions = EmbeddingOptions(),  # noqa: B008
     force: Force = False,
 ) -> None:
     """Who is this? Top-k gallery identities per query, open set with --threshold."""
@@ -73,7 +71,7 @@ def identify_command(
         index=index,
         query=query,
         out=out,
-        embedding=loading.embedding(runtime),
+        embedding=embedding.embed_options(),
         top_k=top_k,
         threshold=threshold,
         checkpoint=checkpoint,
@@ -90,8 +88,7 @@ def eval_identify_command(
     ],
     plot: Annotated[Path | None, typer.Option("--plot", help="Write the CMC curve.")] = None,
     checkpoint: GalleryModel = None,
-    loading: LoadingOptions = LoadingOptions(),  # noqa: B008
-    runtime: RuntimeOptions = RuntimeOptions(),  # noqa: B008
+    embedding: EmbeddingOptions = EmbeddingOptions(),  # noqa: B008
     force: Force = False,
 ) -> None:
     """Rank-1/rank-5 identification rate, CMC, and DIR at FAR for open-set probes."""
@@ -100,7 +97,7 @@ def eval_identify_command(
     report = evaluate_identification(
         index=index,
         probes=probes,
-        embedding=loading.embedding(runtime),
+        embedding=embedding.embed_options(),
         plot=plot,
         checkpoint=checkpoint,
         force=force,

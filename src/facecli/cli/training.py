@@ -105,6 +105,9 @@ def train_command(
     lr_steps: Annotated[
         str | None, typer.Option("--lr-steps", help="Epochs where the step scheduler decays, e.g. 8,12.")
     ] = None,
+    lr_gamma: Annotated[
+        float | None, typer.Option("--lr-gamma", help="Factor the step scheduler multiplies the lr by (0.1).")
+    ] = None,
     lr_scale_batch: Annotated[
         bool | None, typer.Option("--lr-scale-batch/--no-lr-scale-batch", help="Scale --lr by global batch / 64.")
     ] = None,

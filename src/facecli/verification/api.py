@@ -41,13 +41,19 @@ def report_scores(
     folds: int = 10,
     report: str | os.PathLike[str] | None = None,
     plot: str | os.PathLike[str] | None = None,
+    scored: ScoredPairs | None = None,
 ) -> VerificationReport:
-    """The LFW protocol (+ AUC, EER, TAR@FAR) on labelled scores; writes the report and plot when asked."""
+    """The LFW protocol (+ AUC, EER, TAR@FAR) on labelled scores; writes the report and plot when asked.
+
+    With `scored`, the report also counts its unique images and forward passes.
+    """
     if data.labels.min() == data.labels.max():
         raise FaceCliError("evaluation needs both genuine and impostor pairs")
     if data.folds is None and len(data.scores) < folds:
         raise FaceCliError(f"{len(data.scores)} pairs are too few for {folds} folds (set --folds)")
     result = verification_report(data.scores, data.labels, data.metric, data.folds, folds)
+    if scored is not None:
+        result.images, result.forward_passes = scored.unique_images, scored.images_embedded
     if report:
         write_text_atomic(report, json.dumps(dataclasses.asdict(result), indent=2) + "\n")
     if plot:
@@ -88,8 +94,7 @@ def evaluate(
     if from_scores is not None:
         return report_scores(read_scores(from_scores), folds=folds, report=report, plot=plot)
     scored = score_pairs(checkpoint, check_pairs(pairs), pairs.metric, embedding)
-    result = report_scores(_as_scores_file(scored), folds=folds, report=report, plot=plot)
-    result.images, result.forward_passes = scored.unique_images, scored.images_embedded
+    result = report_scores(_as_scores_file(scored), folds=folds, report=report, plot=plot, scored=scored)
     if scores:
         table = scored.pairs.table.copy()
         table["score"] = to_display(scored.scores, scored.metric)

@@ -246,15 +246,22 @@ def _truncated(base: Path, path: Path) -> None:
 
 
 class _RunsCode:
+    """Unpickling this creates `marker`: the evidence that loading ran code."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
     def __reduce__(self):  # noqa: ANN204
-        return (os.system, (f"touch {MARKER}",))
+        return (os.system, (f"touch {self.marker}",))
 
 
-MARKER = Path(os.environ.get("TMPDIR", "/tmp")) / "facecli_pickle_ran"
+def _marker(path: Path) -> Path:
+    """Where the payload in `path` leaves its evidence: beside it, so parallel tests never share one."""
+    return path.with_name(path.name + ".code_ran")
 
 
 def _pickled(base: Path, path: Path) -> None:
-    path.write_bytes(pickle.dumps({"state_dict": _RunsCode()}))
+    path.write_bytes(pickle.dumps({"state_dict": _RunsCode(_marker(path))}))
 
 
 CHECKPOINT_CASES: dict[str, tuple[Callable[[Path, Path], None], str, str]] = {
@@ -268,7 +275,6 @@ CHECKPOINT_CASES: dict[str, tuple[Callable[[Path, Path], None], str, str]] = {
 @pytest.mark.parametrize("command", ["eval", "export"])
 def test_bad_checkpoint(base, tmp_path, case, command):
     make, name, expect = CHECKPOINT_CASES[case]
-    MARKER.unlink(missing_ok=True)
     checkpoint = tmp_path / name
     make(base, checkpoint)
     a = sorted((base / "faces").rglob("*.jpg"))[0].relative_to(base / "faces")
@@ -281,11 +287,10 @@ def test_bad_checkpoint(base, tmp_path, case, command):
     result = runner.invoke(app, args)
     _assert_clean_failure(result, expect, tmp_path, ("report.json", "scores.csv", "model.onnx"))
     assert name in result.output
-    assert not MARKER.exists(), "unpickling ran code"
+    assert not _marker(checkpoint).exists(), "unpickling ran code"
 
 
 def test_pickled_weights_are_refused_by_import(tmp_path):
-    MARKER.unlink(missing_ok=True)
     _pickled(tmp_path, tmp_path / "weights.pth")
     args = [
         "import",
@@ -296,7 +301,7 @@ def test_pickled_weights_are_refused_by_import(tmp_path):
         str(tmp_path / "m.safetensors"),
     ]
     _assert_clean_failure(runner.invoke(app, args), "can run code", tmp_path, ("m.safetensors",))
-    assert not MARKER.exists()
+    assert not _marker(tmp_path / "weights.pth").exists()
 
 
 # ---- nothing is overwritten without --force, and the check comes before any work ---------------------

@@ -92,6 +92,10 @@ def test_contrastive_and_siamese_use_balanced_pairs(batch):
         terms.append(dist**2 if s else max(0.0, 1.0 - dist) ** 2)
     assert LOSSES.get("contrastive")(8, 4)(emb, labels).item() == pytest.approx(sum(terms) / len(terms), rel=1e-5)
     siamese = LOSSES.get("siamese")(8, 4)
-    logits = siamese.pair_logits(emb[i], emb[j])
-    expected = F.binary_cross_entropy(torch.sigmoid(logits), same)
-    assert siamese(emb, labels).item() == pytest.approx(expected.item(), rel=1e-5)
+    w, bias = siamese.fc.weight.detach()[0].tolist(), float(siamese.fc.bias.detach())
+    terms = []
+    for a, b, s in zip(i.tolist(), j.tolist(), same.tolist(), strict=True):  # |f1 - f2| -> FC -> sigmoid -> BCE
+        logit = sum(wk * abs(xa - xb) for wk, xa, xb in zip(w, emb[a].tolist(), emb[b].tolist(), strict=True)) + bias
+        p = 1 / (1 + math.exp(-logit))
+        terms.append(-math.log(p) if s else -math.log(1 - p))
+    assert siamese(emb, labels).item() == pytest.approx(sum(terms) / len(terms), rel=1e-5)

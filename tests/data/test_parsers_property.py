@@ -111,3 +111,43 @@ def test_scores_parser_returns_scores_or_a_user_error(content):
 @given(content=CONTENT)
 def test_training_config_parser_returns_options_or_a_user_error(content):
     _parse(".yaml", content, lambda path, _: read_yaml_options(path))
+
+
+# Typed columns: a well-formed CSV whose typed cells (label, fold, score) may hold anything.
+CELL = st.one_of(
+    st.sampled_from(["0", "1", "2", " 3 ", "1.5", "1e3", "", "x", "nan", "inf", "-1", "٣"]), st.text(max_size=5)
+)
+
+
+def _csv(header: str, rows: list[list[str]]) -> bytes:
+    escape = lambda cell: '"' + cell.replace('"', '""') + '"'  # noqa: E731  (any text in one CSV cell)
+    return "\n".join([header, *(",".join(map(escape, row)) for row in rows)]).encode("utf-8", "surrogatepass")
+
+
+def _typed(path: Path, parse, rows: int) -> None:  # noqa: ANN001
+    """Parsed with integer folds, or a FaceCliError naming a line of the file."""
+    try:
+        folds = parse(path)
+    except FaceCliError as exc:
+        lines = {f"line {n}" for n in range(1, rows + 2)}
+        assert any(f"{line}:" in str(exc) for line in lines) or "not a readable CSV" in str(exc), str(exc)
+        return
+    assert folds is None or folds.dtype.kind == "i"
+
+
+@SETTINGS
+@given(rows=st.lists(st.tuples(CELL, CELL), min_size=1, max_size=8))
+def test_pairs_csv_typed_columns_parse_or_name_the_line(rows):
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "pairs.csv"
+        path.write_bytes(_csv("image1,image2,label,fold", [["a.jpg", "b.jpg", label, fold] for label, fold in rows]))
+        _typed(path, lambda p: read_pairs(p, "csv").folds, len(rows))
+
+
+@SETTINGS
+@given(rows=st.lists(st.tuples(CELL, CELL, CELL), min_size=1, max_size=8), kind=st.sampled_from(["score", "distance"]))
+def test_scores_typed_columns_parse_or_name_the_line(rows, kind):
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "scores.csv"
+        path.write_bytes(_csv(f"{kind},label,fold", [list(row) for row in rows]))
+        _typed(path, lambda p: read_scores(p).folds, len(rows))

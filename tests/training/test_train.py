@@ -262,3 +262,13 @@ def test_training_learns_the_training_identities(data, tmp_path):
     result = train(_options(data, tmp_path / "run", loss="softmax", epochs=12, lr=3e-3, dropout=0.0, aug="none"))
     losses = [row["loss"] for row in result.history]
     assert losses[-1] < 0.7 * losses[0] and losses[-1] < 1.3
+
+
+def test_config_json_records_exactly_the_loss_that_was_built(data, tmp_path):
+    train(_options(data, tmp_path / "run", loss="arcface", scale=32.0))
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert (saved["scale"], saved["margin"], saved["easy_margin"]) == (32.0, 0.5, False)  # given, then arcface's own
+    assert saved["mining"] is None and saved["aux_ce_weight"] is None and saved["margins"] is None  # not arcface's
+    with pytest.raises(FaceCliError, match="--mining applies to triplet; the loss is arcface"):
+        train(_options(data, tmp_path / "other", loss="arcface", mining="semi_hard"))
+    assert not (tmp_path / "other").exists()

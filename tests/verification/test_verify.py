@@ -190,3 +190,20 @@ def test_large_runs_embed_into_a_memory_mapped_array_and_score_in_blocks(setup, 
     mapped = evaluate(checkpoint=setup / "model.safetensors", pairs=_source(setup), embedding=_opts(), folds=2)
     assert isinstance(arrays[0], np.memmap)
     assert mapped.accuracy_per_fold == plain.accuracy_per_fold and mapped.auc == pytest.approx(plain.auc)
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+def test_a_scores_file_written_by_eval_evaluates_to_the_same_numbers(setup, tmp_path, metric):
+    direct = evaluate(
+        checkpoint=setup / "model.safetensors",
+        pairs=_source(setup, metric=metric),
+        embedding=_opts(),
+        folds=2,
+        scores=tmp_path / "scores.csv",
+    )
+    column = {"cosine": "score", "euclidean": "distance"}[metric]
+    assert column in pd.read_csv(tmp_path / "scores.csv").columns
+    again = evaluate(from_scores=tmp_path / "scores.csv", folds=2)
+    assert again.metric == metric  # one vocabulary: a distance column is the euclidean metric, same grid
+    assert again.threshold_per_fold == pytest.approx(direct.threshold_per_fold)
+    assert again.accuracy_per_fold == direct.accuracy_per_fold and again.auc == pytest.approx(direct.auc)

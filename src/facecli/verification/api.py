@@ -16,7 +16,7 @@ from facecli.embed.backends import model_config
 from facecli.embed.backends import save_threshold as save_model_threshold
 from facecli.errors import FaceCliError
 from facecli.fileio import atomic_path, check_writable, write_text_atomic
-from facecli.verification.metrics import VerificationReport, counts, to_display, verification_report
+from facecli.verification.metrics import VerificationReport, column_of_metric, counts, to_display, verification_report
 from facecli.verification.scores_file import ScoresFile, read_scores
 from facecli.verification.scoring import PairsInput, ScoredPairs, check_pairs, score_pairs
 
@@ -97,7 +97,7 @@ def evaluate(
     result = report_scores(_as_scores_file(scored), folds=folds, report=report, plot=plot, scored=scored)
     if scores:
         table = scored.pairs.table.copy()
-        table["score"] = to_display(scored.scores, scored.metric)
+        table[column_of_metric(scored.metric)] = to_display(scored.scores, scored.metric)  # readable by --from-scores
         if scored.pairs.folds is not None:
             table["fold"] = scored.pairs.folds
         _write_csv(table, scores)

@@ -69,6 +69,11 @@ def metric_of_column(column: str) -> Metric:
     return SCORE_COLUMNS[column]  # type: ignore[return-value]
 
 
+def column_of_metric(metric: Metric) -> str:
+    """The scores-file column that holds scores of `metric`: the inverse of metric_of_column."""
+    return next(column for column, held in SCORE_COLUMNS.items() if held == metric)
+
+
 def threshold_grid(scores: np.ndarray, metric: Metric) -> np.ndarray:
     """Thresholds to search: the reference's 0.01 grid for L2 distances, else midpoints of observed scores."""
     if metric == "euclidean" and scores.min() > -4:

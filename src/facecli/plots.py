@@ -62,3 +62,22 @@ def cmc_plot(cmc: list[float], path: str | os.PathLike[str]) -> None:
     ax.set(xlabel="rank", ylabel="identification rate", ylim=(0, 1.01), title="CMC")
     ax.grid(True, alpha=0.3)
     _save(fig, path)
+
+
+def training_curves(history: list[dict], path: str | os.PathLike[str]) -> None:
+    """Loss and lr per epoch, and validation accuracy and AUC when the run has validation pairs."""
+    table = pd.DataFrame(history)
+    validated = "val_accuracy" in table and table["val_accuracy"].notna().any()
+    fig, axes = plt.subplots(1, 3 if validated else 2, figsize=(14 if validated else 9.5, 3.8))
+    axes[0].plot(table["epoch"], table["loss"], marker="o")
+    axes[0].set(xlabel="epoch", ylabel="loss", title="training loss")
+    axes[1].plot(table["epoch"], table["lr"], marker="o")
+    axes[1].set(xlabel="epoch", ylabel="lr", title="learning rate (end of epoch)")
+    if validated:
+        axes[2].plot(table["epoch"], table["val_accuracy"], marker="o", label="10-fold accuracy")
+        axes[2].plot(table["epoch"], table["val_auc"], marker="o", label="AUC")
+        axes[2].set(xlabel="epoch", ylim=(0.4, 1.01), title="validation")
+        axes[2].legend()
+    for ax in axes:
+        ax.grid(True, alpha=0.3)
+    _save(fig, path)

@@ -3,7 +3,8 @@
 Pinned before the CLI was split into one module per mode. The shared runtime and loading option groups
 then added, on purpose: --no-channels-last and --no-compile to eval/predict/sweep (the auto choices can be
 forced either way), the whole runtime and loading groups to index/identify/eval-identify, and --lr-gamma
-to train (its help and the README named it; only a YAML file could set it).
+to train (its help and the README named it; only a YAML file could set it); then --init,
+--freeze-trunk-epochs and --trunk-lr-mult to train for fine-tuning.
 """
 
 import click
@@ -225,6 +226,9 @@ OPTIONS = {
         "--lr",
         "--lr-gamma",
         "--lr-scale-batch",
+        "--init",
+        "--freeze-trunk-epochs",
+        "--trunk-lr-mult",
         "--lr-steps",
         "--margin",
         "--margins",

@@ -74,6 +74,15 @@ def train_command(
     ] = None,
     config: Annotated[Path | None, typer.Option("--config", help="YAML file with any of these options.")] = None,
     resume: Annotated[Path | None, typer.Option("--resume", help="Continue the run in this folder exactly.")] = None,
+    init: Annotated[
+        Path | None, typer.Option("--init", help="Fine-tune: start from this facecli model file (import or a run).")
+    ] = None,
+    freeze_trunk_epochs: Annotated[
+        int | None, typer.Option("--freeze-trunk-epochs", min=0, help="With --init: train only neck and head first.")
+    ] = None,
+    trunk_lr_mult: Annotated[
+        float | None, typer.Option("--trunk-lr-mult", help="With --init: the trunk's lr is --lr times this.")
+    ] = None,
     loss: Annotated[
         str | None, typer.Option("--loss", help="triplet, arcface, cosface, combined, softmax, siamese, contrastive.")
     ] = None,
@@ -144,7 +153,11 @@ def train_command(
     nproc: Annotated[int | None, typer.Option("--nproc", min=1, help="Launch N processes with torchrun (DDP).")] = None,
     force: Force = False,
 ) -> None:
-    """Train an embedding model: triplet, ArcFace/CosFace, softmax or siamese/contrastive, resumable."""
+    """Train an embedding model: triplet, ArcFace/CosFace, softmax or siamese/contrastive, resumable.
+
+    Options left out are chosen from the data (loss, backbone, size, batch, epochs, lr, margins) and printed
+    as a table with the reason for each; any option you give wins.
+    """
     # every option is None when not given, so that a YAML file or the resumed run's config.json wins
     given = {k: v for k, v in locals().items() if k not in ("config", "resume", "nproc", "force", "runtime")}
     given |= dataclasses.asdict(runtime)

@@ -33,23 +33,44 @@ class TrainBatchSampler(Sampler[list[tuple[int, int]]]):
     ) -> None:
         if kind not in SAMPLERS:
             raise unknown_choice("sampler", kind, SAMPLERS)
-        self.labels, self.batch_size, self.kind, self.k = np.asarray(labels), batch_size, kind, k
+        self.labels, self.kind, self.k = np.asarray(labels), kind, k
         self.seed, self.rank, self.world_size = seed, rank, world_size
-        self.by_class = [np.flatnonzero(self.labels == c) for c in range(int(self.labels.max()) + 1)]
-        self.by_class = [members for members in self.by_class if len(members)]
+        self.notes: list[str] = []  # how the batch was adapted to the data, for the run log
+        classes = [np.flatnonzero(self.labels == c) for c in range(int(self.labels.max()) + 1)]
+        self.by_class = [members for members in classes if len(members)]
+        per_process = len(self.labels) // world_size
+        if per_process < 2:
+            raise FaceCliError(f"{len(self.labels)} training images cannot make batches on {world_size} process(es)")
+        if batch_size > per_process:
+            fitted = per_process - per_process % k if kind == "pk" and per_process >= 2 * k else per_process
+            self.notes.append(f"batch {batch_size} is more than the {per_process} images per process: batch {fitted}")
+            batch_size = fitted
+        if kind == "pk" and batch_size < 2 * k:
+            self.k = k = max(1, batch_size // 2)
+            batch_size = 2 * k
         if kind == "pk":
             if batch_size % k or batch_size < 2 * k:
                 raise FaceCliError(f"--batch-size {batch_size} must be a multiple of --k {k} and at least 2 x {k}")
-            if batch_size // k > len(self.by_class):
-                raise FaceCliError(
-                    f"--batch-size {batch_size} with --k {k} needs {batch_size // k} identities per batch; "
-                    f"the data has {len(self.by_class)}: lower --batch-size or raise --k"
-                )
-        if len(self.labels) < batch_size * world_size:
-            raise FaceCliError(
-                f"{len(self.labels)} training images cannot fill one batch of {batch_size} on {world_size} process(es)"
-            )
+            batch_size = self._fit_pk(batch_size)
+        self.batch_size = batch_size
         self.epoch, self.start = 0, 0
+
+    def _fit_pk(self, batch_size: int) -> int:
+        """P x K batches from identities that have a positive; fewer identities than P: more images each."""
+        singles = sum(len(m) < 2 for m in self.by_class)
+        if singles and singles < len(self.by_class) - 1:
+            # a one-image identity has no positive in a P x K batch
+            self.by_class = [m for m in self.by_class if len(m) >= 2]
+            self.notes.append(f"{singles} one-image identities left out of the P x K batches (no positive pair)")
+        p = batch_size // self.k
+        if p > len(self.by_class):
+            p, asked = len(self.by_class), self.k
+            self.k = batch_size // p
+            self.notes.append(
+                f"batch {batch_size} as {batch_size // asked} identities x {asked} images needs more identities than "
+                f"the {p} the data has: {p} x {self.k} (batch {p * self.k})"
+            )
+        return p * self.k
 
     def set_epoch(self, epoch: int, start: int = 0) -> None:
         """Choose the epoch's batches and skip the first `start` of them (resuming mid-epoch)."""

@@ -23,6 +23,15 @@ def losses_taking(option: str) -> list[str]:
     return [name for name in LOSSES.names() if option in loss_defaults(name)]
 
 
+def losses_taking_all(options: dict[str, object]) -> list[str]:
+    """The losses that take every one of `options`; none is a one-line error."""
+    losses = [name for name in LOSSES.names() if set(options) <= set(loss_defaults(name))]
+    if not losses:
+        flags = ", ".join("--" + o.replace("_", "-") for o in options)
+        raise FaceCliError(f"no loss takes all of {flags} (see facecli models)")
+    return losses
+
+
 def check_loss_options(name: str, given: dict[str, object]) -> dict[str, object]:
     """The full options loss `name` is built with: its defaults, then `given`; an option it does not take
     is a one-line error naming the losses that do."""

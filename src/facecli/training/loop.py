@@ -9,6 +9,7 @@ import shutil
 import signal
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -17,24 +18,33 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 import facecli.losses  # noqa: F401  (registers the losses)
-from facecli.checkpoint import load_training_state, restore_rng_state, rng_state, save_model, save_training_state
+from facecli.checkpoint import (
+    load_training_state,
+    read_config,
+    restore_rng_state,
+    rng_state,
+    save_model,
+    save_training_state,
+)
 from facecli.data.samplers import TrainBatchSampler
 from facecli.data.training_set import TrainImages, read_training_set
 from facecli.data.workers import default_workers, init_worker, worker_start
 from facecli.errors import FaceCliError
 from facecli.fileio import write_text_atomic
 from facecli.losses.options import build_loss
-from facecli.models import FaceEmbedder, create_model
+from facecli.models import FaceEmbedder, ModelConfig, create_model, default_config
 from facecli.runtime import Runtime, resolve_runtime
 from facecli.training import distributed
+from facecli.training.finetune import fine_tune_config, start_from
 from facecli.training.optim import build_optimizer, effective_lr, lr_factor
 from facecli.training.options import TrainOptions, save_options
+from facecli.training.recipe import fingerprint, plan
 from facecli.training.run_log import RunLog, TrainResult
 from facecli.training.validation import Validation
 from facecli.verification.metrics import VerificationReport
 
 STATE_FILE, LAST_FILE, BEST_FILE = "last_state.pt", "last.safetensors", "best.safetensors"
-RUN_FILES = ("config.json", "classes.txt", "metrics.csv", STATE_FILE, LAST_FILE, BEST_FILE, "tensorboard")
+RUN_FILES = ("config.json", "classes.txt", "metrics.csv", "curves.png", STATE_FILE, LAST_FILE, BEST_FILE, "tensorboard")
 
 
 class TrainStep(nn.Module):
@@ -70,21 +80,20 @@ def stop_requests() -> Iterator[list[bool]]:
             signal.signal(s, h)
 
 
-def _prepare_run_dir(options: TrainOptions, resume: bool, force: bool) -> None:
+def _existing_run(options: TrainOptions, resume: bool, force: bool) -> list[Path]:
+    """The run files `--force` will replace; refuses, before any work, a run folder that is in use."""
     run_dir = options.run_dir
     if resume:
         if not (run_dir / STATE_FILE).is_file():
             raise FaceCliError(f"{run_dir}: no {STATE_FILE} to resume from")
-        return
-    existing = [name for name in RUN_FILES if (run_dir / name).exists()]
+        return []
+    existing = [run_dir / name for name in RUN_FILES if (run_dir / name).exists()]
     if existing and not force:
         raise FaceCliError(
-            f"{run_dir} already holds a run ({', '.join(existing)}); "
+            f"{run_dir} already holds a run ({', '.join(p.name for p in existing)}); "
             f"use --resume {run_dir} to continue it or --force to start over"
         )
-    for name in existing:
-        path = run_dir / name
-        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    return existing
 
 
 def train_loader(dataset: TrainImages, sampler: TrainBatchSampler, workers: int, device: torch.device) -> DataLoader:
@@ -100,6 +109,35 @@ def train_loader(dataset: TrainImages, sampler: TrainBatchSampler, workers: int,
         multiprocessing_context=worker_start(workers),
         generator=torch.Generator().manual_seed(0),  # keeps the global RNG (dropout) untouched
     )
+
+
+def _freeze_trunk(model: FaceEmbedder, frozen: bool) -> None:
+    """While fine-tuning starts, only the neck and head learn: no trunk gradients, BatchNorm statistics kept."""
+    model.trunk.requires_grad_(not frozen)
+    model.trunk.train(not frozen)
+
+
+def _model(options: TrainOptions, num_classes: int, init: ModelConfig | None) -> tuple[FaceEmbedder, str | None]:
+    """A fresh model, or with --init one that starts from the file's trunk (and neck where it fits)."""
+    if init is None:
+        config = default_config(
+            options.backbone, options.embedding_size, options.img_size, options.dropout,
+            loss=options.loss, num_classes=num_classes,
+        )  # fmt: skip
+        return create_model(config), None
+    if options.backbone != init.backbone:
+        raise FaceCliError(
+            f"--init {options.init} is a {init.backbone} model; --backbone {options.backbone} cannot start from it"
+        )
+    config = fine_tune_config(
+        init, options.embedding_size, options.img_size, options.dropout, options.loss, num_classes
+    )
+    return start_from(options.init, config)
+
+
+def _lr(optimizer: torch.optim.Optimizer) -> float:
+    """The lr now (the trunk's may be lower with --trunk-lr-mult)."""
+    return max(group["lr"] for group in optimizer.param_groups)
 
 
 def _row(epoch: int, step: int, loss: float, lr: float, speed: float, report: VerificationReport | None) -> dict:
@@ -125,9 +163,13 @@ def _train(
     options: TrainOptions, proc: distributed.Process, device: str, resume: bool, force: bool, started: float
 ) -> TrainResult:
     runtime = resolve_runtime(device, options.precision, options.channels_last, options.compile)
-    if proc.is_main:
-        _prepare_run_dir(options, resume, force)
+    replaced = _existing_run(options, resume, force) if proc.is_main else []
+    init = read_config(options.init) if options.init is not None else None  # a bad file fails before any work
     data = read_training_set(options.data, options.root)
+    if not resume:
+        options = plan(options, fingerprint(data, str(runtime.device)), init).check()
+    for path in replaced:  # --force: the old run goes once the new one has passed every check
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
     workers = default_workers() if options.workers is None else options.workers
     validation = None
     if options.val_pairs is not None and proc.is_main:
@@ -136,14 +178,7 @@ def _train(
 
     torch.manual_seed(options.seed + proc.rank)
     np.random.seed(options.seed + proc.rank)
-    model = create_model(
-        options.backbone,
-        embedding_size=options.embedding_size,
-        input_size=options.img_size,
-        dropout=options.dropout,
-        loss=options.loss,
-        num_classes=data.num_classes,
-    )
+    model, start_note = _model(options, data.num_classes, init)
     loss = build_loss(options.loss, model.config.embedding_size, data.num_classes, options.loss_options())
     # compiled inside TrainStep (the embedding only), so prepare() just moves it and sets the memory format
     step_module = dataclasses.replace(runtime, compile=False).prepare(TrainStep(model, loss, options.compile))
@@ -157,7 +192,8 @@ def _train(
         proc.world_size,
     )
     lr = effective_lr(options.lr, options.batch_size * proc.world_size, options.lr_scale_batch)
-    optimizer = build_optimizer(step_module, options.optimizer, lr, options.weight_decay, options.momentum)
+    slow = {id(p): options.trunk_lr_mult for p in model.trunk.parameters()} if options.trunk_lr_mult is not None else {}
+    optimizer = build_optimizer(step_module, options.optimizer, lr, options.weight_decay, options.momentum, slow)
     factor = lr_factor(
         options.scheduler, len(sampler), options.epochs, options.warmup_epochs, options.lr_steps, options.lr_gamma
     )
@@ -189,7 +225,10 @@ def _train(
         save_options(options, options.run_dir / "config.json")
         write_text_atomic(options.run_dir / "classes.txt", "".join(f"{n};{c}\n" for n, c in enumerate(data.classes)))
 
-    net: nn.Module = DistributedDataParallel(step_module) if proc.distributed else step_module
+    frozen_params = options.freeze_trunk_epochs > 0  # DDP must expect parameters without gradients then
+    net: nn.Module = (
+        DistributedDataParallel(step_module, find_unused_parameters=frozen_params) if proc.distributed else step_module
+    )
     loader = train_loader(TrainImages(data, model.config.preprocessing, options.aug), sampler, workers, runtime.device)
 
     def save_state(path_epoch: int, path_batch: int) -> None:
@@ -221,6 +260,9 @@ def _train(
             f"identities; {options.loss} on {options.backbone} {model.config.input_size[0]}px; "
             f"{len(sampler)} steps per epoch; lr {lr:g}"
         )
+        log.recipe(options)
+        for note in ([start_note] if start_note else []) + sampler.notes:
+            log.note(note)
         if data.left_out:
             first, reason = data.left_out[0]
             log.note(
@@ -232,6 +274,7 @@ def _train(
     with stop_requests() as requested, log:
         while epoch < options.epochs:
             sampler.set_epoch(epoch, batch)
+            _freeze_trunk(model, epoch < options.freeze_trunk_epochs)
             log.start_epoch(epoch, options.epochs, len(sampler), batch)
             for images, labels, errors in loader:
                 bad = next((e for e in errors if e), None)
@@ -247,7 +290,7 @@ def _train(
                 scheduler.step()
                 step, batch = step + 1, batch + 1
                 loss_sum = [loss_sum[0] + value, loss_sum[1] + 1]
-                log.step(step, value, optimizer.param_groups[0]["lr"], len(images) * proc.world_size)
+                log.step(step, value, _lr(optimizer), len(images) * proc.world_size)
                 if proc.any(requested[0]):
                     save_state(epoch, batch)
                     stopped = "interrupted"
@@ -258,7 +301,7 @@ def _train(
                 break
             report = validation(model) if validation is not None else None
             mean_loss = loss_sum[0] / max(1, loss_sum[1])
-            row = _row(epoch, step, mean_loss, optimizer.param_groups[0]["lr"], log.images_per_second, report)
+            row = _row(epoch, step, mean_loss, _lr(optimizer), log.images_per_second, report)
             history.append(row)
             improved = report.accuracy_mean > best["accuracy"] if report else mean_loss < best["loss"]
             if improved:
@@ -289,6 +332,7 @@ def _train(
         best_epoch=best["epoch"],
         best_accuracy=best["accuracy"] if math.isfinite(best["accuracy"]) else None,
         seconds=time.perf_counter() - started,
+        notes=log.notes,
     )
 
 

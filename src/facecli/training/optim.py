@@ -24,21 +24,31 @@ def effective_lr(lr: float, global_batch: int, scale_with_batch: bool) -> float:
 
 
 def build_optimizer(
-    modules: nn.Module, name: str, lr: float, weight_decay: float, momentum: float | None = None
+    modules: nn.Module,
+    name: str,
+    lr: float,
+    weight_decay: float,
+    momentum: float | None = None,
+    lr_mult: dict[int, float] | None = None,
 ) -> torch.optim.Optimizer:
-    """SGD (momentum), Adam or AdamW; no weight decay on biases and normalisation parameters."""
-    decay, no_decay = [], []
+    """SGD (momentum), Adam or AdamW; no weight decay on biases and normalisation parameters; parameters
+    named in `lr_mult` (by id) learn at lr times their factor."""
+    lr_mult = lr_mult or {}
+    groups: dict[tuple[bool, float], list[nn.Parameter]] = {}
     for param in modules.parameters():
         if param.requires_grad:
-            (no_decay if param.ndim <= 1 else decay).append(param)
-    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+            groups.setdefault((param.ndim > 1, lr_mult.get(id(param), 1.0)), []).append(param)
+    params = [
+        {"params": members, "weight_decay": weight_decay if decays else 0.0, "lr": lr * mult}
+        for (decays, mult), members in groups.items()
+    ]
     if name == "sgd":
         momentum = 0.9 if momentum is None else momentum
-        return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=momentum > 0)
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=momentum > 0)
     if name == "adam":
-        return torch.optim.Adam(groups, lr=lr)
+        return torch.optim.Adam(params, lr=lr)
     if name == "adamw":
-        return torch.optim.AdamW(groups, lr=lr)
+        return torch.optim.AdamW(params, lr=lr)
     raise unknown_choice("optimizer", name, OPTIMIZERS)
 
 

@@ -14,8 +14,9 @@ from facecli.errors import FaceCliError, did_you_mean, unknown_choice
 from facecli.fileio import read_text
 from facecli.training.optim import OPTIMIZERS, SCHEDULERS, Optimizer, Scheduler
 
-PATH_FIELDS = ("data", "root", "run_dir", "val_pairs", "val_root")
+PATH_FIELDS = ("data", "root", "run_dir", "val_pairs", "val_root", "init")
 LOSS_FIELDS = ("margin", "scale", "margins", "mining", "aux_ce_weight", "easy_margin")
+PK_LOSSES = ("triplet", "contrastive", "siamese")
 DEFAULT_K = 4
 
 
@@ -26,25 +27,29 @@ class TrainOptions:
     data: Path
     run_dir: Path
     root: Path | None = None
-    loss: str = "arcface"
-    backbone: str = "mobilenet"
+    init: Path | None = None  # fine-tune from this facecli model file
+    freeze_trunk_epochs: int = 0
+    trunk_lr_mult: float | None = None
+    # None: chosen by the recipe from the data (training/recipe.py), which records each choice and why
+    loss: str | None = None
+    backbone: str | None = None
     val_pairs: Path | None = None
     val_root: Path | None = None
-    epochs: int = 10
-    batch_size: int = 64
+    epochs: int | None = None
+    batch_size: int | None = None
     img_size: int | None = None
     embedding_size: int | None = None
     dropout: float | None = None
     optimizer: Optimizer = "adamw"
-    lr: float = 1e-3
+    lr: float | None = None
     momentum: float | None = None  # sgd only (0.9 when not given)
     weight_decay: float = 5e-4
     scheduler: Scheduler = "cos"
-    warmup_epochs: float = 0.0
+    warmup_epochs: float | None = None
     lr_steps: list[int] | None = None  # step scheduler only
     lr_gamma: float | None = None  # step scheduler only (0.1 when not given)
     lr_scale_batch: bool = False
-    aug: str = "light"
+    aug: str | None = None
     sampler: str = "auto"
     k: int | None = None  # pk sampler only (DEFAULT_K when not given)
     # the loss's own options: None until given, then filled with the loss's defaults by with_loss_defaults()
@@ -65,6 +70,7 @@ class TrainOptions:
     precision: str = "auto"
     channels_last: bool = False
     compile: bool = False
+    recipe: dict | None = None  # option -> {value, reason, by}: how each choice was made, filled by the recipe
 
     def to_dict(self) -> dict:
         """JSON-ready, paths as strings."""
@@ -84,11 +90,14 @@ class TrainOptions:
         values = {k: (Path(v) if k in PATH_FIELDS and v is not None else v) for k, v in data.items()}
         return cls(**values)
 
-    def sampler_kind(self) -> str:
-        """`pk` for the metric losses (triplet, contrastive, siamese), shuffled batches for the heads."""
+    def sampler_kind(self) -> str | None:
+        """`pk` for the metric losses (triplet, contrastive, siamese), shuffled batches for the heads;
+        None while the loss is still to be chosen."""
         if self.sampler != "auto":
             return self.sampler
-        return "pk" if self.loss in ("triplet", "contrastive", "siamese") else "random"
+        if self.loss is None:
+            return None
+        return "pk" if self.loss in PK_LOSSES else "random"
 
     @property
     def images_per_identity(self) -> int:
@@ -103,27 +112,44 @@ class TrainOptions:
         return options
 
     def check(self) -> TrainOptions:
-        """Every name, value and combination checked before any work; returns the options with the loss's
-        defaults filled in, so that config.json records exactly what is built."""
-        from facecli.losses.options import check_loss_options
+        """Every name, value and combination given checked before any work; once the loss is known, returns
+        the options with the loss's defaults filled in, so that config.json records exactly what is built."""
+        from facecli.losses.options import check_loss_options, losses_taking_all
         from facecli.models import default_config
 
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("scheduler", self.scheduler, SCHEDULERS)
-        _choice("augmentation", self.aug, AUGMENTATIONS)
         _choice("sampler", self.sampler, ("auto", *SAMPLERS))
-        default_config(self.backbone, self.embedding_size, self.img_size, self.dropout)  # names and sizes
-        for name, value, low in (("epochs", self.epochs, 1), ("batch_size", self.batch_size, 2), ("k", self.k, 2)):
+        if self.aug is not None:
+            _choice("augmentation", self.aug, AUGMENTATIONS)
+        if self.backbone is not None:
+            default_config(self.backbone, self.embedding_size, self.img_size, self.dropout)  # names and sizes
+        minimum = (("epochs", 1), ("batch_size", 2), ("k", 2), ("freeze_trunk_epochs", 0))
+        for name, low in minimum:
+            value = getattr(self, name)
             if value is not None and value < low:
                 raise FaceCliError(f"--{name.replace('_', '-')} must be at least {low}, got {value}")
-        if min(self.lr, self.warmup_epochs, self.weight_decay) < 0:
-            raise FaceCliError("--lr, --warmup-epochs and --weight-decay must not be negative")
-        _applies("--k", self.k, "the pk sampler", self.sampler_kind() == "pk", f"the sampler is {self.sampler_kind()}")
+        if min(self.lr or 0, self.warmup_epochs or 0, self.weight_decay, self.trunk_lr_mult or 0) < 0:
+            raise FaceCliError("--lr, --warmup-epochs, --weight-decay and --trunk-lr-mult must not be negative")
+        kind = self.sampler_kind()
+        _applies("--k", self.k, "the pk sampler", kind in ("pk", None), f"the sampler is {kind}")
         _applies("--lr-steps", self.lr_steps, "--scheduler step", self.scheduler == "step", "the scheduler is cos")
         _applies("lr_gamma", self.lr_gamma, "--scheduler step", self.scheduler == "step", "the scheduler is cos")
         _applies("momentum", self.momentum, "--optimizer sgd", self.optimizer == "sgd", f"it is {self.optimizer}")
         _applies("--val-root", self.val_root, "--val-pairs", self.val_pairs is not None, "none are given")
         _applies("--root", self.root, "a cls_train.txt", not Path(self.data).is_dir(), f"{self.data} is a folder")
+        for option in ("freeze_trunk_epochs", "trunk_lr_mult"):
+            given = getattr(self, option) not in (None, 0)
+            _applies(
+                f"--{option.replace('_', '-')}",
+                True if given else None,
+                "--init",
+                self.init is not None,
+                "no --init given",
+            )
+        if self.loss is None:
+            losses_taking_all(self.loss_options())  # given loss options one loss must take together
+            return self
         filled = check_loss_options(self.loss, self.loss_options())
         if "margins" in filled:
             filled["margins"] = list(filled["margins"])

@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pandas as pd
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
 from rich.text import Text
 
 from facecli.console import err_console, printable
 from facecli.fileio import atomic_path
+from facecli.training.options import TrainOptions
 
 
 @dataclass
@@ -26,6 +28,7 @@ class TrainResult:
     best_epoch: int | None = None
     best_accuracy: float | None = None
     seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)  # what the run adapted or left out, as the log said it
 
     @property
     def last(self) -> dict:
@@ -54,6 +57,7 @@ class RunLog:
         )
         self.task = None
         self.epoch_start, self.images = time.perf_counter(), 0
+        self.notes: list[str] = []
 
     def __enter__(self) -> RunLog:
         self.progress.start()
@@ -92,12 +96,28 @@ class RunLog:
         err_console.print(shown, highlight=False)
         with atomic_path(self.run_dir / "metrics.csv") as tmp:
             pd.DataFrame(history).to_csv(tmp, index=False)
+        from facecli.plots import training_curves
+
+        training_curves(history, self.run_dir / "curves.png")
         if self.writer is not None:
             for key, value in row.items():
                 if key.startswith("val_") and value is not None:
                     self.writer.add_scalar(f"val/{key[4:]}", value, row["step"])
             self.writer.flush()
 
+    def recipe(self, options: TrainOptions) -> None:
+        """The run's recipe as one table: each choice, who made it and why."""
+        if not self.enabled or not options.recipe:
+            return
+        table = Table(title="recipe", title_justify="left")
+        for column in ("option", "value", "by", "why"):
+            table.add_column(column, overflow="fold")
+        for name, choice in options.recipe.items():
+            table.add_row(name, printable(choice["value"]), choice["by"], choice["reason"])
+        err_console.print(table)
+
     def note(self, text: str) -> None:
+        """One line in the log, kept for the run's result."""
+        self.notes.append(text)
         if self.enabled:
             err_console.print(Text(printable(text)))

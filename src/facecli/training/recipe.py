@@ -1,0 +1,164 @@
+"""A training recipe planned from the data: a fingerprint of the set, then one rule per choice, each with the
+measurement behind it (benchmarks/train_recipes.py, RESULTS.md). A choice the user made is kept as given."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from facecli.data.training_set import TrainingSet
+from facecli.losses.options import losses_taking_all
+from facecli.models import ModelConfig
+from facecli.training.options import PK_LOSSES, TrainOptions
+
+SAMPLED_IMAGES = 64  # headers read to learn the image size and colour
+# Images a run sees on 2 CPU cores in about 3 minutes with resnet10t at 32 px (~650 img/s in the loop);
+# the cost of an image grows with its pixels, so larger inputs see proportionally fewer.
+IMAGE_BUDGET_32PX = 120_000
+TRIPLET_BELOW = 150  # identities: below this triplet beat ArcFace (s=32, m=0.3) in the recipe table
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """What the recipe is planned from."""
+
+    identities: int
+    images: int
+    min_per_identity: int
+    median_per_identity: float
+    singletons: int
+    image_side: int  # median shorter side of a sample of the images
+    grey: bool  # most sampled images have one channel
+    device: str
+    cores: int
+
+    def describe(self) -> str:
+        """One line for the run log."""
+        colour = "grey" if self.grey else "colour"
+        return (
+            f"data: {self.identities} identities, {self.images} images ({self.min_per_identity} min / "
+            f"{self.median_per_identity:g} median per identity, {self.singletons} with one), "
+            f"{colour} ~{self.image_side} px; {self.device}, {self.cores} cores"
+        )
+
+
+def fingerprint(data: TrainingSet, device: str) -> Fingerprint:
+    """Counts from the labels; size and colour from the headers of a sample of images."""
+    counts = np.bincount(data.labels, minlength=data.num_classes)
+    sample = [
+        data.paths[i] for i in np.linspace(0, len(data.paths) - 1, min(SAMPLED_IMAGES, len(data.paths))).astype(int)
+    ]
+    sides, grey = [], 0
+    for path in sample:
+        try:
+            with Image.open(path) as image:
+                sides.append(min(image.size))
+                grey += image.mode in ("L", "LA", "I", "I;16", "1")
+        except OSError:
+            continue  # a bad image is the loader's to report
+    return Fingerprint(
+        identities=data.num_classes,
+        images=len(data.paths),
+        min_per_identity=int(counts.min()),
+        median_per_identity=float(np.median(counts)),
+        singletons=int((counts == 1).sum()),
+        image_side=int(np.median(sides)) if sides else 112,
+        grey=grey > len(sides) / 2,
+        device=device,
+        cores=os.cpu_count() or 1,
+    )
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One option of the recipe: its value, why, and who chose it."""
+
+    option: str
+    value: object
+    reason: str
+    by: str  # "you", "recipe" or "fine-tune"
+
+
+def _loss(options: TrainOptions, fp: Fingerprint) -> tuple[str, str]:
+    given = options.loss_options()
+    if given:
+        usable = losses_taking_all(given)
+        preferred = "triplet" if fp.identities < TRIPLET_BELOW else "arcface"
+        loss = preferred if preferred in usable else usable[0]
+        return loss, f"takes {', '.join('--' + o.replace('_', '-') for o in given)}"
+    if fp.identities < TRIPLET_BELOW:
+        return "triplet", f"{fp.identities} identities (< {TRIPLET_BELOW}): triplet learned more than ArcFace"
+    return "arcface", f"{fp.identities} identities (>= {TRIPLET_BELOW}): ArcFace learned more than triplet"
+
+
+def _img_size(fp: Fingerprint) -> tuple[int, str]:
+    size = int(min(112, max(32, round(fp.image_side / 16) * 16)))
+    return size, f"the images' own size (~{fp.image_side} px), between 32 and 112: no upsampling, affordable steps"
+
+
+def _epochs(fp: Fingerprint, img_size: int, fine_tune: bool) -> tuple[int, str]:
+    budget = IMAGE_BUDGET_32PX * (32 / img_size) ** 2 * max(1, fp.cores) / 2
+    if fp.device.startswith("cuda"):
+        budget *= 10  # not measured here (no GPU was lent): a conservative multiple of the CPU budget
+    if fine_tune:
+        budget /= 2
+    epochs = int(min(200, max(3, round(budget / fp.images))))
+    why = "half of " if fine_tune else ""
+    return epochs, f"{why}a budget of ~{budget / 1000:.0f}k images at {img_size} px on {fp.cores} cores (~3 min on 2)"
+
+
+def plan(options: TrainOptions, fp: Fingerprint, init: ModelConfig | None = None) -> TrainOptions:
+    """The options with every choice left open filled from the fingerprint; `recipe` records all of them."""
+    choices: list[Choice] = []
+    fine_tune = init is not None
+
+    def choose(option: str, value: object, reason: str, by: str = "recipe") -> object:
+        given = getattr(options, option)
+        if given is not None:
+            choices.append(Choice(option, given, "given", "you"))
+            return given
+        choices.append(Choice(option, value, reason, by))
+        return value
+
+    loss = choose("loss", *_loss(options, fp))
+    if fine_tune:
+        backbone = choose("backbone", init.backbone, f"the --init model's ({init.backbone})", "fine-tune")
+        size = choose("img_size", init.input_size[0], "the --init model's input size", "fine-tune")
+    else:
+        backbone = choose(
+            "backbone", "timm/resnet10t", "a residual trunk: 0.93 where MobileNetV1 reached 0.81 at 32 px"
+        )
+        size = choose("img_size", *_img_size(fp))
+    filled = {"loss": loss, "backbone": backbone, "img_size": size}
+    filled["batch_size"] = choose("batch_size", 64, "P x K adapts it to the identities there are")
+    if (options.sampler == "auto" and loss in PK_LOSSES) or options.sampler == "pk":
+        k = int(min(4, max(2, fp.median_per_identity)))
+        filled["k"] = choose("k", k, f"{fp.median_per_identity:g} images per identity (median), at most 4")
+    filled["epochs"] = choose("epochs", *_epochs(fp, size, fine_tune))
+    if fine_tune:
+        filled["lr"] = choose("lr", 2e-4, "fine-tuning: a tenth of the from-scratch lr", "fine-tune")
+    else:
+        filled["lr"] = choose("lr", 2e-3, "AdamW at 2e-3 trained every set in the recipe table")
+    filled["warmup_epochs"] = choose("warmup_epochs", 0.5, "half an epoch of linear warm-up")
+    if loss == "arcface":
+        filled["scale"] = choose("scale", 32.0, "s=32 trains at once from scratch (0.93), s=64 barely moves (0.75)")
+        filled["margin"] = choose("margin", 0.3, "m=0.3 with s=32, as measured")
+    filled["aug"] = choose("aug", "light", "mirror, small shifts and colour: measured no worse on any set")
+    recipe = {c.option: {"value": c.value, "reason": c.reason, "by": c.by} for c in choices}
+    return dataclasses.replace(options, **filled, recipe=recipe)
+
+
+def recipe_rows(options: TrainOptions) -> list[tuple[str, str, str, str]]:
+    """(option, value, by, reason) rows of a planned run, for the table printed at start."""
+    return [(name, _shown(c["value"]), c["by"], c["reason"]) for name, c in (options.recipe or {}).items()]
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, float) and value and not math.isclose(value, round(value)):
+        return f"{value:g}"
+    return str(value)

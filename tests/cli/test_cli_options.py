@@ -4,7 +4,7 @@ Pinned before the CLI was split into one module per mode. The shared runtime and
 then added, on purpose: --no-channels-last and --no-compile to eval/predict/sweep (the auto choices can be
 forced either way), the whole runtime and loading groups to index/identify/eval-identify, and --lr-gamma
 to train (its help and the README named it; only a YAML file could set it); then --init,
---freeze-trunk-epochs and --trunk-lr-mult to train for fine-tuning.
+--freeze-trunk-epochs and --trunk-lr-mult to train for fine-tuning, and --val-every.
 """
 
 import click
@@ -229,6 +229,7 @@ OPTIONS = {
         "--init",
         "--freeze-trunk-epochs",
         "--trunk-lr-mult",
+        "--val-every",
         "--lr-steps",
         "--margin",
         "--margins",

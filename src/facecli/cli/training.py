@@ -93,6 +93,9 @@ def train_command(
     val_root: Annotated[
         Path | None, typer.Option("--val-root", help="Folder the validation pairs are relative to.")
     ] = None,
+    val_every: Annotated[
+        int | None, typer.Option("--val-every", min=1, help="Validate every N epochs (and after the last).")
+    ] = None,
     epochs: Annotated[
         int | None, typer.Option("--epochs", min=1, help="Epochs (one epoch ~ every image once).")
     ] = None,

@@ -299,25 +299,28 @@ def _train(
                     save_state(epoch, batch)
             if stopped == "interrupted":
                 break
-            report = validation(model) if validation is not None else None
+            validate = validation is not None and (
+                (epoch + 1) % (options.val_every or 1) == 0 or epoch + 1 == options.epochs
+            )
+            report = validation(model) if validate else None
             mean_loss = loss_sum[0] / max(1, loss_sum[1])
             row = _row(epoch, step, mean_loss, _lr(optimizer), log.images_per_second, report)
             history.append(row)
-            improved = report.accuracy_mean > best["accuracy"] if report else mean_loss < best["loss"]
-            if improved:
-                best = {
-                    "accuracy": report.accuracy_mean if report else -math.inf,
-                    "loss": mean_loss,
-                    "epoch": epoch + 1,
-                    "stale": 0,
-                }
-                if proc.is_main:
-                    save_model(model, options.run_dir / BEST_FILE, force=True)
-            else:
-                best["stale"] += 1
+            if validation is None or validate:  # best by validation accuracy where there is validation, else loss
+                if report.accuracy_mean > best["accuracy"] if report else mean_loss < best["loss"]:
+                    best = {
+                        "accuracy": report.accuracy_mean if report else -math.inf,
+                        "loss": mean_loss,
+                        "epoch": epoch + 1,
+                        "stale": 0,
+                    }
+                    if proc.is_main:
+                        save_model(model, options.run_dir / BEST_FILE, force=True)
+                else:
+                    best["stale"] += 1
             epoch, batch, loss_sum = epoch + 1, 0, [0.0, 0]
             save_state(epoch, 0)
-            log.end_epoch(row, history)
+            log.end_epoch(row, history, plot=validate or validation is None or epoch == options.epochs)
             patience_out = options.patience is not None and best["stale"] >= options.patience
             if proc.from_main(patience_out) and epoch < options.epochs:
                 stopped = "early stop"

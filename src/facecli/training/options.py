@@ -35,6 +35,7 @@ class TrainOptions:
     backbone: str | None = None
     val_pairs: Path | None = None
     val_root: Path | None = None
+    val_every: int | None = None  # validate every N epochs (and after the last)
     epochs: int | None = None
     batch_size: int | None = None
     img_size: int | None = None
@@ -124,7 +125,7 @@ class TrainOptions:
             _choice("augmentation", self.aug, AUGMENTATIONS)
         if self.backbone is not None:
             default_config(self.backbone, self.embedding_size, self.img_size, self.dropout)  # names and sizes
-        minimum = (("epochs", 1), ("batch_size", 2), ("k", 2), ("freeze_trunk_epochs", 0))
+        minimum = (("epochs", 1), ("batch_size", 2), ("k", 2), ("freeze_trunk_epochs", 0), ("val_every", 1))
         for name, low in minimum:
             value = getattr(self, name)
             if value is not None and value < low:
@@ -137,6 +138,7 @@ class TrainOptions:
         _applies("lr_gamma", self.lr_gamma, "--scheduler step", self.scheduler == "step", "the scheduler is cos")
         _applies("momentum", self.momentum, "--optimizer sgd", self.optimizer == "sgd", f"it is {self.optimizer}")
         _applies("--val-root", self.val_root, "--val-pairs", self.val_pairs is not None, "none are given")
+        _applies("--val-every", self.val_every, "--val-pairs", self.val_pairs is not None, "none are given")
         _applies("--root", self.root, "a cls_train.txt", not Path(self.data).is_dir(), f"{self.data} is a folder")
         for option in ("freeze_trunk_epochs", "trunk_lr_mult"):
             given = getattr(self, option) not in (None, 0)
@@ -204,7 +206,7 @@ def load_options(path: Path) -> TrainOptions:
 
 
 RESUMABLE_CHANGES = (
-    "epochs", "patience", "checkpoint_every", "tensorboard", "workers", "val_batch_size",
+    "epochs", "val_every", "patience", "checkpoint_every", "tensorboard", "workers", "val_batch_size",
     "device", "precision", "channels_last", "compile",
 )  # fmt: skip
 

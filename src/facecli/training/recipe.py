@@ -20,6 +20,7 @@ SAMPLED_IMAGES = 64  # headers read to learn the image size and colour
 # Images a run sees on 2 CPU cores in about 3 minutes with resnet10t at 32 px (~650 img/s in the loop);
 # the cost of an image grows with its pixels, so larger inputs see proportionally fewer.
 IMAGE_BUDGET_32PX = 120_000
+VALIDATIONS = 20
 TRIPLET_BELOW = 150  # identities: below this triplet beat ArcFace (s=32, m=0.3) in the recipe table
 
 
@@ -144,6 +145,9 @@ def plan(options: TrainOptions, fp: Fingerprint, init: ModelConfig | None = None
         filled["lr"] = choose("lr", 2e-4, "fine-tuning: a tenth of the from-scratch lr", "fine-tune")
     else:
         filled["lr"] = choose("lr", 2e-3, "AdamW at 2e-3 trained every set in the recipe table")
+    if options.val_pairs is not None:
+        every = max(1, math.ceil(filled["epochs"] / VALIDATIONS))
+        filled["val_every"] = choose("val_every", every, f"about {VALIDATIONS} validations a run: they cost images too")
     filled["warmup_epochs"] = choose("warmup_epochs", 0.5, "half an epoch of linear warm-up")
     if loss == "arcface":
         filled["scale"] = choose("scale", 32.0, "s=32 trains at once from scratch (0.93), s=64 barely moves (0.75)")

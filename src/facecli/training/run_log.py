@@ -88,17 +88,18 @@ class RunLog:
     def images_per_second(self) -> float:
         return self.images / max(1e-9, time.perf_counter() - self.epoch_start)
 
-    def end_epoch(self, row: dict, history: list[dict]) -> None:
-        """Print the epoch's line, rewrite metrics.csv and log the validation scalars."""
+    def end_epoch(self, row: dict, history: list[dict], plot: bool = True) -> None:
+        """Print the epoch's line, rewrite metrics.csv (and, with `plot`, curves.png), log validation scalars."""
         if not self.enabled:
             return
         shown = ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items())
         err_console.print(shown, highlight=False)
         with atomic_path(self.run_dir / "metrics.csv") as tmp:
             pd.DataFrame(history).to_csv(tmp, index=False)
-        from facecli.plots import training_curves
+        if plot:
+            from facecli.plots import training_curves
 
-        training_curves(history, self.run_dir / "curves.png")
+            training_curves(history, self.run_dir / "curves.png")
         if self.writer is not None:
             for key, value in row.items():
                 if key.startswith("val_") and value is not None:

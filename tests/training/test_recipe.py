@@ -1,0 +1,123 @@
+"""The recipe planned from the data: rules, what the user gives wins, fine-tuning, any number of identities."""
+
+import json
+
+import pytest
+
+from facecli.checkpoint import save_model
+from facecli.data.synth import synth
+from facecli.errors import FaceCliError
+from facecli.models import create_model, default_config
+from facecli.training import TrainOptions, train
+from facecli.training.recipe import TRIPLET_BELOW, Fingerprint, plan
+
+
+def _fp(identities=20, images=200, side=32, median=10.0):
+    return Fingerprint(identities, images, 2, median, 0, side, False, "cpu", 2)
+
+
+def _planned(fp, init=None, **given):
+    return plan(TrainOptions(data="d", run_dir="r", **given), fp, init).check()
+
+
+def test_few_identities_get_triplet_and_many_get_arcface_with_a_small_scale():
+    few = _planned(_fp(identities=TRIPLET_BELOW - 1))
+    many = _planned(_fp(identities=TRIPLET_BELOW, images=5000))
+    assert few.loss == "triplet" and few.k == 4 and few.scale is None
+    assert (many.loss, many.scale, many.margin) == ("arcface", 32.0, 0.3)
+    assert few.backbone == many.backbone == "timm/resnet10t" and few.recipe["loss"]["by"] == "recipe"
+
+
+def test_the_size_follows_the_images_and_the_epochs_a_budget():
+    small, large = _planned(_fp(side=24)), _planned(_fp(side=250))
+    assert (small.img_size, large.img_size) == (32, 112)
+    assert _planned(_fp(images=300)).epochs > _planned(_fp(images=3000)).epochs >= 3
+    assert _planned(_fp(images=300, side=64)).epochs < _planned(_fp(images=300, side=32)).epochs
+
+
+def test_what_the_user_gives_wins_and_loss_options_imply_the_loss():
+    given = _planned(_fp(), loss="cosface", epochs=2, lr=0.1)
+    assert (given.loss, given.epochs, given.lr) == ("cosface", 2, 0.1)
+    assert given.recipe["epochs"] == {"value": 2, "reason": "given", "by": "you"}
+    assert _planned(_fp(identities=5000), mining="semi_hard").loss == "triplet"
+    assert _planned(_fp(), easy_margin=True).loss == "arcface"
+    with pytest.raises(FaceCliError, match="no loss takes all of --mining, --easy-margin"):
+        _planned(_fp(), mining="all", easy_margin=True)
+
+
+def test_a_fine_tune_keeps_the_models_backbone_and_size_and_lowers_the_lr():
+    init = default_config("iresnet18")
+    tuned, scratch = _planned(_fp(side=112), init), _planned(_fp(side=112))
+    assert (tuned.backbone, tuned.img_size) == ("iresnet18", 112) and tuned.recipe["backbone"]["by"] == "fine-tune"
+    assert tuned.lr == scratch.lr / 10 and tuned.epochs < scratch.epochs
+
+
+@pytest.fixture(scope="module")
+def ten(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("ten")
+    synth(tmp / "faces", identities=10, images=8, size=32, seed=11)
+    return tmp
+
+
+def test_ten_identities_train_with_triplet_at_the_default_batch_and_the_recipe_is_recorded(ten, tmp_path):
+    result = train(TrainOptions(data=ten / "faces", run_dir=tmp_path / "run", loss="triplet", epochs=1, workers=0))
+    assert result.stopped == "finished"
+    assert any("10 x 6" in note for note in result.notes), result.notes  # 16 identities x 4 asked, 10 exist
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["batch_size"] == 64 and saved["recipe"]["loss"]["by"] == "you"
+    assert saved["recipe"]["backbone"] == {
+        "value": "timm/resnet10t",
+        "reason": saved["recipe"]["backbone"]["reason"],
+        "by": "recipe",
+    }
+    assert (tmp_path / "run" / "curves.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_two_identities_train(tmp_path):
+    synth(tmp_path / "faces", identities=2, images=3, size=32, seed=12)
+    result = train(TrainOptions(data=tmp_path / "faces", run_dir=tmp_path / "run", epochs=1, workers=0))
+    assert result.stopped == "finished" and result.steps >= 1
+
+
+def _trunk_and_neck(path):
+    from facecli.checkpoint import load
+
+    model = load(path)
+    return model.trunk.state_dict(), model.neck.state_dict()
+
+
+def test_init_starts_from_the_files_trunk_and_a_frozen_trunk_stays_as_it_was(ten, tmp_path):
+    import torch
+
+    base = create_model("timm/resnet10t", input_size=32, embedding_size=16)
+    save_model(base.eval(), tmp_path / "base.safetensors")
+    options = dict(data=ten / "faces", init=tmp_path / "base.safetensors", loss="triplet", epochs=1, workers=0)
+    train(TrainOptions(run_dir=tmp_path / "frozen", freeze_trunk_epochs=1, **options))
+    trunk, neck = _trunk_and_neck(tmp_path / "frozen" / "last.safetensors")
+    start_trunk, start_neck = base.trunk.state_dict(), base.neck.state_dict()
+    assert all(torch.equal(trunk[k], start_trunk[k]) for k in trunk)  # weights and BatchNorm statistics
+    assert any(not torch.equal(neck[k], start_neck[k]) for k in neck)
+    train(TrainOptions(run_dir=tmp_path / "slow", trunk_lr_mult=0.0, **options))
+    trunk, _ = _trunk_and_neck(tmp_path / "slow" / "last.safetensors")
+    params = {name for name, _ in base.trunk.named_parameters()}
+    assert all(torch.equal(trunk[k], start_trunk[k]) for k in params)  # lr x 0: no parameter moved
+    saved = json.loads((tmp_path / "slow" / "config.json").read_text())
+    assert saved["recipe"]["lr"]["by"] == "fine-tune" and saved["embedding_size"] is None
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: p.write_bytes(b"\x80\x04junk"), "never unpickles"),
+        (lambda p: p.write_bytes(b"\x00" * 10), "not a readable .safetensors"),
+        (lambda p: save_model(create_model("mobilenet", input_size=32, embedding_size=8), p), "mobilenet model"),
+    ],
+    ids=["pickled", "truncated", "another architecture"],
+)
+def test_a_bad_init_file_is_one_error_and_writes_nothing(ten, tmp_path, make, message):
+    init = tmp_path / "init.safetensors"
+    make(init)
+    options = TrainOptions(data=ten / "faces", run_dir=tmp_path / "run", init=init, backbone="timm/resnet10t")
+    with pytest.raises(FaceCliError, match=message):
+        train(options)
+    assert not (tmp_path / "run").exists()

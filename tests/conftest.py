@@ -2,14 +2,34 @@
 
 from __future__ import annotations
 
+import os
 import random
+import time
+import uuid
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from tests.processes import MARKER, marked_processes
+
 REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
+RUN = os.environ.setdefault(MARKER, uuid.uuid4().hex)  # inherited by every process the tests start
+LEFTOVER_GRACE_S = 15
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run if any process it started is still alive at the end (xdist: checked once, at the top)."""
+    if hasattr(session.config, "workerinput") or os.environ.get(MARKER) != RUN:
+        return
+    mine = {os.getpid(), os.getppid()}
+    deadline = time.monotonic() + LEFTOVER_GRACE_S
+    while (left := marked_processes(RUN, mine)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    if left:
+        session.config.get_terminal_writer().line(f"processes left behind by the tests: {left}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(autouse=True)

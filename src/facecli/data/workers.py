@@ -8,20 +8,29 @@ import signal
 
 import cv2
 
+from facecli.data.parent_death import die_with_parent
+
 
 def default_workers() -> int:
     """Loader processes: all cores but one for the model, at most 8."""
     return max(0, min(8, (os.cpu_count() or 1) - 1))
 
 
-def worker_start(workers: int) -> str | None:
+def worker_start(workers: int) -> multiprocessing.context.BaseContext | None:
     """How loader workers start: from a forkserver where there is one, since a worker forked after the
-    parent used OpenCV's thread pool deadlocks inside OpenCV."""
-    return "forkserver" if workers and "forkserver" in multiprocessing.get_all_start_methods() else None
+    parent used OpenCV's thread pool deadlocks inside OpenCV. The forkserver dies with this process
+    (SIGKILL included): it imports forkserver_preload first, and each worker asks the same of the forkserver."""
+    if not workers or "forkserver" not in multiprocessing.get_all_start_methods():
+        return None
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["facecli.data.forkserver_preload"])
+    return context
 
 
 def init_worker(worker_id: int) -> None:
-    """Set up one loader worker: Ctrl-C is the main process's to handle, one OpenCV thread, lower priority."""
+    """Set up one loader worker: it dies with its parent, Ctrl-C is the main process's to handle, one OpenCV
+    thread, lower priority."""
+    die_with_parent()
     # the main process stops between steps (training) or raises (eval); a worker must not die first
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # where workers and the model share cores, the model's threads should not wait for a worker

@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from facecli.data.images import ImageError, read_image
 from facecli.data.transforms import Preprocessing
-from facecli.data.workers import default_workers, worker_start
+from facecli.data.workers import default_workers, init_worker, worker_start
 from facecli.embed.backends import Embedder
 from facecli.errors import FaceCliError
 
@@ -54,6 +54,7 @@ def embed_images(
         num_workers=workers,
         pin_memory=torch.cuda.is_available(),
         prefetch_factor=4 if workers else None,
+        worker_init_fn=init_worker,
         multiprocessing_context=worker_start(workers),
     )
     out = np.empty((len(paths), config.embedding_size), np.float32) if out is None else out

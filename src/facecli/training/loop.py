@@ -44,6 +44,7 @@ from facecli.training.validation import Validation
 from facecli.verification.metrics import VerificationReport
 
 STATE_FILE, LAST_FILE, BEST_FILE = "last_state.pt", "last.safetensors", "best.safetensors"
+STATE_EVERY_S = 30  # end-of-epoch state is saved when this long has passed since the last save, and at the end
 RUN_FILES = ("config.json", "classes.txt", "metrics.csv", "curves.png", STATE_FILE, LAST_FILE, BEST_FILE, "tensorboard")
 
 
@@ -231,7 +232,10 @@ def _train(
     )
     loader = train_loader(TrainImages(data, model.config.preprocessing, options.aug), sampler, workers, runtime.device)
 
+    saved_at = [time.monotonic()]
+
     def save_state(path_epoch: int, path_batch: int) -> None:
+        saved_at[0] = time.monotonic()
         if not proc.is_main:
             return
         save_training_state(
@@ -319,10 +323,11 @@ def _train(
                 else:
                     best["stale"] += 1
             epoch, batch, loss_sum = epoch + 1, 0, [0.0, 0]
-            save_state(epoch, 0)
+            patience_out = proc.from_main(options.patience is not None and best["stale"] >= options.patience)
+            if epoch == options.epochs or patience_out or time.monotonic() - saved_at[0] >= STATE_EVERY_S:
+                save_state(epoch, 0)  # tiny epochs would otherwise spend their time writing checkpoints
             log.end_epoch(row, history, plot=validate or validation is None or epoch == options.epochs)
-            patience_out = options.patience is not None and best["stale"] >= options.patience
-            if proc.from_main(patience_out) and epoch < options.epochs:
+            if patience_out and epoch < options.epochs:
                 stopped = "early stop"
                 log.note(f"no validation improvement for {options.patience} epoch(s): stopping early")
                 break

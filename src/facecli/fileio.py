@@ -1,4 +1,4 @@
-"""Atomic output files and the no-overwrite-without-force rule."""
+"""Atomic, durable output files with the user's permissions, and the no-overwrite-without-force rule."""
 
 from __future__ import annotations
 
@@ -19,9 +19,35 @@ def check_writable(*paths: str | os.PathLike[str] | None, force: bool = False) -
         raise FaceCliError(f"{', '.join(existing)} already {verb}; pass --force to overwrite")
 
 
+def _umask() -> int:
+    """The process's umask, read without changing it (Linux), else by setting and restoring it."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _fsync(path: Path, directory: bool = False) -> None:
+    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; on success it replaces `path` in one rename."""
+    """Yield a temporary path beside `path`; on success it replaces `path` in one rename.
+
+    The file gets the permissions any new file of the user gets (0666 less the umask), and it is on disk
+    before the rename, and the rename before returning (fsync of the file, then of its folder), so that
+    neither a crash nor a power cut leaves an empty or half-written output.
+    """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
@@ -29,7 +55,11 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        # mkstemp makes 0600, unreadable to the people the output is for; some writers replace the file
+        os.chmod(tmp, 0o666 & ~_umask())
+        _fsync(tmp)
         os.replace(tmp, target)
+        _fsync(target.parent, directory=True)
     finally:
         tmp.unlink(missing_ok=True)
 

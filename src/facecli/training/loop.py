@@ -326,7 +326,8 @@ def _train(
             patience_out = proc.from_main(options.patience is not None and best["stale"] >= options.patience)
             if epoch == options.epochs or patience_out or time.monotonic() - saved_at[0] >= STATE_EVERY_S:
                 save_state(epoch, 0)  # tiny epochs would otherwise spend their time writing checkpoints
-            log.end_epoch(row, history, plot=validate or validation is None or epoch == options.epochs)
+            plot = validate if validation is not None else epoch % max(1, options.epochs // 20) == 0
+            log.end_epoch(row, history, plot=plot or epoch == options.epochs)  # about 20 plots a run
             if patience_out and epoch < options.epochs:
                 stopped = "early stop"
                 log.note(f"no validation improvement for {options.patience} epoch(s): stopping early")

@@ -1,0 +1,46 @@
+"""Outputs: written atomically, on disk before the rename, with the permissions the user's umask gives."""
+
+import os
+import stat
+
+import pytest
+
+import facecli.fileio as fileio
+from facecli.checkpoint import save_model
+from facecli.fileio import atomic_path, write_text_atomic
+from facecli.models import create_model
+
+
+@pytest.fixture
+def umask():
+    previous = os.umask(0o022)
+
+    def set_mask(mask: int) -> None:
+        os.umask(mask)
+
+    yield set_mask
+    os.umask(previous)
+
+
+@pytest.mark.parametrize(("mask", "mode"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_outputs_get_the_permissions_of_any_new_file(tmp_path, umask, mask, mode):
+    umask(mask)
+    write_text_atomic(tmp_path / "report.json", "{}")
+    save_model(create_model("mobilenet", input_size=32, embedding_size=8), tmp_path / "m.safetensors")
+    for name in ("report.json", "m.safetensors"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == mode, name
+
+
+def test_the_file_is_synced_before_the_rename_and_the_folder_after(tmp_path, monkeypatch):
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(
+        fileio.os, "fsync", lambda fd: events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}"))) or real_fsync(fd)
+    )
+    monkeypatch.setattr(fileio.os, "replace", lambda a, b: events.append(("replace", str(b))) or real_replace(a, b))
+    target = tmp_path / "out.csv"
+    with atomic_path(target) as tmp:
+        tmp.write_text("a,b\n")
+    assert [e[0] for e in events] == ["fsync", "replace", "fsync"]
+    assert events[0][1].endswith(".tmp") and events[2][1] == str(tmp_path)
+    assert target.read_text() == "a,b\n" and not list(tmp_path.glob("*.tmp"))

@@ -62,7 +62,7 @@ def measure(name: str, data, runtime: Runtime, batch_size: int, steps: int, work
     def step(images: torch.Tensor, labels: torch.Tensor) -> None:
         train_step(net, images, labels, optimizer, scaler, runtime, None)
 
-    sampler = TrainBatchSampler(data.labels, batch_size, "random", seed=0)
+    sampler = TrainBatchSampler(data.labels, 1, batch_size, "random", seed=0)
     loader = train_loader(TrainImages(data, model.config.preprocessing, "light"), sampler, workers, runtime.device)
     batches = ((images, labels) for _ in itertools.count() for images, labels, _ in loader)
     in_memory = itertools.repeat(next(batches))

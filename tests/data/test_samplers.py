@@ -17,7 +17,7 @@ def _labels(counts):
     ([4] * 20, 64, 4, (16, 4)),  # enough identities: unchanged
 ])  # fmt: skip
 def test_pk_batches_adapt_to_the_identities(counts, batch, k, expect):
-    sampler = TrainBatchSampler(_labels(counts), batch, "pk", k)
+    sampler = TrainBatchSampler(_labels(counts), 1, batch, "pk", k)
     p, per_identity = expect
     assert (sampler.batch_size // sampler.k, sampler.k) == (p, per_identity)
     assert bool(sampler.notes) == (expect != (batch // k, k))
@@ -29,9 +29,19 @@ def test_pk_batches_adapt_to_the_identities(counts, batch, k, expect):
 
 def test_one_image_identities_are_left_out_of_pk_batches_but_not_shuffled_ones():
     labels = _labels([1, 1, 1, 6, 6, 6, 6])
-    pk = TrainBatchSampler(labels, 8, "pk", 2)
+    pk = TrainBatchSampler(labels, 1, 8, "pk", 2)
     assert "3 one-image identities" in " ".join(pk.notes)
     seen = {int(labels[i]) for batch in pk for i, _ in batch}
     assert seen <= {3, 4, 5, 6}
-    shuffled = TrainBatchSampler(labels, 8, "random")
+    shuffled = TrainBatchSampler(labels, 1, 8, "random")
     assert {int(labels[i]) for batch in shuffled for i, _ in batch} >= {0, 1, 2} or len(shuffled) * 8 < len(labels)
+
+
+def test_one_iteration_runs_every_epoch_and_a_resumed_one_continues_where_it_stopped():
+    labels = _labels([5] * 8)
+    whole = TrainBatchSampler(labels, 3, 8, "pk", 2, seed=4)
+    batches = list(whole)
+    assert len(batches) == 3 * len(whole)
+    resumed = TrainBatchSampler(labels, 3, 8, "pk", 2, seed=4)
+    resumed.set_epoch(1, 2)
+    assert list(resumed) == batches[len(whole) + 2 :]

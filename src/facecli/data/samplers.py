@@ -1,7 +1,8 @@
 """Batch samplers for training: P identities x K images (metric losses) or shuffled batches (heads).
 
 Both are deterministic in (seed, epoch), split whole batches across distributed ranks and can start
-part-way through an epoch, which is what makes an interrupted run resume exactly.
+part-way through an epoch, which is what makes an interrupted run resume exactly. One iteration runs
+from the starting point to the last epoch, so loader workers prefetch across epoch ends.
 """
 
 from __future__ import annotations
@@ -19,11 +20,13 @@ SAMPLERS = get_args(SamplerKind)
 
 
 class TrainBatchSampler(Sampler[list[tuple[int, int]]]):
-    """Yields batches of (image index, augmentation seed); one epoch covers about every image once."""
+    """Yields batches of (image index, augmentation seed), epoch after epoch; an epoch covers about every
+    image once and is `len(self)` batches long."""
 
     def __init__(
         self,
         labels: np.ndarray,
+        epochs: int,
         batch_size: int,
         kind: SamplerKind = "pk",
         k: int = 4,
@@ -33,7 +36,7 @@ class TrainBatchSampler(Sampler[list[tuple[int, int]]]):
     ) -> None:
         if kind not in SAMPLERS:
             raise unknown_choice("sampler", kind, SAMPLERS)
-        self.labels, self.kind, self.k = np.asarray(labels), kind, k
+        self.labels, self.epochs, self.kind, self.k = np.asarray(labels), epochs, kind, k
         self.seed, self.rank, self.world_size = seed, rank, world_size
         self.notes: list[str] = []  # how the batch was adapted to the data, for the run log
         classes = [np.flatnonzero(self.labels == c) for c in range(int(self.labels.max()) + 1)]
@@ -73,7 +76,7 @@ class TrainBatchSampler(Sampler[list[tuple[int, int]]]):
         return p * self.k
 
     def set_epoch(self, epoch: int, start: int = 0) -> None:
-        """Choose the epoch's batches and skip the first `start` of them (resuming mid-epoch)."""
+        """Start at this epoch, skipping its first `start` batches (resuming mid-epoch)."""
         self.epoch, self.start = epoch, start
 
     def __len__(self) -> int:
@@ -90,7 +93,11 @@ class TrainBatchSampler(Sampler[list[tuple[int, int]]]):
         return batches
 
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
-        rng = np.random.default_rng([self.seed, self.epoch])
+        for epoch in range(self.epoch, self.epochs):
+            yield from self._epoch(epoch, self.start if epoch == self.epoch else 0)
+
+    def _epoch(self, epoch: int, start: int) -> Iterator[list[tuple[int, int]]]:
+        rng = np.random.default_rng([self.seed, epoch])
         count = len(self) * self.world_size
         if self.kind == "pk":
             batches = self._pk_batches(rng, count)
@@ -98,5 +105,5 @@ class TrainBatchSampler(Sampler[list[tuple[int, int]]]):
             order = rng.permutation(len(self.labels))
             batches = [order[i * self.batch_size : (i + 1) * self.batch_size] for i in range(count)]
         seeds = rng.integers(0, 2**62, (count, self.batch_size))
-        for n in range(self.rank + self.start * self.world_size, count, self.world_size):
+        for n in range(self.rank + start * self.world_size, count, self.world_size):
             yield [(int(i), int(s)) for i, s in zip(batches[n], seeds[n], strict=True)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import math
 import shutil
 import signal
@@ -185,6 +186,7 @@ def _train(
     step_module = dataclasses.replace(runtime, compile=False).prepare(TrainStep(model, loss, options.compile))
     sampler = TrainBatchSampler(
         data.labels,
+        options.epochs,
         options.batch_size,
         options.sampler_kind(),
         options.images_per_identity,
@@ -276,11 +278,12 @@ def _train(
     stopped = "finished"
     model.train()
     with stop_requests() as requested, log:
+        sampler.set_epoch(epoch, batch)
+        batches = iter(loader)  # one iterator for the whole run: workers prefetch across epoch ends
         while epoch < options.epochs:
-            sampler.set_epoch(epoch, batch)
             _freeze_trunk(model, epoch < options.freeze_trunk_epochs)
             log.start_epoch(epoch, options.epochs, len(sampler), batch)
-            for images, labels, errors in loader:
+            for images, labels, errors in itertools.islice(batches, len(sampler) - batch):
                 bad = next((e for e in errors if e), None)
                 if bad:
                     raise FaceCliError(f"{bad} (list every bad image with: facecli annotate DATASET --check)")

@@ -31,7 +31,7 @@ SYNTH_SETS = {
     "synth30": (30, 10, 32, 10, 300, False),
     "synth300": (300, 8, 32, 30, 600, False),
     "synth1000": (1000, 12, 32, 50, 600, False),
-    "grey24x4": (80, 4, 24, 20, 400, True),  # few images per identity, low resolution, greyscale
+    "grey24x4": (80, 4, 24, 30, 300, True),  # few images per identity, low resolution, greyscale
 }
 SETS = [*SYNTH_SETS, "digits"]
 COMMON = {"backbone": "timm/resnet10t", "lr": 2e-3, "warmup_epochs": 0.5}

@@ -10,7 +10,6 @@ import cv2
 
 from facecli.data.parent_death import die_with_parent
 
-
 WORKER_MODULES = ["facecli.data.training_set", "facecli.embed.loader"]
 
 

@@ -41,7 +41,7 @@ def main() -> None:
             )
         )
         synth(work / "new", identities=30, images=5, size=32, seed=22)  # another seed: other identities
-        annotate(work / "new", out_dir=work, pairs=300, pairs_out=work / "pairs.txt", holdout=10, seed=0)
+        annotate(work / "new", out_dir=work, pairs=160, pairs_out=work / "pairs.txt", holdout=10, seed=0)
         small = dict(data=work / "cls_train.txt", loss="triplet", epochs=args.epochs,
                      val_pairs=work / "pairs.txt", val_root=work / "new", **common)  # fmt: skip
         table.add_row("pretraining", "", "", str(pre.steps), f"{pre.seconds / 60:.1f}")

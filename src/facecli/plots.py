@@ -74,8 +74,9 @@ def training_curves(history: list[dict], path: str | os.PathLike[str]) -> None:
     axes[1].plot(table["epoch"], table["lr"], marker="o")
     axes[1].set(xlabel="epoch", ylabel="lr", title="learning rate (end of epoch)")
     if validated:
-        axes[2].plot(table["epoch"], table["val_accuracy"], marker="o", label="10-fold accuracy")
-        axes[2].plot(table["epoch"], table["val_auc"], marker="o", label="AUC")
+        done = table.dropna(subset=["val_accuracy"])  # epochs without a validation have none
+        axes[2].plot(done["epoch"], done["val_accuracy"], marker="o", label="10-fold accuracy")
+        axes[2].plot(done["epoch"], done["val_auc"], marker="o", label="AUC")
         axes[2].set(xlabel="epoch", ylim=(0.4, 1.01), title="validation")
         axes[2].legend()
     for ax in axes:

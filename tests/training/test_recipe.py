@@ -133,7 +133,7 @@ def test_fine_tuning_beats_training_from_scratch_on_a_small_new_set(tmp_path):
     common = dict(backbone="timm/resnet10t", img_size=32, embedding_size=64, workers=0, device="cpu")
     train(TrainOptions(data=tmp_path / "pre", run_dir=tmp_path / "pre_run", loss="arcface", epochs=6, **common))
     synth(tmp_path / "new", identities=30, images=5, size=32, seed=32)
-    annotate(tmp_path / "new", out_dir=tmp_path, pairs=200, folds=10, pairs_out=tmp_path / "pairs.txt", holdout=10)
+    annotate(tmp_path / "new", out_dir=tmp_path, pairs=120, folds=10, pairs_out=tmp_path / "pairs.txt", holdout=10)
     small = dict(data=tmp_path / "cls_train.txt", loss="triplet", epochs=8, val_pairs=tmp_path / "pairs.txt",
                  val_root=tmp_path / "new", **common)  # fmt: skip
     scratch = train(TrainOptions(run_dir=tmp_path / "scratch", **small))

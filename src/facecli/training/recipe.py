@@ -156,7 +156,7 @@ def plan(options: TrainOptions, fp: Fingerprint, init: ModelConfig | None = None
     if loss == "arcface":
         filled["scale"] = choose("scale", 32.0, "s=32 trains at once from scratch (0.93), s=64 barely moves (0.75)")
         filled["margin"] = choose("margin", 0.3, "m=0.3 with s=32, as measured")
-    filled["aug"] = choose("aug", "light", "mirror, small shifts and colour: measured no worse on any set")
+    filled["aug"] = choose("aug", "light", "mirror, small shifts and colour, as in every run of the table (not varied)")
     recipe = {c.option: {"value": c.value, "reason": c.reason, "by": c.by} for c in choices}
     return dataclasses.replace(options, **filled, recipe=recipe)
 

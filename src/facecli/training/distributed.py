@@ -10,6 +10,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from facecli.data.parent_death import die_with_parent
+
 
 @dataclass(frozen=True)
 class Process:
@@ -50,6 +52,7 @@ def start(device: str) -> tuple[Process, str]:
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size == 1:
         return Process(), device
+    die_with_parent()  # a rank outlives neither torchrun's agent nor, through it, `facecli train --nproc`
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     use_cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
     if use_cuda:
@@ -71,7 +74,7 @@ def stop() -> None:
 def launch(nproc: int, argv: list[str]) -> int:
     """`facecli train --nproc N ...`: run the same command under torchrun on this machine; returns its exit code."""
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}"]
-    return subprocess.call([*command, "-m", "facecli", *argv])
+    return subprocess.call([*command, "-m", "facecli", *argv], preexec_fn=die_with_parent)
 
 
 def without_nproc(argv: list[str]) -> list[str]:

@@ -44,13 +44,14 @@ class TrainBatchSampler(Sampler[list[tuple[int, int]]]):
         per_process = len(self.labels) // world_size
         if per_process < 2:
             raise FaceCliError(f"{len(self.labels)} training images cannot make batches on {world_size} process(es)")
-        if batch_size > per_process:
-            fitted = per_process - per_process % k if kind == "pk" and per_process >= 2 * k else per_process
+        if batch_size > per_process:  # less data than one batch: the batch shrinks to the data
+            fitted = per_process
+            if kind == "pk":
+                if per_process < 2 * k:
+                    self.k = k = max(1, per_process // 2)
+                fitted -= per_process % k
             self.notes.append(f"batch {batch_size} is more than the {per_process} images per process: batch {fitted}")
             batch_size = fitted
-        if kind == "pk" and batch_size < 2 * k:
-            self.k = k = max(1, batch_size // 2)
-            batch_size = 2 * k
         if kind == "pk":
             if batch_size % k or batch_size < 2 * k:
                 raise FaceCliError(f"--batch-size {batch_size} must be a multiple of --k {k} and at least 2 x {k}")

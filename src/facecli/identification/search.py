@@ -97,9 +97,7 @@ def build_index(
         )
         source = gallery_dir
     else:
-        gallery = Gallery.open(out)
-        model, _ = _model_file(checkpoint or gallery.checkpoint, gallery.model_hash)
-        embedding = _as_built(gallery, embedding)
+        gallery, model, embedding = _open_search(out, checkpoint, embedding)
         source = add
     skipped = embedded = 0
     if remove:

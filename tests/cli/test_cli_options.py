@@ -233,6 +233,7 @@ OPTIONS = {
         "--lr-steps",
         "--margin",
         "--margins",
+        "--max-bad-fraction",
         "--mining",
         "--no-channels-last",
         "--no-compile",

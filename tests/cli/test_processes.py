@@ -58,4 +58,3 @@ def test_a_killed_command_leaves_no_process_behind(data, tmp_path, name, how):
     while session_processes(proc.pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not session_processes(proc.pid), f"left behind: {session_processes(proc.pid)}"
-

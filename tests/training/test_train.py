@@ -225,6 +225,8 @@ def test_cli_trains_from_a_yaml_config_and_prints_the_summary(data, tmp_path):
 
 @pytest.mark.slow
 def test_two_process_gloo_run_writes_a_checkpoint_that_loads_and_evaluates(data, tmp_path):
+    """Also with a truncated JPEG in the list: the ranks replace it and agree on going on."""
+    import shutil
     import subprocess
     import sys
 
@@ -232,9 +234,14 @@ def test_two_process_gloo_run_writes_a_checkpoint_that_loads_and_evaluates(data,
     from facecli.runtime import resolve_runtime
     from facecli.verification import PairsInput, evaluate
 
-    run = tmp_path / "ddp"
+    run, copy = tmp_path / "ddp", tmp_path / "data"
+    shutil.copytree(data, copy)
+    (copy / "cls_train.txt").write_text((data / "cls_train.txt").read_text().replace(str(data), str(copy)))
+    cut = sorted((copy / "faces").rglob("*.jpg"))[0]
+    cut.write_bytes(cut.read_bytes()[:-200])
     command = [
-        sys.executable, "-m", "facecli", "train", "--nproc", "2", "--data", str(data / "cls_train.txt"),
+        sys.executable, "-m", "facecli", "train", "--nproc", "2", "--data", str(copy / "cls_train.txt"),
+        "--max-bad-fraction", "0.1",
         "--run-dir", str(run), "--loss", "triplet", "--backbone", "mobilenet", "--img-size", "32",
         "--embedding-size", "16", "--batch-size", "8", "--k", "2", "--epochs", "2", "--workers", "0",
         "--device", "cpu", "--val-pairs", str(data / "pairs.txt"), "--val-root", str(data / "faces"),
@@ -243,6 +250,7 @@ def test_two_process_gloo_run_writes_a_checkpoint_that_loads_and_evaluates(data,
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "2 process(es)" in done.stderr
+    assert (run / "bad_images.txt").read_text().startswith(f"{cut}\ttruncated JPEG")
     metrics = pd.read_csv(run / "metrics.csv")
     assert list(metrics["epoch"]) == [1, 2]
     assert list(metrics["step"]) == [2, 4]  # 36 images / (8 per process x 2 processes) = 2 steps per epoch

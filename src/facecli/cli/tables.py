@@ -168,6 +168,8 @@ def training_table(r) -> Table:  # noqa: ANN001
     if r.best_epoch is not None:
         what = f"accuracy {r.best_accuracy:.4f}" if r.best_accuracy is not None else "lowest loss"
         table.add_row("best epoch", f"{r.best_epoch} ({what}) -> best.safetensors")
+    if r.bad_images:
+        table.add_row("images that failed to decode", f"{r.bad_images} (bad_images.txt)")
     table.add_row("wall time (s)", f"{r.seconds:.1f}")
     return table
 

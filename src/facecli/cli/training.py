@@ -141,6 +141,12 @@ def train_command(
         bool | None, typer.Option("--easy-margin/--no-easy-margin", help="ArcFace's easy margin.")
     ] = None,
     clip_grad: Annotated[float | None, typer.Option("--clip-grad", help="Clip the gradient norm to this.")] = None,
+    max_bad_fraction: Annotated[
+        float | None,
+        typer.Option(
+            "--max-bad-fraction", help="Images failing to decode are replaced and listed; stop past this fraction."
+        ),
+    ] = None,
     patience: Annotated[
         int | None, typer.Option("--patience", help="Stop after this many epochs without improvement.")
     ] = None,
@@ -177,3 +183,8 @@ def train_command(
     if result.stopped == "interrupted":
         err_console.print(f"interrupted; continue with: facecli train --resume {result.run_dir}", highlight=False)
         raise typer.Exit(130)
+    if result.stopped == "bad images":
+        raise FaceCliError(
+            f"{result.notes[-1]}. Fix or remove them, then continue with: facecli train --resume {result.run_dir} "
+            "(or raise --max-bad-fraction)"
+        )

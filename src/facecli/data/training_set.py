@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,21 +84,37 @@ def read_training_set(data: str | os.PathLike[str], root: str | os.PathLike[str]
 
 
 class TrainImages(Dataset):
-    """Indexed by (image index, augmentation seed): the same seed always gives the same augmented tensor."""
+    """Indexed by (image index, augmentation seed): the same seed always gives the same augmented tensor.
+
+    An image that fails to decode is replaced by another image of the same identity, tried in an order drawn
+    from the seed, so a P x K batch keeps its shape and a resumed run makes the same choice.
+    """
 
     def __init__(self, data: TrainingSet, preprocessing: Preprocessing, aug: str) -> None:
         self.data, self.preprocessing, self.aug = data, preprocessing, aug
+        self.members = [np.flatnonzero(data.labels == c) for c in range(data.num_classes)]
 
     def __len__(self) -> int:
         return len(self.data.paths)
 
-    def __getitem__(self, item: tuple[int, int]) -> tuple[torch.Tensor, int, str]:
-        """(tensor, label, '') or, for an unreadable image, (zeros, label, reason): workers never raise."""
+    def __getitem__(self, item: tuple[int, int]) -> tuple[torch.Tensor, int, str, bool]:
+        """(tensor, label, failures, kept): `failures` holds one `path<TAB>reason` line per image that failed;
+        `kept` is False when no image of the identity could be read (the sample is then left out)."""
         index, seed = item
         label = int(self.data.labels[index])
-        try:
-            image = read_image(self.data.paths[index])
-        except ImageError as exc:
-            return self.preprocessing.blank(), label, f"{self.data.paths[index]}: {exc}"
-        image = augment(image, self.aug, np.random.default_rng(seed))
-        return self.preprocessing(image), label, ""
+        failures = []
+        for candidate in self._candidates(index, label, seed):
+            try:
+                image = read_image(self.data.paths[candidate])
+            except ImageError as exc:
+                failures.append(f"{self.data.paths[candidate]}\t{exc}")
+                continue
+            image = augment(image, self.aug, np.random.default_rng(seed))
+            return self.preprocessing(image), label, "\n".join(failures), True
+        return self.preprocessing.blank(), label, "\n".join(failures), False
+
+    def _candidates(self, index: int, label: int, seed: int) -> Iterator[int]:
+        """The image itself, then the identity's other images in an order fixed by the seed."""
+        yield index
+        order = np.random.default_rng([seed, 1]).permutation(self.members[label])
+        yield from (int(i) for i in order if i != index)

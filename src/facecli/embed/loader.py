@@ -41,10 +41,12 @@ def embed_images(
     workers: int | None = None,
     flip: bool = False,
     out: np.ndarray | None = None,
+    failed: list[tuple[Path, str]] | None = None,
 ) -> np.ndarray:
     """(N, E) float32 L2-normalised embeddings; with `flip`, of the image plus its mirror image.
 
-    Batches are written into `out` when given (a memory-mapped array keeps large runs off the heap).
+    Batches are written into `out` when given (a memory-mapped array keeps large runs off the heap). An image
+    that fails to decode is an error, or, when a `failed` list is given, recorded there with a row of NaN.
     """
     config = embedder.config
     workers = default_workers() if workers is None else workers
@@ -60,9 +62,12 @@ def embed_images(
     out = np.empty((len(paths), config.embedding_size), np.float32) if out is None else out
     start = 0
     for batch, errors in loader:
-        for offset, reason in enumerate(errors):
-            if reason:
-                raise FaceCliError(f"{paths[start + offset]}: {reason}")
+        bad = [offset for offset, reason in enumerate(errors) if reason]
+        if bad and failed is None:
+            raise FaceCliError(f"{paths[start + bad[0]]}: {errors[bad[0]]}")
         out[start : start + len(batch)] = embedder.embed(batch, flip)
+        for offset in bad:
+            failed.append((paths[start + offset], errors[offset]))
+            out[start + offset] = np.nan
         start += len(batch)
     return out

@@ -38,6 +38,14 @@ class Process:
         dist.all_reduce(value, op=dist.ReduceOp.MAX)
         return bool(value.item())
 
+    def gather(self, items: list) -> list:
+        """Every rank's `items`, concatenated in rank order, on every rank."""
+        if not self.distributed:
+            return items
+        gathered: list[list] = [[] for _ in range(self.world_size)]
+        dist.all_gather_object(gathered, items)
+        return [item for part in gathered for item in part]
+
     def from_main(self, flag: bool) -> bool:
         """Rank 0's value of `flag` on every rank (decisions such as early stopping)."""
         if not self.distributed:

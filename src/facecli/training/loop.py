@@ -36,6 +36,7 @@ from facecli.losses.options import build_loss
 from facecli.models import FaceEmbedder, ModelConfig, create_model, default_config
 from facecli.runtime import Runtime, resolve_runtime
 from facecli.training import distributed
+from facecli.training.bad_images import BAD_FILE, BadImages
 from facecli.training.finetune import fine_tune_config, start_from
 from facecli.training.optim import build_optimizer, effective_lr, lr_factor
 from facecli.training.options import TrainOptions, save_options
@@ -46,7 +47,9 @@ from facecli.verification.metrics import VerificationReport
 
 STATE_FILE, LAST_FILE, BEST_FILE = "last_state.pt", "last.safetensors", "best.safetensors"
 STATE_EVERY_S = 30  # end-of-epoch state is saved when this long has passed since the last save, and at the end
-RUN_FILES = ("config.json", "classes.txt", "metrics.csv", "curves.png", STATE_FILE, LAST_FILE, BEST_FILE, "tensorboard")
+RUN_FILES = (
+    "config.json", "classes.txt", "metrics.csv", "curves.png", STATE_FILE, LAST_FILE, BEST_FILE, BAD_FILE, "tensorboard"
+)  # fmt: skip
 
 
 class TrainStep(nn.Module):
@@ -207,6 +210,7 @@ def _train(
     epoch, batch, step, history = 0, 0, 0, []
     best = {"accuracy": -math.inf, "loss": math.inf, "epoch": None, "stale": 0}
     loss_sum = [0.0, 0]
+    bad = BadImages(options.run_dir, len(data.paths), options.max_bad_fraction, proc.is_main)
     if state is not None:
         model.load_state_dict(state["model"])
         loss.load_state_dict(state["loss"])
@@ -222,6 +226,7 @@ def _train(
             state["best"],
         )
         loss_sum = state["loss_sum"]
+        bad.restore(state.get("bad_images", {}))
         restore_rng_state(state["rng"])
     elif proc.is_main:
         options.run_dir.mkdir(parents=True, exist_ok=True)
@@ -254,6 +259,7 @@ def _train(
                 "history": history,
                 "best": best,
                 "loss_sum": loss_sum,
+                "bad_images": bad.found,
                 "rng": rng_state(),
             },
         )
@@ -283,10 +289,15 @@ def _train(
         while epoch < options.epochs:
             _freeze_trunk(model, epoch < options.freeze_trunk_epochs)
             log.start_epoch(epoch, options.epochs, len(sampler), batch)
-            for images, labels, errors in itertools.islice(batches, len(sampler) - batch):
-                bad = next((e for e in errors if e), None)
-                if bad:
-                    raise FaceCliError(f"{bad} (list every bad image with: facecli annotate DATASET --check)")
+            for images, labels, failures, kept in itertools.islice(batches, len(sampler) - batch):
+                failed = [line for text in failures if text for line in text.split("\n")]
+                if proc.any(bool(failed)) and _record_bad(bad, proc.gather(failed), log):
+                    save_state(epoch, batch)  # before this batch: a resume takes it again
+                    stopped = "bad images"
+                    log.note(bad.stop_message())
+                    break
+                if not kept.all():  # no image of the identity could be read
+                    images, labels = images[kept], labels[kept]
                 value = train_step(net, images, labels, optimizer, scaler, runtime, options.clip_grad)
                 if not math.isfinite(value):
                     raise FaceCliError(
@@ -304,12 +315,14 @@ def _train(
                     break
                 if options.checkpoint_every and step % options.checkpoint_every == 0:
                     save_state(epoch, batch)
-            if stopped == "interrupted":
+            if stopped in ("interrupted", "bad images"):
                 break
             validate = validation is not None and (
                 (epoch + 1) % (options.val_every or 1) == 0 or epoch + 1 == options.epochs
             )
             report = validation(model) if validate else None
+            if report is not None and validation.note:
+                log.note(validation.note)
             mean_loss = loss_sum[0] / max(1, loss_sum[1])
             row = _row(epoch, step, mean_loss, _lr(optimizer), log.images_per_second, report)
             history.append(row)
@@ -345,7 +358,16 @@ def _train(
         best_accuracy=best["accuracy"] if math.isfinite(best["accuracy"]) else None,
         seconds=time.perf_counter() - started,
         notes=log.notes,
+        bad_images=len(bad),
     )
+
+
+def _record_bad(bad: BadImages, failures: list[str], log: RunLog) -> bool:
+    """Record images that failed to decode (noting the first in the log); True when past the limit."""
+    seen = len(bad)
+    if bad.add(failures) and not seen:
+        log.note(bad.first_note())
+    return bad.over_limit
 
 
 def train_step(

@@ -61,6 +61,7 @@ class TrainOptions:
     aux_ce_weight: float | None = None
     easy_margin: bool | None = None
     clip_grad: float | None = None
+    max_bad_fraction: float = 0.01  # images failing to decode during the run, replaced, stop the run past this
     patience: int | None = None
     checkpoint_every: int = 0
     tensorboard: bool = False
@@ -132,6 +133,8 @@ class TrainOptions:
                 raise FaceCliError(f"--{name.replace('_', '-')} must be at least {low}, got {value}")
         if min(self.lr or 0, self.warmup_epochs or 0, self.weight_decay, self.trunk_lr_mult or 0) < 0:
             raise FaceCliError("--lr, --warmup-epochs, --weight-decay and --trunk-lr-mult must not be negative")
+        if not 0 <= self.max_bad_fraction <= 1:
+            raise FaceCliError(f"--max-bad-fraction must be between 0 and 1, got {self.max_bad_fraction}")
         kind = self.sampler_kind()
         _applies("--k", self.k, "the pk sampler", kind in ("pk", None), f"the sampler is {kind}")
         _applies("--lr-steps", self.lr_steps, "--scheduler step", self.scheduler == "step", "the scheduler is cos")
@@ -206,8 +209,8 @@ def load_options(path: Path) -> TrainOptions:
 
 
 RESUMABLE_CHANGES = (
-    "epochs", "val_every", "patience", "checkpoint_every", "tensorboard", "workers", "val_batch_size",
-    "device", "precision", "channels_last", "compile",
+    "epochs", "val_every", "patience", "max_bad_fraction", "checkpoint_every", "tensorboard", "workers",
+    "val_batch_size", "device", "precision", "channels_last", "compile",
 )  # fmt: skip
 
 

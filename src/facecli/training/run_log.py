@@ -21,7 +21,7 @@ class TrainResult:
     """How a run ended and where its files are."""
 
     run_dir: Path
-    stopped: str  # "finished", "early stop" or "interrupted"
+    stopped: str  # "finished", "early stop", "interrupted" or "bad images" (past --max-bad-fraction)
     epochs_done: int
     steps: int
     history: list[dict] = field(default_factory=list)
@@ -29,6 +29,7 @@ class TrainResult:
     best_accuracy: float | None = None
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)  # what the run adapted or left out, as the log said it
+    bad_images: int = 0  # images that failed to decode during the run (listed in bad_images.txt)
 
     @property
     def last(self) -> dict:

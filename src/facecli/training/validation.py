@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import numpy as np
+
 from facecli.embed import TorchEmbedder, embed_images
 from facecli.models import FaceEmbedder
 from facecli.runtime import Runtime
@@ -13,20 +15,34 @@ from facecli.verification.scoring import PairsInput, check_pairs, score_checked
 
 
 class Validation:
-    """The validation pairs, checked once; scored each epoch with the same code as `facecli eval`."""
+    """The validation pairs, checked once; scored each epoch with the same code as `facecli eval`.
+
+    An image that fails to decode mid-run (changed since the check) leaves its pairs out of that epoch's
+    score instead of stopping the run; `note` then says how many.
+    """
 
     def __init__(self, pairs: Path, root: Path, runtime: Runtime, batch_size: int, workers: int) -> None:
         self.checked = check_pairs(PairsInput(pairs, root))
         self.runtime = dataclasses.replace(runtime, compile=False)
         self.batch_size, self.workers = batch_size, workers
+        self.note: str | None = None  # what the last validation left out, if anything
 
     def __call__(self, model: FaceEmbedder) -> VerificationReport:
         model.eval()
         embedder = TorchEmbedder(model, self.runtime)
+        failed: list[tuple[Path, str]] = []
         scored = score_checked(
             self.checked,
-            lambda files: (embed_images(embedder, files, self.batch_size, self.workers), len(files)),
+            lambda files: (embed_images(embedder, files, self.batch_size, self.workers, failed=failed), len(files)),
             "cosine",
         )
         model.train()
-        return verification_report(scored.scores, self.checked.pairs.labels, "cosine", self.checked.pairs.folds)
+        pairs, kept = self.checked.pairs, np.isfinite(scored.scores)
+        self.note = None
+        if failed:
+            self.note = (
+                f"validation: {len(failed)} image(s) failed to decode, {int((~kept).sum())} of {len(kept)} pairs "
+                f"left out of this score; first {failed[0][0]}: {failed[0][1]}"
+            )
+        folds = pairs.folds[kept] if pairs.folds is not None else None
+        return verification_report(scored.scores[kept], pairs.labels[kept], "cosine", folds)

@@ -26,7 +26,7 @@ REFERENCE_MODELS = {
 
 
 def deterministic_weights(manifest: dict) -> dict[str, torch.Tensor]:
-    """The recipe of ../shared/reference/README.md."""
+    """The deterministic-weights recipe of the reference data (tests/fixtures/reference, from ../shared/reference)."""
     out = {}
     for i, (key, shape, _) in enumerate(manifest["state_dict"]):
         g = torch.Generator().manual_seed(1000 + i)

@@ -1,5 +1,7 @@
 """`facecli align` on real photos: MTCNN with the published weights, the haar fallback, templates, report."""
 
+import hashlib
+import json
 from importlib import resources
 
 import cv2
@@ -37,12 +39,17 @@ def _rotate(image, degrees):
     return cv2.warpAffine(image, matrix, (w, h), borderMode=cv2.BORDER_REPLICATE)
 
 
-def test_the_published_state_dicts_load_as_they_are_and_match_the_shipped_weights(reference):
+def test_the_shipped_weights_are_the_published_state_dicts_tensor_for_tensor(reference):
+    """Against SHA-256 digests of the published pnet.pt, rnet.pt and onet.pt (each tensor's bytes)."""
+    published = json.loads((reference / "mtcnn" / "published_weights_sha256.json").read_text())
     shipped = load_file(str(resources.files("facecli.align") / "mtcnn.safetensors"))
     for name, net in (("pnet", PNet()), ("rnet", RNet()), ("onet", ONet())):
-        state = torch.load(reference / "mtcnn" / f"{name}.pt", weights_only=True)
+        state = {k[len(name) + 1 :]: v for k, v in shipped.items() if k.startswith(f"{name}.")}
         net.load_state_dict(state, strict=True)  # the published names, unchanged
-        assert all(torch.equal(v, shipped[f"{name}.{k}"]) for k, v in state.items())
+        assert state.keys() == published[name].keys()
+        for key, tensor in state.items():
+            digest = hashlib.sha256(tensor.contiguous().numpy().tobytes()).hexdigest()
+            assert (list(tensor.shape), digest) == (published[name][key]["shape"], published[name][key]["sha256"]), key
 
 
 def test_one_face_with_landmarks_inside_the_box(mtcnn, photo):

@@ -37,10 +37,12 @@ SETS = [*SYNTH_SETS, "digits"]
 COMMON = {"backbone": "timm/resnet10t", "lr": 2e-3, "warmup_epochs": 0.5}
 RECIPES = {
     "auto": {},  # no recipe flags: what a new user gets
+    "auto, strong aug": {"aug": "strong"},  # the recipe with only the augmentation forced
     "old defaults": {"loss": "arcface", "backbone": "mobilenet", "img_size": 160, "epochs": 10, "lr": 1e-3,
                      "warmup_epochs": 0.0, "batch_size": 64, "aug": "light", "scale": 64.0, "margin": 0.5},
     "triplet 10 ep": {**COMMON, "loss": "triplet", "epochs": 10},
     "triplet 40 ep": {**COMMON, "loss": "triplet", "epochs": 40},
+    "triplet 40 ep strong aug": {**COMMON, "loss": "triplet", "epochs": 40, "aug": "strong"},
     "arcface s32 m0.3 10 ep": {**COMMON, "loss": "arcface", "scale": 32.0, "margin": 0.3, "epochs": 10},
     "arcface s32 m0.3 40 ep": {**COMMON, "loss": "arcface", "scale": 32.0, "margin": 0.3, "epochs": 40},
 }  # fmt: skip

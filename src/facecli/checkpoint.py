@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pickle
@@ -17,6 +18,7 @@ from facecli.fileio import atomic_path, check_writable
 from facecli.models import FaceEmbedder, ModelConfig, create_model
 
 CONFIG_KEY = "facecli"
+DIGEST_KEY = "facecli_sha256"  # of the weights, checked on load: a damaged file is named, not used
 PICKLE_MAGIC = (b"PK\x03\x04", b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
 
 
@@ -85,9 +87,29 @@ def load(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> Fa
         state = load_file(str(path), device=str(device))
     except (SafetensorError, OSError, ValueError) as exc:
         raise FaceCliError(f"{path}: cannot read the weights ({exc})") from None
+    with safe_open(str(path), framework="pt") as f:
+        written = (f.metadata() or {}).get(DIGEST_KEY)
+    if written is not None and written != weights_digest(state):
+        raise FaceCliError(f"{path}: damaged: its weights do not match the checksum written with them")
     _check_state(path, model, state)
     model.load_state_dict(state)
     return model.to(device).eval()
+
+
+def weights_digest(state: dict[str, torch.Tensor]) -> str:
+    """SHA-256 of every tensor's name, dtype, shape and bytes, in name order."""
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        tensor = state[name].detach().cpu().contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _write_model(path: Path, state: dict[str, torch.Tensor], config: ModelConfig) -> None:
+    metadata = {CONFIG_KEY: json.dumps(config.to_dict()), DIGEST_KEY: weights_digest(state)}
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata=metadata)
 
 
 def save_model(model: FaceEmbedder, path: str | os.PathLike[str], force: bool = False) -> Path:
@@ -95,8 +117,7 @@ def save_model(model: FaceEmbedder, path: str | os.PathLike[str], force: bool = 
     path = Path(path)
     check_writable(path, force=force)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    with atomic_path(path) as tmp:
-        save_file(state, str(tmp), metadata={CONFIG_KEY: json.dumps(model.config.to_dict())})
+    _write_model(path, state, model.config)
     return path
 
 
@@ -108,9 +129,7 @@ def update_config(path: str | os.PathLike[str], **changes: object) -> ModelConfi
         if not hasattr(config, key):
             raise FaceCliError(f"unknown checkpoint config field '{key}'")
         setattr(config, key, value)
-    state = load_file(str(path))
-    with atomic_path(path) as tmp:
-        save_file(state, str(tmp), metadata={CONFIG_KEY: json.dumps(config.to_dict())})
+    _write_model(path, load_file(str(path)), config)
     return config
 
 
@@ -151,11 +170,36 @@ def restore_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def state_digest(value: object) -> str:
+    """SHA-256 of a training state: every tensor's bytes and every other value's repr, in a fixed order."""
+    digest = hashlib.sha256()
+
+    def walk(item: object) -> None:
+        if isinstance(item, dict):
+            for key in sorted(item, key=str):
+                digest.update(f"<{key!r}>".encode())
+                walk(item[key])
+        elif isinstance(item, list | tuple):
+            digest.update(b"[")
+            for element in item:
+                walk(element)
+            digest.update(b"]")
+        elif isinstance(item, torch.Tensor):
+            tensor = item.detach().cpu().contiguous()
+            digest.update(f"{tensor.dtype}{tuple(tensor.shape)}".encode())
+            digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+        else:
+            digest.update(repr(item).encode())
+
+    walk(value)
+    return digest.hexdigest()
+
+
 def save_training_state(path: str | os.PathLike[str], state: dict) -> Path:
-    """Write resumable training state (optimizer, scheduler, scaler, epoch, RNG ...) atomically."""
+    """Write resumable training state (optimizer, scheduler, scaler, epoch, RNG ...) atomically, with its digest."""
     path = Path(path)
     with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+        torch.save({"state": state, "sha256": state_digest(state)}, tmp)
     return path
 
 
@@ -165,6 +209,10 @@ def load_training_state(path: str | os.PathLike[str]) -> dict:
     if not path.is_file():
         raise FaceCliError(f"{path}: no training state to resume from")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError) as exc:
-        raise FaceCliError(f"{path}: unreadable or unsafe training state ({str(exc).splitlines()[0]})") from None
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise FaceCliError(f"{path}: damaged, unreadable or unsafe training state ({reason})") from None
+    if not isinstance(saved, dict) or "sha256" not in saved or state_digest(saved["state"]) != saved["sha256"]:
+        raise FaceCliError(f"{path}: damaged training state: it does not match the checksum written with it")
+    return saved["state"]

@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 import facecli.training.loop as train_module
-from facecli.checkpoint import load, read_config
+from facecli.checkpoint import load, load_training_state, read_config
 from facecli.cli import app
 from facecli.data.annotation import annotate
 from facecli.errors import FaceCliError
@@ -91,7 +91,7 @@ def test_every_registered_loss_trains_and_changes_the_weights(data, tmp_path, lo
     run = tmp_path / loss
     result = train(_options(data, run, loss=loss, aug="strong"))
     assert np.isfinite(result.last["loss"])
-    state = torch.load(run / "last_state.pt", weights_only=True)
+    state = load_training_state(run / "last_state.pt")
     torch.manual_seed(0)  # the run's seed: the same initial weights
     fresh = train_module.create_model("mobilenet", input_size=32, embedding_size=16).state_dict()
     changed = [k for k, v in _parameters(state["model"]).items() if not torch.equal(v, fresh[k])]
@@ -111,8 +111,8 @@ def test_one_epoch_then_resume_equals_two_epochs(data, tmp_path):
     # the resumed epoch took optimizer steps (its parameters moved), and the same ones as the straight run
     moved = [k for k, v in _parameters(b).items() if not torch.equal(v, after_one[k])]
     assert len(moved) == len(after_one) and all(torch.equal(a[k], b[k]) for k in _parameters(a))
-    loss_a = torch.load(tmp_path / "straight" / "last_state.pt", weights_only=True)["loss"]
-    loss_b = torch.load(tmp_path / "halves" / "last_state.pt", weights_only=True)["loss"]
+    loss_a = load_training_state(tmp_path / "straight" / "last_state.pt")["loss"]
+    loss_b = load_training_state(tmp_path / "halves" / "last_state.pt")["loss"]
     assert all(torch.equal(loss_a[k], loss_b[k]) for k in loss_a)  # the ArcFace head too
     history_a = pd.read_csv(tmp_path / "straight" / "metrics.csv")
     history_b = pd.read_csv(tmp_path / "halves" / "metrics.csv")
@@ -133,7 +133,7 @@ def test_ctrl_c_mid_epoch_saves_a_state_that_resumes_exactly(data, tmp_path, mon
     monkeypatch.setattr(train_module, "train_step", interrupted_step)
     result = train(_options(data, tmp_path / "cut", **opts))
     assert result.stopped == "interrupted" and result.steps == 6
-    state = torch.load(tmp_path / "cut" / "last_state.pt", weights_only=True)
+    state = load_training_state(tmp_path / "cut" / "last_state.pt")
     assert (state["epoch"], state["batch"], state["step"]) == (1, 2, 6)
     monkeypatch.setattr(train_module, "train_step", real_step)
     result = train(resolve_options({}, resume=tmp_path / "cut"), resume=True)

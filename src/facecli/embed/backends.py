@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -19,6 +20,7 @@ from facecli.runtime import Runtime
 Backend = Literal["torch", "onnx"]
 BACKENDS: tuple[str, ...] = get_args(Backend)
 ONNX_CONFIG_KEY = "facecli"
+ONNX_DIGEST_KEY = "facecli_sha256"  # of the initializers (the weights), checked on load
 
 
 class Embedder(Protocol):
@@ -64,7 +66,20 @@ def onnx_config(path: str | os.PathLike[str]) -> ModelConfig:
     props = {p.key: p.value for p in model.metadata_props}
     if ONNX_CONFIG_KEY not in props:
         raise FaceCliError(f"{path}: no facecli metadata; export it with 'facecli export'")
-    return ModelConfig.from_dict(json.loads(props[ONNX_CONFIG_KEY]))
+    if ONNX_DIGEST_KEY in props and props[ONNX_DIGEST_KEY] != onnx_weights_digest(model):
+        raise FaceCliError(f"{path}: damaged: its weights do not match the checksum written with them")
+    try:
+        return ModelConfig.from_dict(json.loads(props[ONNX_CONFIG_KEY]))
+    except (ValueError, TypeError) as exc:
+        raise FaceCliError(f"{path}: corrupt facecli metadata ({exc})") from None
+
+
+def onnx_weights_digest(model) -> str:  # noqa: ANN001
+    """SHA-256 of an ONNX graph's initializers, each as serialized."""
+    digest = hashlib.sha256()
+    for tensor in model.graph.initializer:
+        digest.update(tensor.SerializeToString())
+    return digest.hexdigest()
 
 
 class OnnxEmbedder:
@@ -159,6 +174,7 @@ def set_onnx_metadata(model, config: ModelConfig) -> None:  # noqa: ANN001
         "resize": config.resize,
         "embedding_size": str(config.embedding_size),
         "threshold": "" if config.threshold is None else f"{config.threshold} ({config.threshold_metric})",
+        ONNX_DIGEST_KEY: onnx_weights_digest(model),
     }
     existing = {p.key: p for p in model.metadata_props}
     for key, value in fields.items():

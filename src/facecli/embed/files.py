@@ -41,9 +41,9 @@ def embed_files(checkpoint: Path, files: list[Path], opts: EmbedOptions) -> tupl
     model = open_embedder(checkpoint, opts.backend, opts.runtime)
     cache = EmbeddingCache(opts.cache_dir, file_hash(checkpoint)) if opts.cache_dir else None
     flip = bool(opts.flip)
-    keys = [image_key(f, flip) for f in files] if cache else []
-    known = cache.get(keys) if cache else {}
-    todo = [i for i, k in enumerate(keys) if k not in known] if cache else list(range(len(files)))
+    keys = [image_key(f, flip) for f in files] if cache is not None else []
+    known = cache.get(keys) if cache is not None else {}
+    todo = [i for i, k in enumerate(keys) if k not in known] if cache is not None else list(range(len(files)))
     out = embedding_array(len(files), model.config.embedding_size)
     for i, k in enumerate(keys):
         if k in known:
@@ -52,6 +52,6 @@ def embed_files(checkpoint: Path, files: list[Path], opts: EmbedOptions) -> tupl
         embed_images(model, files, opts.batch_size, opts.workers, flip, out)
     elif todo:
         out[todo] = embed_images(model, [files[i] for i in todo], opts.batch_size, opts.workers, flip)
-    if todo and cache:
+    if todo and cache is not None:
         cache.put([keys[i] for i in todo], out[todo])
     return out, len(todo)

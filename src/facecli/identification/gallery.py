@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -108,12 +109,18 @@ class Gallery:
                 meta = json.loads(str(data["meta"]))
                 gallery = cls(data["embeddings"], data["identities"].tolist(), data["paths"].tolist(), **meta)
                 trained = data["faiss"] if "faiss" in data else np.zeros(0, np.uint8)
-        except (OSError, ValueError, KeyError) as exc:
-            raise FaceCliError(f"{path}: not a facecli gallery index ({exc})") from None
-        if len(trained):
-            import faiss
+            if gallery.embeddings.ndim != 2 or not len(gallery.identities) == len(gallery.paths) == len(
+                gallery.embeddings
+            ):
+                raise ValueError("its embeddings, identities and paths do not match")
+            if len(trained):
+                import faiss
 
-            gallery._index = faiss.deserialize_index(trained)
-            gallery._index.nprobe = min(gallery.nprobe, gallery._index.nlist)
+                gallery._index = faiss.deserialize_index(trained)
+                gallery._index.nprobe = min(gallery.nprobe, gallery._index.nlist)
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError, EOFError, zipfile.BadZipFile) as exc:
+            reason = " ".join(str(exc).split()[:20]) or type(exc).__name__
+            raise FaceCliError(f"{path}: damaged or not a facecli gallery index ({reason})") from None
+        if len(trained):
             gallery._labels = sorted(set(gallery.identities)) if gallery.template == "mean" else gallery.identities
         return gallery

@@ -199,12 +199,14 @@ def save_options(options: TrainOptions, path: Path) -> None:
 
 def load_options(path: Path) -> TrainOptions:
     """The options a run was started with."""
+    if not path.is_file():
+        raise FaceCliError(f"{path.parent}: not a facecli run folder (no config.json)")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FaceCliError(f"{path.parent}: not a facecli run folder (no config.json)") from None
+        data = json.loads(read_text(path))
     except json.JSONDecodeError as exc:
         raise FaceCliError(f"{path} line {exc.lineno}: not valid JSON ({exc.msg})") from None
+    if not isinstance(data, dict):
+        raise FaceCliError(f"{path}: damaged: expected the run's options, got a JSON {type(data).__name__}")
     return TrainOptions.from_dict(data, str(path))
 
 
@@ -222,7 +224,8 @@ def resolve_options(given: dict, config_file: Path | None = None, resume: Path |
     """
     given = {k: v for k, v in given.items() if v is not None}
     if resume is not None:
-        saved = load_options(Path(resume) / "config.json")
+        # the run folder is where it is now: a run moved elsewhere resumes there
+        saved = dataclasses.replace(load_options(Path(resume) / "config.json"), run_dir=Path(resume))
         changed = sorted(k for k, v in given.items() if k not in RESUMABLE_CHANGES and getattr(saved, k) != v)
         if changed:
             raise FaceCliError(

@@ -18,6 +18,7 @@ from facecli.embed.cache import file_hash
 from facecli.errors import FaceCliError, unknown_choice
 from facecli.fileio import atomic_path, check_writable
 from facecli.identification.gallery import Gallery
+from facecli.writer_lock import writer_lock
 
 UNKNOWN = "unknown"
 TEMPLATES, INDEX_TYPES = ("image", "mean"), ("flat", "ivf")
@@ -78,9 +79,29 @@ def build_index(
     if gallery_dir is not None and (add is not None or remove):
         raise FaceCliError("build a gallery from GALLERY_DIR, or change one with --add/--remove, not both at once")
     if gallery_dir is not None:
+        check_writable(out, force=force)
+    out = Path(out)
+    with writer_lock(out.with_name(f".{out.name}.lock"), f"gallery index {out}"):
+        return _build_or_change(
+            out, embedding, checkpoint, gallery_dir, add, remove, template, index_type, nlist, nprobe
+        )
+
+
+def _build_or_change(
+    out: Path,
+    embedding: EmbedOptions,
+    checkpoint: str | os.PathLike[str] | None,
+    gallery_dir: str | os.PathLike[str] | None,
+    add: str | os.PathLike[str] | None,
+    remove: list[str] | None,
+    template: str,
+    index_type: str,
+    nlist: int,
+    nprobe: int,
+) -> tuple[Gallery, int, int]:
+    if gallery_dir is not None:
         if checkpoint is None:
             raise FaceCliError("building a gallery needs --checkpoint")
-        check_writable(out, force=force)
         model, digest = _model_file(checkpoint)
         size = model_config(model, embedding.backend).embedding_size
         gallery = Gallery(

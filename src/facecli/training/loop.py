@@ -44,8 +44,10 @@ from facecli.training.recipe import fingerprint, plan
 from facecli.training.run_log import RunLog, TrainResult
 from facecli.training.validation import Validation
 from facecli.verification.metrics import VerificationReport
+from facecli.writer_lock import writer_lock
 
 STATE_FILE, LAST_FILE, BEST_FILE = "last_state.pt", "last.safetensors", "best.safetensors"
+LOCK_FILE = ".facecli.lock"
 STATE_EVERY_S = 30  # end-of-epoch state is saved when this long has passed since the last save, and at the end
 RUN_FILES = (
     "config.json", "classes.txt", "metrics.csv", "curves.png", STATE_FILE, LAST_FILE, BEST_FILE, BAD_FILE, "tensorboard"
@@ -159,13 +161,38 @@ def train(options: TrainOptions, *, resume: bool = False, force: bool = False) -
     options = options.check()
     proc, device = distributed.start(options.device)
     try:
-        return _train(options, proc, device, resume, force, started)
+        with _run_folder_lock(options.run_dir, proc.is_main) as lock_note:
+            return _train(options, proc, device, resume, force, started, lock_note)
     finally:
         distributed.stop()
 
 
+@contextlib.contextmanager
+def _run_folder_lock(run_dir: Path, is_main: bool) -> Iterator[str | None]:
+    """Rank 0 holds the run folder's lock for the whole run (a second `train` or `--resume` into it is
+    refused); a folder made for a run that then failed its checks is removed again."""
+    if not is_main:
+        yield None
+        return
+    if run_dir.exists() and not run_dir.is_dir():
+        raise FaceCliError(f"{run_dir}: exists and is not a folder")
+    created = not run_dir.exists()
+    try:
+        with writer_lock(run_dir / LOCK_FILE, f"run folder {run_dir}") as note:
+            yield note
+    finally:
+        if created and run_dir.is_dir() and [p.name for p in run_dir.iterdir()] == [LOCK_FILE]:
+            shutil.rmtree(run_dir)
+
+
 def _train(
-    options: TrainOptions, proc: distributed.Process, device: str, resume: bool, force: bool, started: float
+    options: TrainOptions,
+    proc: distributed.Process,
+    device: str,
+    resume: bool,
+    force: bool,
+    started: float,
+    lock_note: str | None,
 ) -> TrainResult:
     runtime = resolve_runtime(device, options.precision, options.channels_last, options.compile)
     replaced = _existing_run(options, resume, force) if proc.is_main else []
@@ -273,7 +300,7 @@ def _train(
             f"{len(sampler)} steps per epoch; lr {lr:g}"
         )
         log.recipe(options)
-        for note in ([start_note] if start_note else []) + sampler.notes:
+        for note in [n for n in (lock_note, start_note) if n] + sampler.notes:
             log.note(note)
         if data.left_out:
             first, reason = data.left_out[0]

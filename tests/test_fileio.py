@@ -1,13 +1,20 @@
 """Outputs: written atomically, on disk before the rename, with the permissions the user's umask gives."""
 
+import contextlib
 import os
+import resource
+import signal
 import stat
 
+import numpy as np
 import pytest
+import torch
 
 import facecli.fileio as fileio
-from facecli.checkpoint import save_model
+from facecli.checkpoint import save_model, save_training_state
+from facecli.errors import FaceCliError
 from facecli.fileio import atomic_path, write_text_atomic
+from facecli.identification.gallery import Gallery
 from facecli.models import create_model
 
 
@@ -44,3 +51,38 @@ def test_the_file_is_synced_before_the_rename_and_the_folder_after(tmp_path, mon
     assert [e[0] for e in events] == ["fsync", "replace", "fsync"]
     assert events[0][1].endswith(".tmp") and events[2][1] == str(tmp_path)
     assert target.read_text() == "a,b\n" and not list(tmp_path.glob("*.tmp"))
+
+
+@contextlib.contextmanager
+def _disk_full_after(size: int):
+    """Writes past `size` bytes of any file fail, as on a full disk (RLIMIT_FSIZE: EFBIG, its signal ignored)."""
+    previous_signal = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous_signal)
+
+
+def _gallery(path):
+    Gallery(np.ones((300, 64), np.float32), ["a"] * 300, [f"p{i}" for i in range(300)], "m", "h").save(path)
+
+
+WRITERS = {
+    "model": lambda p: save_model(create_model("mobilenet", input_size=32, embedding_size=8), p, force=True),
+    "report": lambda p: write_text_atomic(p, "x" * 20_000),
+    "gallery index": _gallery,
+    "training state": lambda p: save_training_state(p, {"model": {"w": torch.ones(5000)}, "epoch": 1}),
+}
+
+
+@pytest.mark.parametrize("kind", list(WRITERS))
+def test_a_write_that_fails_part_way_keeps_the_old_file_and_leaves_no_temporary(tmp_path, kind):
+    target = tmp_path / "out"
+    target.write_bytes(b"old contents")
+    with _disk_full_after(4096), pytest.raises(FaceCliError, match=r"out: cannot write it \(.*(File too large|unexpected pos).*\); nothing was replaced"):
+        WRITERS[kind](target)
+    assert target.read_bytes() == b"old contents"
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]

@@ -54,7 +54,13 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        yield tmp
+        try:
+            yield tmp
+        except FaceCliError:
+            raise
+        except Exception as exc:  # noqa: BLE001  (a full disk, a quota, an I/O error, as each writer reports it)
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).splitlines()[0]
+            raise FaceCliError(f"{target}: cannot write it ({reason}); nothing was replaced") from None
         # mkstemp makes 0600, unreadable to the people the output is for; some writers replace the file
         os.chmod(tmp, 0o666 & ~_umask())
         _fsync(tmp)

@@ -82,7 +82,8 @@ WRITERS = {
 def test_a_write_that_fails_part_way_keeps_the_old_file_and_leaves_no_temporary(tmp_path, kind):
     target = tmp_path / "out"
     target.write_bytes(b"old contents")
-    with _disk_full_after(4096), pytest.raises(FaceCliError, match=r"out: cannot write it \(.*(File too large|unexpected pos).*\); nothing was replaced"):
+    failed = r"out: cannot write it \(.*(File too large|unexpected pos).*\); nothing was replaced"
+    with _disk_full_after(4096), pytest.raises(FaceCliError, match=failed):
         WRITERS[kind](target)
     assert target.read_bytes() == b"old contents"
     assert [p.name for p in tmp_path.iterdir()] == ["out"]

@@ -155,3 +155,40 @@ def test_sigint_during_eval_exits_130_and_writes_no_report(tmp_path):
     assert proc.returncode == 130, f"exit {proc.returncode} {time.monotonic() - sent:.1f}s after SIGINT\n{err}"
     assert "interrupted" in err and "Traceback" not in err
     assert not report.exists() and not scores.exists() and not list(tmp_path.glob("*.tmp"))
+
+
+@pytest.fixture(scope="module")
+def eval_world(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("startup")
+    synth(tmp / "faces", identities=30, images=5, size=48, seed=8)
+    annotate(tmp / "faces", out_dir=tmp, pairs=120, folds=2, pairs_out=tmp / "pairs.txt")
+    save_model(create_model("mobilenet"), tmp / "model.safetensors")  # 160 px: embedding takes seconds
+    return tmp
+
+
+@pytest.mark.parametrize("moment", ["while the libraries load", "after half a second", "as the loader starts"])
+def test_ctrl_c_at_any_moment_of_start_up_exits_130_with_one_line(eval_world, tmp_path, moment):
+    report = tmp_path / "report.json"
+    args = [*FACECLI, "eval", "-c", str(eval_world / "model.safetensors"), "--pairs", str(eval_world / "pairs.txt"),
+            "--root", str(eval_world / "faces"), "--device", "cpu", "--workers", "1", "--report", str(report)]  # fmt: skip
+
+    def restore() -> None:  # the default disposition and an unblocked signal, as a shell gives
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+    proc = subprocess.Popen(args, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=restore)  # fmt: skip
+    if moment == "while the libraries load":
+        time.sleep(0.05)
+    elif moment == "after half a second":
+        time.sleep(0.5)
+    else:
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline and not _children(proc.pid):
+            time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    sent = time.monotonic()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, f"exit {proc.returncode} {time.monotonic() - sent:.1f}s after SIGINT\n{err}"
+    assert "interrupted" in err and "Traceback" not in err, err
+    assert not report.exists() and not list(tmp_path.glob("*.tmp"))

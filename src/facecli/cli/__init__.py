@@ -3,10 +3,4 @@
 from facecli.cli import data, training, evaluation, deployment, search  # noqa: F401, I001  (registers, in workflow order)
 from facecli.cli.app import app
 
-
-def main() -> None:
-    """Console-script entry point."""
-    app()
-
-
-__all__ = ["app", "main"]
+__all__ = ["app"]

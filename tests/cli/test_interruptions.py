@@ -169,8 +169,9 @@ def eval_world(tmp_path_factory) -> Path:
 @pytest.mark.parametrize("moment", ["while the libraries load", "after half a second", "as the loader starts"])
 def test_ctrl_c_at_any_moment_of_start_up_exits_130_with_one_line(eval_world, tmp_path, moment):
     report = tmp_path / "report.json"
-    args = [*FACECLI, "eval", "-c", str(eval_world / "model.safetensors"), "--pairs", str(eval_world / "pairs.txt"),
-            "--root", str(eval_world / "faces"), "--device", "cpu", "--workers", "1", "--report", str(report)]  # fmt: skip
+    world = eval_world
+    args = [*FACECLI, "eval", "-c", str(world / "model.safetensors"), "--pairs", str(world / "pairs.txt"),
+            "--root", str(world / "faces"), "--device", "cpu", "--workers", "1", "--report", str(report)]  # fmt: skip
 
     def restore() -> None:  # the default disposition and an unblocked signal, as a shell gives
         signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -16,7 +16,7 @@ from facecli.checkpoint import save_model
 from facecli.data.annotation import annotate
 from facecli.data.synth import synth
 from facecli.models import create_model
-from tests.processes import session_processes
+from tests.processes import MARKER, marked_processes, session_processes
 
 FACECLI = [sys.executable, "-m", "facecli"]
 
@@ -58,3 +58,53 @@ def test_a_killed_command_leaves_no_process_behind(data, tmp_path, name, how):
     while session_processes(proc.pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not session_processes(proc.pid), f"left behind: {session_processes(proc.pid)}"
+
+
+def _rank_pids(marker: str) -> list[int]:
+    """The training ranks: the `-m facecli train` processes whose parent is torchrun."""
+    found = []
+    for line in marked_processes(marker, set()):
+        pid, command = line.split(" ", 1)
+        stat = _read_stat(int(pid))
+        if "facecli train" in command and stat and "torch.distributed.run" in _command_of(int(stat[1])):
+            found.append(int(pid))
+    return found
+
+
+def _read_stat(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()
+    except OSError:
+        return []
+
+
+def _command_of(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("victim", ["the launcher", "one rank"])
+def test_a_killed_distributed_run_leaves_no_process_behind(data, tmp_path, victim):
+    marker = f"ddp-{victim.replace(' ', '-')}-{os.getpid()}-{time.monotonic_ns()}"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", MARKER: marker}
+    command = [*_command("train", data, tmp_path), "--nproc", "2"]
+    launcher = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 180
+        # the launcher, torchrun, two ranks and, for each rank, the forkserver and a loader worker
+        while len(marked_processes(marker, set())) < 8 and launcher.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert launcher.poll() is None and len(marked_processes(marker, set())) >= 8, marked_processes(marker, set())
+        target = launcher.pid if victim == "the launcher" else _rank_pids(marker)[0]
+        os.kill(target, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while marked_processes(marker, set()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not marked_processes(marker, set()), f"left behind: {marked_processes(marker, set())}"
+    finally:
+        for line in marked_processes(marker, set()):
+            os.kill(int(line.split(" ", 1)[0]), signal.SIGKILL)
+        launcher.wait(timeout=30)

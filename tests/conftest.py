@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -17,6 +18,8 @@ from tests.processes import MARKER, marked_processes
 # copies of ../shared/reference's small files (origins in THIRD_PARTY_NOTICES.md): a fresh clone skips nothing
 REFERENCE = Path(__file__).resolve().parent / "fixtures" / "reference"
 RUN = os.environ.setdefault(MARKER, uuid.uuid4().hex)  # inherited by every process the tests start
+# the automatic backend's ONNX exports go to a folder of this run, shared by its workers, not to ~/.cache
+os.environ.setdefault("FACECLI_CACHE", tempfile.mkdtemp(prefix="facecli-test-cache-"))
 LEFTOVER_GRACE_S = 15
 
 

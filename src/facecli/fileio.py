@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -56,9 +57,9 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     try:
         try:
             yield tmp
-        except FaceCliError:
-            raise
-        except Exception as exc:  # noqa: BLE001  (a full disk, a quota, an I/O error, as each writer reports it)
+        except Exception as exc:
+            if not _failed_write(exc):
+                raise
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).splitlines()[0]
             raise FaceCliError(f"{target}: cannot write it ({reason}); nothing was replaced") from None
         # mkstemp makes 0600, unreadable to the people the output is for; some writers replace the file
@@ -68,6 +69,17 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         _fsync(target.parent, directory=True)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+# how the writers facecli uses report a failed write when they do not raise OSError (safetensors, torch.save)
+WRITE_FAILURES = re.compile(r"I/O error|No space left|File too large|[Qq]uota|os error \d+|unexpected pos \d+ vs")
+
+
+def _failed_write(exc: Exception) -> bool:
+    """A full disk, a quota or an I/O error, however the writer reports it; not the writer's own errors."""
+    if isinstance(exc, FaceCliError):
+        return False
+    return (isinstance(exc, OSError) and exc.errno is not None) or bool(WRITE_FAILURES.search(str(exc)))
 
 
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:

@@ -89,7 +89,9 @@ class LoadingOptions:
     backend: Annotated[
         str | None,
         typer.Option(
-            "--backend", help="torch (.safetensors) or onnx (an exported .onnx file).", rich_help_panel=LOADING_PANEL
+            "--backend",
+            help="auto (ONNX Runtime on CPUs where faster, exported once and checked), torch, or onnx (.onnx file).",
+            rich_help_panel=LOADING_PANEL,
         ),
     ] = None
 
@@ -103,9 +105,9 @@ class EmbeddingOptions(LoadingOptions, RuntimeOptions):
         from facecli.embed import EmbedOptions
         from facecli.embed.backends import check_backend
 
-        backend = check_backend(self.backend or "torch")
+        backend = check_backend(self.backend or "auto")
         runtime = RuntimeOptions.resolve(self)
-        err_console.print(runtime.describe() if backend == "torch" else "runtime: onnxruntime", highlight=False)
+        err_console.print(runtime.describe() if backend != "onnx" else "runtime: onnxruntime", highlight=False)
         return EmbedOptions(runtime, backend, self.batch_size or 64, self.workers, self.flip, self.cache)
 
 

@@ -17,7 +17,7 @@ from facecli.errors import FaceCliError, unknown_choice
 from facecli.models import FaceEmbedder, ModelConfig
 from facecli.runtime import Runtime
 
-Backend = Literal["torch", "onnx"]
+Backend = Literal["auto", "torch", "onnx"]
 BACKENDS: tuple[str, ...] = get_args(Backend)
 ONNX_CONFIG_KEY = "facecli"
 ONNX_DIGEST_KEY = "facecli_sha256"  # of the initializers (the weights), checked on load
@@ -138,16 +138,23 @@ def open_embedder(path: str | os.PathLike[str], backend: Backend, runtime: Runti
     raise unknown_choice("backend", backend, BACKENDS)
 
 
+def file_backend(path: str | os.PathLike[str], backend: Backend) -> Backend:
+    """The kind of model file: `onnx` or `torch` (`auto` goes by the file's suffix)."""
+    if backend == "auto":
+        return "onnx" if Path(path).suffix == ".onnx" else "torch"
+    return backend
+
+
 def model_config(path: str | os.PathLike[str], backend: Backend) -> ModelConfig:
     """The config of a .safetensors checkpoint or an exported .onnx file."""
     from facecli.checkpoint import read_config
 
-    return onnx_config(path) if backend == "onnx" else read_config(path)
+    return onnx_config(path) if file_backend(path, backend) == "onnx" else read_config(path)
 
 
 def save_threshold(path: str | os.PathLike[str], backend: Backend, threshold: float, metric: str) -> None:
     """Store a calibrated threshold in the model file's metadata, atomically."""
-    if backend == "torch":
+    if file_backend(path, backend) == "torch":
         from facecli.checkpoint import update_config
 
         update_config(path, threshold=threshold, threshold_metric=metric)

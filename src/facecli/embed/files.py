@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from facecli.embed.backends import Backend, open_embedder
+from facecli.embed.auto_backend import open_model
+from facecli.embed.backends import Backend
 from facecli.embed.cache import EmbeddingCache, file_hash, image_key
 from facecli.embed.loader import embed_images
 from facecli.runtime import Runtime
@@ -21,7 +22,7 @@ class EmbedOptions:
     """How to turn images into embeddings."""
 
     runtime: Runtime
-    backend: Backend = "torch"
+    backend: Backend = "auto"  # ONNX Runtime on CPUs where it is faster (embed/auto_backend.py)
     batch_size: int = 64
     workers: int | None = None
     flip: bool | None = None  # None: off (identification: as the gallery was built)
@@ -38,7 +39,7 @@ def embedding_array(rows: int, size: int) -> np.ndarray:
 
 def embed_files(checkpoint: Path, files: list[Path], opts: EmbedOptions) -> tuple[np.ndarray, int]:
     """Embeddings of `files` (each once), from the cache where possible; returns them and the count embedded."""
-    model = open_embedder(checkpoint, opts.backend, opts.runtime)
+    model = open_model(Path(checkpoint), opts.backend, opts.runtime)
     cache = EmbeddingCache(opts.cache_dir, file_hash(checkpoint)) if opts.cache_dir else None
     flip = bool(opts.flip)
     keys = [image_key(f, flip) for f in files] if cache is not None else []

@@ -1,0 +1,82 @@
+"""`--backend auto` (the default): ONNX Runtime on CPUs for the backbones it runs faster there (measured,
+benchmarks/auto_choices.py), PyTorch otherwise.
+
+Each model is exported once, checked against PyTorch exactly as `facecli export` checks, kept in the cache
+under the model file's hash and reused; a model that cannot be exported or fails the check is remembered
+too (tried once), and runs on PyTorch with a one-line note.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from rich.text import Text
+
+from facecli.checkpoint import load, read_config
+from facecli.console import err_console
+from facecli.embed.backends import Backend, Embedder, OnnxEmbedder, TorchEmbedder, open_embedder
+from facecli.embed.cache import file_hash
+from facecli.embed.onnx_export import check_agreement, export_onnx, verification_inputs
+from facecli.errors import FaceCliError
+from facecli.fileio import atomic_path, write_text_atomic
+from facecli.runtime import Runtime
+
+# backbones PyTorch runs faster than ONNX Runtime on this CPU (benchmarks/auto_choices.py, RESULTS.md)
+ONNX_SLOWER_ON_CPU: frozenset[str] = frozenset()
+
+
+def cache_root() -> Path:
+    """$FACECLI_CACHE, else $XDG_CACHE_HOME/facecli, else ~/.cache/facecli."""
+    if os.environ.get("FACECLI_CACHE"):
+        return Path(os.environ["FACECLI_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "facecli"
+
+
+def cached_onnx(checkpoint: Path, model_hash: str) -> tuple[Path | None, str]:
+    """(the checked ONNX file of this model, how it was found) or (None, why there is none)."""
+    folder = cache_root() / "onnx"
+    path, failed = folder / f"{model_hash}.onnx", folder / f"{model_hash}.failed"
+    if path.is_file():
+        return path, f"exported before ({path})"
+    if failed.is_file():
+        return None, failed.read_text(encoding="utf-8", errors="replace").strip()
+    try:
+        model = load(checkpoint)
+        with atomic_path(path) as tmp:  # appears only once it has passed the check
+            export_onnx(model, model, tmp)
+            x = verification_inputs(model)
+            diff, _ = check_agreement(path.name, OnnxEmbedder(tmp).run(x.numpy()), model, x, fp16=False)
+    except (FaceCliError, RuntimeError, ValueError) as exc:  # an architecture the exporter cannot trace
+        why = f"its ONNX export failed ({' '.join(str(exc).split())[:200]})"
+        write_text_atomic(failed, why + "\n")
+        return None, why
+    return path, f"exported once to {path}, max abs diff {diff:.1e} from PyTorch"
+
+
+def open_model(path: Path, backend: Backend, runtime: Runtime) -> Embedder:
+    """The model behind `backend`; for `auto`, the faster backend for this device and backbone, said in one line."""
+    if backend != "auto":
+        return open_embedder(path, backend, runtime)
+    if path.suffix == ".onnx":
+        return open_embedder(path, "onnx", runtime)
+    config = read_config(path)
+    if runtime.device.type != "cpu" or config.backbone in ONNX_SLOWER_ON_CPU:
+        return TorchEmbedder(load(path), runtime)
+    onnx, how = cached_onnx(path, file_hash(path))
+    if onnx is not None:
+        try:
+            embedder = OnnxEmbedder(onnx)
+        except FaceCliError as exc:  # the cached file was damaged since: export again next time
+            onnx.unlink(missing_ok=True)
+            how = str(exc)
+        else:
+            _note(f"backend: onnxruntime (auto: faster than PyTorch for {config.backbone} on CPUs; {how})")
+            return embedder
+    _note(f"backend: torch ({how})")
+    return TorchEmbedder(load(path), runtime)
+
+
+def _note(text: str) -> None:
+    err_console.print(Text(text))

@@ -140,3 +140,10 @@ def test_fine_tuning_beats_training_from_scratch_on_a_small_new_set(tmp_path):
     tuned = train(TrainOptions(run_dir=tmp_path / "tuned", init=tmp_path / "pre_run" / "last.safetensors", **small))
     assert tuned.steps == scratch.steps
     assert tuned.history[-1]["val_accuracy"] > scratch.history[-1]["val_accuracy"]
+
+
+def test_few_identities_with_few_images_get_strong_augmentation_and_others_light():
+    assert _planned(_fp(identities=TRIPLET_BELOW - 1)).aug == "strong"
+    assert _planned(_fp(identities=7, images=1200, median=180.0)).aug == "light"
+    assert _planned(_fp(identities=TRIPLET_BELOW, images=5000)).aug == "light"
+    assert _planned(_fp(identities=20), aug="none").aug == "none"  # given wins

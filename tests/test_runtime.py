@@ -41,3 +41,27 @@ def test_bf16_autocast_runs_a_model_on_cpu():
 
 def test_fp16_gets_a_grad_scaler():
     assert resolve_runtime("cpu", "fp16").grad_scaler() is not None
+
+
+def test_the_memory_format_left_to_auto_follows_the_measured_table_and_a_flag_wins():
+    auto = resolve_runtime("cpu", "fp32")
+    assert auto.channels_last is None and "memory format auto" in auto.describe()
+    assert auto.for_model("mobilenet", 160, training=True).channels_last is True
+    assert auto.for_model("inception_resnetv1", 160, training=True).channels_last is False  # measured slower
+    assert auto.for_model("inception_resnetv1", 160, training=False).channels_last is True
+    assert auto.for_model("timm/resnet10t", 32, training=False).channels_last is True
+    assert auto.for_model("timm/resnet10t", 32, training=True).channels_last is False  # level: kept simple
+    forced = resolve_runtime("cpu", "fp32", channels_last=False)
+    assert forced.for_model("mobilenet", 160, training=True).channels_last is False
+
+
+def test_auto_memory_format_embeds_as_contiguous_does():
+    from facecli.embed import TorchEmbedder
+    from facecli.models import create_model
+
+    model = create_model("mobilenet", input_size=64, embedding_size=16).eval()
+    x = torch.randn(3, 3, 64, 64)
+    auto = TorchEmbedder(model, resolve_runtime("cpu", "fp32"))
+    plain = TorchEmbedder(model, resolve_runtime("cpu", "fp32", channels_last=False))
+    assert auto.runtime.channels_last and not plain.runtime.channels_last
+    assert abs(auto.embed(x, flip=False) - plain.embed(x, flip=False)).max() < 1e-5

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from dataclasses import dataclass
 from typing import Literal, get_args
 
@@ -22,8 +23,14 @@ class Runtime:
 
     device: torch.device
     precision: Literal["fp32", "fp16", "bf16"] = "fp32"
-    channels_last: bool = False
+    channels_last: bool | None = None  # None: chosen per backbone by `for_model` (auto)
     compile: bool = False
+
+    def for_model(self, backbone: str, side: int, training: bool) -> Runtime:
+        """The runtime with the memory format chosen where it was left to auto (see channels_last_faster)."""
+        if self.channels_last is not None:
+            return self
+        return dataclasses.replace(self, channels_last=channels_last_faster(self.device, backbone, side, training))
 
     def autocast(self) -> contextlib.AbstractContextManager[None]:
         """Autocast context for the forward pass; a no-op in fp32."""
@@ -59,7 +66,27 @@ class Runtime:
         if self.device.type == "cuda":
             name += f" ({torch.cuda.get_device_name(self.device)})"
         flags = [f for f, on in (("channels_last", self.channels_last), ("compiled", self.compile)) if on]
+        if self.channels_last is None:
+            flags.insert(0, "memory format auto")
         return f"runtime: {name}, {self.precision}" + "".join(f", {f}" for f in flags)
+
+
+# Measured on the 2-core CPU machine (benchmarks/auto_choices.py, RESULTS.md), images/s contiguous ->
+# channels_last. Inference was faster for every backbone (mobilenet 57 -> 92, iresnet50 10.2 -> 12.5,
+# resnet10t at 32 px 1003 -> 1635). Training was faster only for mobilenet (31 -> 35) and iresnet18
+# (3.7 -> 6.2), level for resnet10t at 32 px (270 -> 275) and slower for inception_resnetv1, iresnet50,
+# vgg16 and resnet10t at 112 px (by 12-21%).
+CHANNELS_LAST_FASTER_CPU_TRAINING = frozenset({"mobilenet", "iresnet18"})
+
+
+def channels_last_faster(device: torch.device, backbone: str, side: int, training: bool) -> bool:
+    """Whether channels_last runs this backbone faster here: on GPUs, where it feeds tensor cores, always;
+    on CPUs as measured (see the table above); `side` is the input size (kept for rules that need it)."""
+    if device.type == "cuda":
+        return True  # not measured here (no GPU was lent); the PyTorch guidance for convolutional nets
+    if device.type != "cpu":
+        return False
+    return not training or backbone in CHANNELS_LAST_FASTER_CPU_TRAINING
 
 
 def _resolve_device(device: str) -> torch.device:
@@ -101,7 +128,7 @@ def _resolve_precision(precision: str, device: torch.device) -> Literal["fp32", 
 
 
 def resolve_runtime(
-    device: str = "auto", precision: str = "auto", channels_last: bool = False, compile: bool = False
+    device: str = "auto", precision: str = "auto", channels_last: bool | None = None, compile: bool = False
 ) -> Runtime:
     """Resolve the user's device/precision options into one Runtime."""
     resolved = _resolve_device(device)

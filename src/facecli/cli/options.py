@@ -44,7 +44,9 @@ class RuntimeOptions:
     channels_last: Annotated[
         bool | None,
         typer.Option(
-            "--channels-last/--no-channels-last", help="channels_last memory format.", rich_help_panel=RUNTIME_PANEL
+            "--channels-last/--no-channels-last",
+            help="channels_last memory format (default: where measured faster for the backbone and device).",
+            rich_help_panel=RUNTIME_PANEL,
         ),
     ] = None
     compile: Annotated[
@@ -57,7 +59,7 @@ class RuntimeOptions:
         from facecli.runtime import resolve_runtime
 
         return resolve_runtime(
-            self.device or "auto", self.precision or "auto", bool(self.channels_last), bool(self.compile)
+            self.device or "auto", self.precision or "auto", self.channels_last, bool(self.compile)
         )
 
 

@@ -38,8 +38,8 @@ class TorchEmbedder:
 
     def __init__(self, model: FaceEmbedder, runtime: Runtime) -> None:
         self.config = model.config
-        self.runtime = runtime
-        self.net = runtime.prepare(model.eval())
+        self.runtime = runtime.for_model(model.config.backbone, model.config.input_size[0], training=False)
+        self.net = self.runtime.prepare(model.eval())
 
     def describe(self) -> str:
         return self.runtime.describe()

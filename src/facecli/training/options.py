@@ -70,7 +70,7 @@ class TrainOptions:
     seed: int = 0
     device: str = "auto"
     precision: str = "auto"
-    channels_last: bool = False
+    channels_last: bool | None = None  # None: where measured faster (runtime.channels_last_faster)
     compile: bool = False
     recipe: dict | None = None  # option -> {value, reason, by}: how each choice was made, filled by the recipe
 

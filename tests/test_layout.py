@@ -14,7 +14,7 @@ RANK = {
     "models": 3, "align": 3,
     "losses": 4, "checkpoint": 4,
     "importer": 5, "embed": 5,
-    "training": 6, "verification": 6, "identification": 6, "exporting": 6,
+    "training": 6, "verification": 6, "identification": 6, "exporting": 6, "photos": 6,
     "cli": 7,
     "__main__": 8,
 }  # fmt: skip

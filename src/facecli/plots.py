@@ -82,3 +82,32 @@ def training_curves(history: list[dict], path: str | os.PathLike[str]) -> None:
     for ax in axes:
         ax.grid(True, alpha=0.3)
     _save(fig, path)
+
+
+def comparison_figure(
+    a: np.ndarray, b: np.ndarray, score: float, same: bool | None, path: str | os.PathLike[str]
+) -> None:
+    """Two faces as the model saw them, side by side, with the score and the decision."""
+    fig, axes = plt.subplots(1, 2, figsize=(6, 3.4))
+    for ax, image in zip(axes, (a, b), strict=True):
+        ax.imshow(image)
+        ax.axis("off")
+    decision = "no threshold" if same is None else ("same person" if same else "different people")
+    fig.suptitle(f"cosine {score:.3f}: {decision}")
+    _save(fig, path)
+
+
+def embedding_map(points: np.ndarray, labels: list[str], title: str, path: str | os.PathLike[str]) -> None:
+    """2-D points coloured by identity (at most 20 identities get their own colour and a legend entry)."""
+    fig, ax = plt.subplots(figsize=(6, 6))
+    names = list(dict.fromkeys(labels))
+    colours = plt.get_cmap("tab20")
+    for n, name in enumerate(names):
+        rows = [i for i, label in enumerate(labels) if label == name]
+        shown = name if len(names) <= 20 else None
+        ax.scatter(points[rows, 0], points[rows, 1], s=12, color=colours(n % 20), label=shown)
+    if len(names) <= 20:
+        ax.legend(fontsize=7, markerscale=1.5, loc="best")
+    ax.set_title(title)
+    ax.set_aspect("equal", "datalim")
+    _save(fig, path)

@@ -4,7 +4,8 @@ Pinned before the CLI was split into one module per mode. The shared runtime and
 then added, on purpose: --no-channels-last and --no-compile to eval/predict/sweep (the auto choices can be
 forced either way), the whole runtime and loading groups to index/identify/eval-identify, and --lr-gamma
 to train (its help and the README named it; only a YAML file could set it); then --init,
---freeze-trunk-epochs and --trunk-lr-mult to train for fine-tuning, and --val-every.
+--freeze-trunk-epochs and --trunk-lr-mult to train for fine-tuning, and --val-every; then --max-bad-fraction
+to train, and the compare and embed commands.
 """
 
 import click
@@ -87,6 +88,51 @@ OPTIONS = {
         "--flip",
         "--cache",
         "--backend",
+    },
+    "compare": {
+        "--align",
+        "--all-faces",
+        "--backend",
+        "--batch-size",
+        "--cache",
+        "--channels-last",
+        "--checkpoint",
+        "--compile",
+        "--device",
+        "--flip",
+        "--force",
+        "--json",
+        "--no-channels-last",
+        "--no-compile",
+        "--precision",
+        "--show",
+        "--template",
+        "--threshold",
+        "--workers",
+        "-c",
+        "a",
+        "b",
+    },
+    "embed": {
+        "--align",
+        "--backend",
+        "--batch-size",
+        "--cache",
+        "--channels-last",
+        "--checkpoint",
+        "--compile",
+        "--device",
+        "--flip",
+        "--force",
+        "--no-channels-last",
+        "--no-compile",
+        "--out",
+        "--plot",
+        "--precision",
+        "--template",
+        "--workers",
+        "-c",
+        "source",
     },
     "export": {
         "--checkpoint",

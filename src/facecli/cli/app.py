@@ -24,6 +24,24 @@ app = typer.Typer(
 )
 
 DATA, TRAINING, EVALUATION, DEPLOYMENT, SEARCH = "Data", "Training", "Evaluation", "Deployment", "Search"
+PHOTOS = "Photos"
+
+
+def _version(asked: bool) -> None:
+    if asked:
+        from facecli import __version__
+
+        print(f"facecli {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: typing.Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Face verification and metric learning with PyTorch."""
 
 
 def _group_parameters(group: type) -> list[inspect.Parameter]:

@@ -58,9 +58,7 @@ class RuntimeOptions:
         """The resolved runtime (defaults for what was left out)."""
         from facecli.runtime import resolve_runtime
 
-        return resolve_runtime(
-            self.device or "auto", self.precision or "auto", self.channels_last, bool(self.compile)
-        )
+        return resolve_runtime(self.device or "auto", self.precision or "auto", self.channels_last, bool(self.compile))
 
 
 @dataclass

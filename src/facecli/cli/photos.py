@@ -1,0 +1,95 @@
+"""Photos commands: compare two photos (or folders), write embeddings of a folder or list."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from facecli.cli.app import PHOTOS, command
+from facecli.cli.options import EmbeddingOptions, Force, ModelFile
+from facecli.console import console
+from facecli.errors import FaceCliError
+
+Align = Annotated[
+    str,
+    typer.Option(
+        "--align", help="auto (detect and align unless the image has the model's input size), always or never."
+    ),
+]
+Template = Annotated[
+    str | None, typer.Option("--template", help="facenet or arcface (default: arcface for 112 px models).")
+]
+
+
+@command("compare", PHOTOS)
+def compare_command(
+    a: Annotated[Path, typer.Argument(help="An image, or a folder of images.")],
+    b: Annotated[Path, typer.Argument(help="An image, or a folder of images.")],
+    checkpoint: ModelFile,
+    threshold: Annotated[
+        float | None, typer.Option("--threshold", help="Cosine above which two faces are the same person.")
+    ] = None,
+    align: Align = "auto",
+    template: Template = None,
+    all_faces: Annotated[
+        bool, typer.Option("--all-faces", help="Compare every face of each photo (best match), not the largest.")
+    ] = False,
+    show: Annotated[Path | None, typer.Option("--show", help="Draw both faces with the score (a .png).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    embedding: EmbeddingOptions = EmbeddingOptions(),  # noqa: B008  (expanded into options by `command`)
+    force: Force = False,
+) -> None:
+    """Are A and B the same person? Exit code 0: same, 1: different (any pair), 2: error; 0 without a threshold."""
+    from facecli.photos import compare
+
+    loader = [o for o, v in (("--workers", embedding.workers), ("--cache", embedding.cache),
+                             ("--batch-size", embedding.batch_size)) if v is not None]  # fmt: skip
+    if loader:
+        raise FaceCliError(f"{', '.join(loader)}: compare embeds each photo once, in memory, without the loader")
+    result = compare(
+        a, b, checkpoint=checkpoint, embedding=embedding.embed_options(), align=align, template=template,
+        all_faces=all_faces, threshold=threshold, show=show, force=force,
+    )  # fmt: skip
+    rows = result.rows()
+    if as_json:
+        print(json.dumps({"threshold_source": result.threshold_source, "pairs": rows}, indent=1))
+    else:
+        for path, faces in result.faces.items():
+            if faces > 1:
+                console.print(f"{path}: {faces} faces found, {'all compared' if all_faces else 'the largest used'}")
+        for row in rows:
+            decision = "" if row["same"] is None else ("  same" if row["same"] else "  different")
+            console.print(f"{row['a']}  {row['b']}  cosine {row['score']:.4f}{decision}", highlight=False)
+        if result.threshold is None:
+            console.print("no threshold: pass --threshold T, or calibrate one with 'facecli sweep --save-threshold'")
+        else:
+            console.print(f"threshold {result.threshold:g} (cosine, {result.threshold_source})")
+    if result.same is not None and not result.same.all():
+        raise typer.Exit(1)
+
+
+@command("embed", PHOTOS)
+def embed_command(
+    source: Annotated[
+        Path, typer.Argument(help="A folder (of identity folders or loose images) or a list (`id;path` or `path`).")
+    ],
+    checkpoint: ModelFile,
+    out: Annotated[Path, typer.Option("--out", help="embeddings.npy (with a .csv of paths) or .parquet.")],
+    align: Align = "auto",
+    template: Template = None,
+    plot: Annotated[Path | None, typer.Option("--plot", help="A 2-D map of the embeddings by identity (.png).")] = None,
+    embedding: EmbeddingOptions = EmbeddingOptions(),  # noqa: B008  (expanded into options by `command`)
+    force: Force = False,
+) -> None:
+    """Write one embedding per image, for your own clustering, deduplication or search."""
+    from facecli.photos import embed_to_file
+
+    result = embed_to_file(
+        source, checkpoint=checkpoint, out=out, embedding=embedding.embed_options(), align=align,
+        template=template, plot=plot, force=force,
+    )  # fmt: skip
+    beside = f" and {result.table}" if result.table else ""
+    console.print(f"wrote {len(result.paths)} embeddings of size {result.embeddings.shape[1]} to {result.out}{beside}")

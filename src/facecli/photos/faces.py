@@ -1,0 +1,58 @@
+"""A photo as the model sees it: detected and aligned with the template and size the model expects, or used
+as it is when it already is a crop of the model's input size."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, get_args
+
+import numpy as np
+
+from facecli.align.detectors import open_detector
+from facecli.align.warp import TEMPLATES, align_face
+from facecli.data.images import ImageError, read_image
+from facecli.errors import FaceCliError, unknown_choice
+from facecli.models import ModelConfig
+
+AlignMode = Literal["auto", "always", "never"]
+ALIGN_MODES = get_args(AlignMode)
+
+
+def default_template(config: ModelConfig) -> str:
+    """ArcFace's template for 112 px models (the ArcFace convention), FaceNet's otherwise."""
+    return "arcface" if config.input_size == (112, 112) else "facenet"
+
+
+class FaceCrops:
+    """Crops of the faces in a photo, largest first, ready for the model's preprocessing."""
+
+    def __init__(self, config: ModelConfig, align: str = "auto", template: str | None = None) -> None:
+        if align not in ALIGN_MODES:
+            raise unknown_choice("--align", align, ALIGN_MODES)
+        template = template or default_template(config)
+        if template not in TEMPLATES:
+            raise unknown_choice("template", template, TEMPLATES)
+        self.config, self.align, self.template = config, align, template
+        self._detector = None
+
+    def needs_detection(self, image: np.ndarray) -> bool:
+        """`auto` aligns unless the image already has the model's input size."""
+        return self.align == "always" or (self.align == "auto" and image.shape[:2] != self.config.input_size)
+
+    def __call__(self, path: Path) -> list[np.ndarray]:
+        """Every face in the photo, largest first (the image itself when no detection is needed)."""
+        try:
+            image = read_image(path)
+        except ImageError as exc:
+            raise FaceCliError(f"{path}: {exc}") from None
+        if not self.needs_detection(image):
+            return [image]
+        if self._detector is None:
+            self._detector = open_detector("mtcnn")
+        boxes, landmarks = self._detector(image)
+        if not len(boxes):
+            hint = "; if it is already a face crop, use --align never"
+            raise FaceCliError(f"{path}: no face found (MTCNN, faces of 20+ px){hint}")
+        order = np.argsort(-(boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))
+        side = self.config.input_size[0]
+        return [align_face(image, boxes[k], landmarks[k], side, self.template) for k in order]

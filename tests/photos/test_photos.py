@@ -1,0 +1,131 @@
+"""`facecli compare` and `facecli embed`: raw photos are aligned as the model expects, crops are used as they
+are; exit codes, JSON, the picture; bad input is one line naming the file; `--version`."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from facecli import __version__
+from facecli.checkpoint import save_model
+from facecli.cli import app
+from facecli.data.synth import synth
+from facecli.embed import EmbedOptions, embed_files
+from facecli.models import create_model
+from facecli.runtime import resolve_runtime
+
+runner = CliRunner()
+CPU = ["--device", "cpu", "--workers", "0"]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("photos")
+    save_model(create_model("mobilenet", input_size=64, embedding_size=16).eval(), tmp / "model.safetensors")
+    synth(tmp / "faces", identities=3, images=3, size=64, seed=4)  # crops of the model's input size
+    return tmp
+
+
+def _compare(world, a, b, *extra):
+    return runner.invoke(
+        app, ["compare", str(a), str(b), "-c", str(world / "model.safetensors"), "--device", "cpu", *extra]
+    )
+
+
+def test_a_raw_photo_against_an_aligned_crop_with_the_picture_and_exit_codes(world, reference, tmp_path):
+    photo, crop = reference / "faces" / "photo_kate_siegel.jpg", reference / "faces" / "aligned_kate_siegel.png"
+    same = _compare(world, photo, crop, "--threshold", "-1", "--show", str(tmp_path / "pair.png"))
+    assert same.exit_code == 0, same.output
+    assert "same" in same.output and "threshold -1 (cosine, --threshold)" in " ".join(same.output.split())
+    assert cv2.imread(str(tmp_path / "pair.png")) is not None
+    different = _compare(world, photo, crop, "--threshold", "1.0", "--json")
+    assert different.exit_code == 1
+    found = json.loads(different.output[different.output.index("{") :])
+    (pair,) = found["pairs"]
+    assert pair["same"] is False and pair["metric"] == "cosine" and -1 <= pair["score"] <= 1
+    undecided = _compare(world, photo, crop)
+    assert undecided.exit_code == 0 and "no threshold" in undecided.output
+
+
+def test_a_group_photo_reports_its_faces_and_folders_compare_every_image(world, reference):
+    group = _compare(world, reference / "faces" / "multiface.jpg", reference / "faces" / "1_001.jpg")
+    assert group.exit_code == 0, group.output
+    assert "6 faces found, the largest used" in " ".join(group.output.split())
+    folders = _compare(world, world / "faces" / "person_0000", world / "faces" / "person_0001", "--json")
+    pairs = json.loads(folders.output[folders.output.index("{") :])["pairs"]
+    assert len(pairs) == 9 and len({(p["a"], p["b"]) for p in pairs}) == 9
+
+
+def test_crops_of_the_input_size_are_embedded_as_they_are_and_match_the_library(world, tmp_path):
+    out = tmp_path / "emb.npy"
+    result = runner.invoke(
+        app, ["embed", str(world / "faces"), "-c", str(world / "model.safetensors"), "--out", str(out),
+              "--plot", str(tmp_path / "map.png"), *CPU]
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    table, vectors = pd.read_csv(out.with_suffix(".csv")), np.load(out)
+    assert vectors.shape == (9, 16) and list(table["identity"]).count("person_0001") == 3
+    files = [world / "faces" / p for p in table["path"].map(lambda p: p.split("faces/", 1)[1])]
+    expected, _ = embed_files(world / "model.safetensors", files, EmbedOptions(resolve_runtime("cpu"), workers=0))
+    assert np.abs(vectors - expected).max() < 1e-5
+    assert cv2.imread(str(tmp_path / "map.png")) is not None
+
+
+def test_a_list_of_raw_photos_is_aligned_and_embedded(world, reference, tmp_path):
+    listed = tmp_path / "list.txt"
+    listed.write_text(
+        f"kate;{reference / 'faces' / 'photo_kate_siegel.jpg'}\nparty;{reference / 'faces' / 'multiface.jpg'}\n"
+    )
+    out = tmp_path / "photos.npy"
+    result = runner.invoke(app, ["embed", str(listed), "-c", str(world / "model.safetensors"), "--out", str(out), *CPU])
+    assert result.exit_code == 0, result.output
+    assert np.load(out).shape == (2, 16) and list(pd.read_csv(tmp_path / "photos.csv")["identity"]) == ["kate", "party"]
+
+
+@pytest.mark.parametrize(
+    ("case", "expect"),
+    [
+        ("missing image", "no such image or folder"),
+        ("empty folder", "no images in this folder"),
+        ("no face", "no face found (MTCNN, faces of 20+ px); if it is already a face crop, use --align never"),
+        ("not a model", "not a readable .safetensors"),
+    ],
+)
+def test_bad_input_is_one_line_naming_the_file_and_writes_nothing(world, tmp_path, case, expect):
+    a, model = world / "faces" / "person_0000" / "person_0000_0001.jpg", world / "model.safetensors"
+    extra = []
+    if case == "missing image":
+        b = tmp_path / "gone.jpg"
+    elif case == "empty folder":
+        b = tmp_path / "empty"
+        b.mkdir()
+    elif case == "no face":
+        b = tmp_path / "wall.png"
+        cv2.imwrite(str(b), np.full((200, 300, 3), 90, np.uint8))
+        extra = ["--align", "always"]
+    else:
+        b, model = a, tmp_path / "model.safetensors"
+        model.write_text("not a model")
+    result = runner.invoke(
+        app,
+        ["compare", str(a), str(b), "-c", str(model), "--show", str(tmp_path / "out.png"), *extra, "--device", "cpu"],
+    )
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and expect in " ".join(result.output.split()) and "Traceback" not in result.output
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_loader_options_are_refused_by_compare(world):
+    result = _compare(world, world / "faces", world / "faces", "--workers", "2", "--cache", "c")
+    assert result.exit_code == 2 and "--workers, --cache: compare embeds each photo once" in result.output
+
+
+def test_version():
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.strip() == f"facecli {__version__}"

@@ -5,7 +5,8 @@ then added, on purpose: --no-channels-last and --no-compile to eval/predict/swee
 forced either way), the whole runtime and loading groups to index/identify/eval-identify, and --lr-gamma
 to train (its help and the README named it; only a YAML file could set it); then --init,
 --freeze-trunk-epochs and --trunk-lr-mult to train for fine-tuning, and --val-every; then --max-bad-fraction
-to train, and the compare and embed commands.
+to train, the compare and embed commands, and --align/--align-template to every command that embeds images
+(raw photos are aligned first; off by default outside compare and embed).
 """
 
 import click
@@ -44,6 +45,8 @@ OPTIONS = {
         "dataset_dir",
     },
     "eval": {
+        "--align",
+        "--align-template",
         "--allow-outside-root",
         "--backend",
         "--batch-size",
@@ -71,6 +74,8 @@ OPTIONS = {
         "--no-compile",
     },
     "eval-identify": {
+        "--align",
+        "--align-template",
         "--batch-size",
         "--checkpoint",
         "--device",
@@ -106,7 +111,7 @@ OPTIONS = {
         "--no-compile",
         "--precision",
         "--show",
-        "--template",
+        "--align-template",
         "--threshold",
         "--workers",
         "-c",
@@ -114,6 +119,7 @@ OPTIONS = {
         "b",
     },
     "embed": {
+        "--tensorboard",
         "--align",
         "--backend",
         "--batch-size",
@@ -129,7 +135,7 @@ OPTIONS = {
         "--out",
         "--plot",
         "--precision",
-        "--template",
+        "--align-template",
         "--workers",
         "-c",
         "source",
@@ -148,6 +154,8 @@ OPTIONS = {
         "-c",
     },
     "identify": {
+        "--align",
+        "--align-template",
         "--batch-size",
         "--checkpoint",
         "--device",
@@ -170,6 +178,8 @@ OPTIONS = {
     },
     "import": {"--arch", "--force", "--list", "--out", "weights"},
     "index": {
+        "--align",
+        "--align-template",
         "--add",
         "--batch-size",
         "--checkpoint",
@@ -195,6 +205,8 @@ OPTIONS = {
     },
     "models": {"--timm"},
     "predict": {
+        "--align",
+        "--align-template",
         "--allow-outside-root",
         "--backend",
         "--batch-size",
@@ -220,6 +232,8 @@ OPTIONS = {
         "--no-compile",
     },
     "sweep": {
+        "--align",
+        "--align-template",
         "--allow-outside-root",
         "--backend",
         "--batch-size",

@@ -65,7 +65,7 @@ def test_crops_of_the_input_size_are_embedded_as_they_are_and_match_the_library(
     out = tmp_path / "emb.npy"
     result = runner.invoke(
         app, ["embed", str(world / "faces"), "-c", str(world / "model.safetensors"), "--out", str(out),
-              "--plot", str(tmp_path / "map.png"), *CPU]
+              "--plot", str(tmp_path / "map.png"), "--tensorboard", str(tmp_path / "tb"), *CPU]
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     table, vectors = pd.read_csv(out.with_suffix(".csv")), np.load(out)
@@ -74,6 +74,11 @@ def test_crops_of_the_input_size_are_embedded_as_they_are_and_match_the_library(
     expected, _ = embed_files(world / "model.safetensors", files, EmbedOptions(resolve_runtime("cpu"), workers=0))
     assert np.abs(vectors - expected).max() < 1e-5
     assert cv2.imread(str(tmp_path / "map.png")) is not None
+    (config,) = (tmp_path / "tb").rglob("projector_config.pbtxt")
+    (folder,) = [p.parent for p in (tmp_path / "tb").rglob("tensors.tsv")]
+    assert len((folder / "tensors.tsv").read_text().splitlines()) == 9
+    assert (folder / "metadata.tsv").read_text().splitlines()[0] == "identity\tpath"
+    assert cv2.imread(str(folder / "sprite.png")).shape[:2] == (96, 96)  # 9 thumbnails of 32 px, 3 x 3
 
 
 def test_a_list_of_raw_photos_is_aligned_and_embedded(world, reference, tmp_path):
@@ -129,3 +134,31 @@ def test_loader_options_are_refused_by_compare(world):
 def test_version():
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0 and result.output.strip() == f"facecli {__version__}"
+
+
+def test_eval_aligns_raw_photos_once_and_names_those_without_a_face(world, reference, tmp_path, monkeypatch):
+    monkeypatch.setenv("FACECLI_CACHE", str(tmp_path / "cache"))
+    faces = reference / "faces"
+    pairs = tmp_path / "pairs.txt"
+    pairs.write_text(
+        "photo_kate_siegel.jpg aligned_kate_siegel.png 1\nmultiface.jpg aligned_paul_rudd.png 0\n"
+        "aligned_paul_rudd.png aligned_shea_whigham.png 0\nphoto_kate_siegel.jpg aligned_angelina_jolie.png 1\n"
+    )
+    args = ["eval", "-c", str(world / "model.safetensors"), "--pairs", str(pairs), "--root", str(faces),
+            "--align", "always", "--folds", "2", "--report", str(tmp_path / "r.json"), *CPU]  # fmt: skip
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    crops = sorted((tmp_path / "cache" / "crops").glob("*.png"))
+    assert len(crops) == 6  # one per distinct photo
+    written = [c.stat().st_mtime_ns for c in crops]
+    again = runner.invoke(app, [*args, "--force"])
+    assert again.exit_code == 0 and [c.stat().st_mtime_ns for c in crops] == written  # reused
+    wall = faces.parent / "wall.png"  # no face in it
+    blank = tmp_path / "blank"
+    blank.mkdir()
+    cv2.imwrite(str(blank / "wall.png"), np.full((200, 300, 3), 90, np.uint8))
+    (tmp_path / "bad.txt").write_text("wall.png wall.png 1\nwall.png wall.png 0\n")
+    bad = runner.invoke(app, ["eval", "-c", str(world / "model.safetensors"), "--pairs", str(tmp_path / "bad.txt"),
+                              "--root", str(blank), "--align", "auto", "--folds", "2", *CPU])  # fmt: skip
+    assert bad.exit_code == 2 and "no face found" in bad.output and str(blank / "wall.png") in bad.output
+    assert not wall.exists()

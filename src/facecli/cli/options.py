@@ -86,6 +86,22 @@ class LoadingOptions:
             "--cache", help="Embedding cache folder (keyed by model and image).", rich_help_panel=LOADING_PANEL
         ),
     ] = None
+    align: Annotated[
+        str | None,
+        typer.Option(
+            "--align",
+            help="Raw photos: auto (align unless the image has the model's input size), always, or never.",
+            rich_help_panel=LOADING_PANEL,
+        ),
+    ] = None
+    align_template: Annotated[
+        str | None,
+        typer.Option(
+            "--align-template",
+            help="Alignment template: facenet or arcface (default: arcface for 112 px models).",
+            rich_help_panel=LOADING_PANEL,
+        ),
+    ] = None
     backend: Annotated[
         str | None,
         typer.Option(
@@ -100,15 +116,32 @@ class LoadingOptions:
 class EmbeddingOptions(LoadingOptions, RuntimeOptions):
     """Everything a command that embeds images takes: the loading and the runtime groups together."""
 
-    def embed_options(self) -> EmbedOptions:
-        """The library's embedding options, after printing the runtime line every embedding command starts with."""
+    def embed_options(self, align: str = "never") -> EmbedOptions:
+        """The library's embedding options, after printing the runtime line every embedding command starts with;
+        `align` is the command's default for --align (photos commands align, the others take crops)."""
+        from facecli.align.warp import TEMPLATES
         from facecli.embed import EmbedOptions
         from facecli.embed.backends import check_backend
+        from facecli.embed.faces import ALIGN_MODES
+        from facecli.errors import unknown_choice
 
+        if self.align is not None and self.align not in ALIGN_MODES:
+            raise unknown_choice("--align", self.align, ALIGN_MODES)
+        if self.align_template is not None and self.align_template not in TEMPLATES:
+            raise unknown_choice("template", self.align_template, TEMPLATES)
         backend = check_backend(self.backend or "auto")
         runtime = RuntimeOptions.resolve(self)
         err_console.print(runtime.describe() if backend != "onnx" else "runtime: onnxruntime", highlight=False)
-        return EmbedOptions(runtime, backend, self.batch_size or 64, self.workers, self.flip, self.cache)
+        return EmbedOptions(
+            runtime,
+            backend,
+            self.batch_size or 64,
+            self.workers,
+            self.flip,
+            self.cache,
+            self.align or align,
+            self.align_template,
+        )
 
 
 @dataclass

@@ -13,16 +13,6 @@ from facecli.cli.options import EmbeddingOptions, Force, ModelFile
 from facecli.console import console
 from facecli.errors import FaceCliError
 
-Align = Annotated[
-    str,
-    typer.Option(
-        "--align", help="auto (detect and align unless the image has the model's input size), always or never."
-    ),
-]
-Template = Annotated[
-    str | None, typer.Option("--template", help="facenet or arcface (default: arcface for 112 px models).")
-]
-
 
 @command("compare", PHOTOS)
 def compare_command(
@@ -32,8 +22,6 @@ def compare_command(
     threshold: Annotated[
         float | None, typer.Option("--threshold", help="Cosine above which two faces are the same person.")
     ] = None,
-    align: Align = "auto",
-    template: Template = None,
     all_faces: Annotated[
         bool, typer.Option("--all-faces", help="Compare every face of each photo (best match), not the largest.")
     ] = False,
@@ -50,8 +38,8 @@ def compare_command(
     if loader:
         raise FaceCliError(f"{', '.join(loader)}: compare embeds each photo once, in memory, without the loader")
     result = compare(
-        a, b, checkpoint=checkpoint, embedding=embedding.embed_options(), align=align, template=template,
-        all_faces=all_faces, threshold=threshold, show=show, force=force,
+        a, b, checkpoint=checkpoint, embedding=embedding.embed_options(align="auto"), all_faces=all_faces,
+        threshold=threshold, show=show, force=force,
     )  # fmt: skip
     rows = result.rows()
     if as_json:
@@ -78,9 +66,10 @@ def embed_command(
     ],
     checkpoint: ModelFile,
     out: Annotated[Path, typer.Option("--out", help="embeddings.npy (with a .csv of paths) or .parquet.")],
-    align: Align = "auto",
-    template: Template = None,
     plot: Annotated[Path | None, typer.Option("--plot", help="A 2-D map of the embeddings by identity (.png).")] = None,
+    tensorboard: Annotated[
+        Path | None, typer.Option("--tensorboard", help="Write TensorBoard projector files (with thumbnails) here.")
+    ] = None,
     embedding: EmbeddingOptions = EmbeddingOptions(),  # noqa: B008  (expanded into options by `command`)
     force: Force = False,
 ) -> None:
@@ -88,8 +77,8 @@ def embed_command(
     from facecli.photos import embed_to_file
 
     result = embed_to_file(
-        source, checkpoint=checkpoint, out=out, embedding=embedding.embed_options(), align=align,
-        template=template, plot=plot, force=force,
+        source, checkpoint=checkpoint, out=out, embedding=embedding.embed_options(align="auto"), plot=plot,
+        tensorboard=tensorboard, force=force,
     )  # fmt: skip
     beside = f" and {result.table}" if result.table else ""
     console.print(f"wrote {len(result.paths)} embeddings of size {result.embeddings.shape[1]} to {result.out}{beside}")

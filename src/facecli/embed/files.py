@@ -11,6 +11,8 @@ import numpy as np
 from facecli.embed.auto_backend import open_model
 from facecli.embed.backends import Backend
 from facecli.embed.cache import EmbeddingCache, file_hash, image_key
+from facecli.embed.crops import aligned_files
+from facecli.embed.faces import FaceCrops
 from facecli.embed.loader import embed_images
 from facecli.runtime import Runtime
 
@@ -27,6 +29,8 @@ class EmbedOptions:
     workers: int | None = None
     flip: bool | None = None  # None: off (identification: as the gallery was built)
     cache_dir: Path | None = None
+    align: str = "never"  # raw photos: "auto" or "always" detect and align them first (embed/crops.py)
+    template: str | None = None  # the alignment template (default: from the model's input size)
 
 
 def embedding_array(rows: int, size: int) -> np.ndarray:
@@ -40,6 +44,8 @@ def embedding_array(rows: int, size: int) -> np.ndarray:
 def embed_files(checkpoint: Path, files: list[Path], opts: EmbedOptions) -> tuple[np.ndarray, int]:
     """Embeddings of `files` (each once), from the cache where possible; returns them and the count embedded."""
     model = open_model(Path(checkpoint), opts.backend, opts.runtime)
+    if opts.align != "never":
+        files = aligned_files(files, FaceCrops(model.config, opts.align, opts.template))
     cache = EmbeddingCache(opts.cache_dir, file_hash(checkpoint)) if opts.cache_dir else None
     flip = bool(opts.flip)
     keys = [image_key(f, flip) for f in files] if cache is not None else []

@@ -13,9 +13,9 @@ from facecli.data.images import is_image_file
 from facecli.embed import EmbedOptions
 from facecli.embed.auto_backend import open_model
 from facecli.embed.backends import Embedder
+from facecli.embed.faces import FaceCrops
 from facecli.errors import FaceCliError
 from facecli.fileio import check_writable
-from facecli.photos.faces import FaceCrops
 
 
 @dataclass
@@ -70,18 +70,17 @@ def compare(
     *,
     checkpoint: str | os.PathLike[str],
     embedding: EmbedOptions,
-    align: str = "auto",
-    template: str | None = None,
     all_faces: bool = False,
     threshold: float | None = None,
     show: str | os.PathLike[str] | None = None,
     force: bool = False,
 ) -> CompareResult:
-    """Embed each image once (aligned as the model expects) and score every image of A against every image of B."""
+    """Embed each image once (aligned as `embedding.align` says) and score every image of A against every image
+    of B."""
     check_writable(show, force=force)
     left, right = _images(Path(a)), _images(Path(b))
     model = open_model(Path(checkpoint), embedding.backend, embedding.runtime)
-    crops_of = FaceCrops(model.config, align, template)
+    crops_of = FaceCrops(model.config, embedding.align, embedding.template)
     vectors: dict[Path, np.ndarray] = {}
     result = CompareResult([], np.zeros(0), *_threshold(model, threshold))
     for path in dict.fromkeys(left + right):

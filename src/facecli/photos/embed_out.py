@@ -9,18 +9,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
-from PIL import Image
 
 from facecli.data.images import is_image_file
 from facecli.embed import EmbedOptions, embed_files
-from facecli.embed.auto_backend import open_model
-from facecli.embed.backends import model_config
 from facecli.errors import FaceCliError
 from facecli.fileio import atomic_path, check_writable, read_text
-from facecli.photos.faces import FaceCrops
 
 OUTPUTS = (".npy", ".parquet")
+PROJECTOR_THUMBNAILS = 10_000
 
 
 @dataclass
@@ -58,40 +54,18 @@ def _inputs(source: Path) -> tuple[list[Path], list[str]]:
     return files, names
 
 
-def _already_crops(files: list[Path], size: tuple[int, int]) -> bool:
-    """Every image has the model's input size (read from the headers)."""
-    for path in files:
-        try:
-            with Image.open(path) as image:
-                if (image.height, image.width) != size:
-                    return False
-        except OSError:
-            return False  # the embedding step names it
-    return True
-
-
-def _embed_photos(files: list[Path], checkpoint: Path, embedding: EmbedOptions, crops: FaceCrops) -> np.ndarray:
-    """Detect, align and embed photo by photo (the largest face of each)."""
-    model = open_model(checkpoint, embedding.backend, embedding.runtime)
-    rows = []
-    for start in range(0, len(files), embedding.batch_size):
-        batch = [model.config.preprocessing(crops(path)[0]) for path in files[start : start + embedding.batch_size]]
-        rows.append(model.embed(torch.stack(batch), bool(embedding.flip)))
-    return np.concatenate(rows)
-
-
 def embed_to_file(
     source: str | os.PathLike[str],
     *,
     checkpoint: str | os.PathLike[str],
     out: str | os.PathLike[str],
     embedding: EmbedOptions,
-    align: str = "auto",
-    template: str | None = None,
     plot: str | os.PathLike[str] | None = None,
+    tensorboard: str | os.PathLike[str] | None = None,
     force: bool = False,
 ) -> EmbedResult:
-    """Write one embedding per image to `out` (.npy with a .csv of paths beside it, or .parquet)."""
+    """Write one embedding per image to `out` (.npy with a .csv of paths beside it, or .parquet); raw photos
+    are aligned first as `embedding.align` says."""
     out, checkpoint = Path(out), Path(checkpoint)
     if out.suffix not in OUTPUTS:
         raise FaceCliError(f"{out}: write embeddings to a .npy (with a .csv of paths beside it) or a .parquet file")
@@ -103,12 +77,7 @@ def embed_to_file(
         except ImportError:
             raise FaceCliError(f"{out}: writing Parquet needs pyarrow (pip install pyarrow), or use a .npy") from None
     files, names = _inputs(Path(source))
-    config = model_config(checkpoint, embedding.backend)
-    crops = FaceCrops(config, align, template)
-    if align == "never" or (align == "auto" and _already_crops(files, config.input_size)):
-        vectors, _ = embed_files(checkpoint, files, embedding)  # the loader's workers and the cache
-    else:
-        vectors = _embed_photos(files, checkpoint, embedding, crops)
+    vectors, _ = embed_files(checkpoint, files, embedding)  # raw photos aligned first, as embedding.align says
     vectors = np.asarray(vectors, np.float32)
     rows = pd.DataFrame({"path": [str(p) for p in files], "identity": names})
     if table is not None:
@@ -121,7 +90,33 @@ def embed_to_file(
             rows.assign(embedding=list(vectors)).to_parquet(tmp, index=False)
     if plot is not None:
         _plot(vectors, names, Path(plot))
+    if tensorboard is not None:
+        _projector(vectors, names, files, Path(tensorboard))
     return EmbedResult(out, files, names, vectors, table)
+
+
+def _projector(vectors: np.ndarray, names: list[str], files: list[Path], folder: Path) -> None:
+    """TensorBoard's embedding projector: the vectors, each image's identity and path, and thumbnails."""
+    import cv2
+    import torch
+    from torch.utils.tensorboard import SummaryWriter
+
+    from facecli.data.images import ImageError, read_image
+
+    thumbnails = None
+    if len(files) <= PROJECTOR_THUMBNAILS:  # the projector's sprite holds at most 8192 x 8192 pixels
+        images = []
+        for path in files:
+            try:
+                images.append(cv2.resize(read_image(path), (32, 32), interpolation=cv2.INTER_AREA))
+            except ImageError:
+                images.append(np.zeros((32, 32, 3), np.uint8))
+        thumbnails = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255
+    metadata = [[name or "-", str(path)] for name, path in zip(names, files, strict=True)]
+    with SummaryWriter(str(folder)) as writer:
+        writer.add_embedding(
+            torch.from_numpy(vectors), metadata=metadata, metadata_header=["identity", "path"], label_img=thumbnails
+        )
 
 
 def _plot(vectors: np.ndarray, names: list[str], path: Path) -> None:

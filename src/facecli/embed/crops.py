@@ -1,0 +1,67 @@
+"""Raw photos for the commands that embed files (eval, predict, sweep, index, identify, eval-identify,
+embed): each photo detected and aligned once, its crop kept in the cache, keyed by the photo's path,
+size and mtime, the detector, the template and the crop size. Photos without a face are named, never
+dropped silently."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import cv2
+from PIL import Image
+
+from facecli.embed.auto_backend import cache_root
+from facecli.embed.faces import FaceCrops
+from facecli.errors import FaceCliError
+from facecli.fileio import atomic_path
+
+
+def _key(path: Path, crops: FaceCrops) -> str:
+    stat = path.stat()
+    text = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|mtcnn|{crops.template}|{crops.config.input_size}"
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _size(path: Path) -> tuple[int, int] | None:
+    """(height, width) from the header; None when unreadable (the crop step then names the problem)."""
+    try:
+        with Image.open(path) as image:
+            return image.height, image.width
+    except OSError:
+        return None
+
+
+def aligned_files(files: list[Path], crops: FaceCrops) -> list[Path]:
+    """For each photo, its aligned crop file (the largest face), made once; the photo itself where `crops`
+    needs no detection for it."""
+    folder = cache_root() / "crops"
+    out, faceless = [], []
+    for path in files:
+        if crops.align == "auto" and _size(path) == crops.config.input_size:
+            out.append(path)  # already a crop of the model's input size
+            continue
+        target = folder / f"{_key(path, crops)}.png"
+        if not target.is_file():
+            try:
+                faces = crops(path)
+            except FaceCliError as exc:
+                if "no face found" not in str(exc):
+                    raise
+                faceless.append(path)
+                continue
+            ok, data = cv2.imencode(".png", cv2.cvtColor(faces[0], cv2.COLOR_RGB2BGR))
+            if not ok:
+                raise FaceCliError(f"{target}: cannot encode the crop of {path}")
+            with atomic_path(target) as tmp:
+                tmp.write_bytes(data.tobytes())
+        out.append(target)
+    if faceless:
+        shown = ", ".join(str(p) for p in faceless[:3]) + (
+            f" and {len(faceless) - 3} more" if len(faceless) > 3 else ""
+        )
+        raise FaceCliError(
+            f"no face found (MTCNN, faces of 20+ px) in {len(faceless)} photo(s): {shown}; "
+            "if they are already face crops, use --align never"
+        )
+    return out

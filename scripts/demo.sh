@@ -42,6 +42,19 @@ PY
 facecli predict -c "$OUT/demo_model.safetensors" --pairs "$OUT/test_pairs.csv" --root "$OUT/faces" \
     --device cpu --cache "$OUT/cache" --out "$OUT/sub.csv"
 
+# Two photos of one held-out person (exit code 1 means "different", an answer, not a failure)
+held_out=$(ls "$OUT/faces" | tail -1)
+facecli compare "$OUT/faces/$held_out/${held_out}_0001.jpg" "$OUT/faces/$held_out/${held_out}_0002.jpg" \
+    -c "$OUT/demo_model.safetensors" --device cpu --show "$OUT/compare.png" --json > "$OUT/compare.json" \
+    || [ $? -eq 1 ]
+# Embeddings of the 10 last held-out identities, and their map
+root=$(cd "$OUT" && pwd)
+for d in $(ls "$OUT/faces" | tail -10); do
+    for f in "$root/faces/$d"/*.jpg; do echo "$d;$f"; done
+done > "$OUT/held_out.txt"
+facecli embed "$OUT/held_out.txt" -c "$OUT/demo_model.safetensors" --device cpu --out "$OUT/embeddings.npy" \
+    --plot "$OUT/embedding_map.png"
+
 facecli export -c "$OUT/demo_model.safetensors" --format onnx --out "$OUT/demo_model.onnx"
 facecli eval -c "$OUT/demo_model.onnx" --backend onnx --pairs "$OUT/pairs.txt" --root "$OUT/faces" \
     --report "$OUT/eval_onnx.json"
@@ -72,6 +85,10 @@ onnx = json.loads((out / "eval_onnx.json").read_text())
 table.add_row("same model exported to ONNX: AUC (onnxruntime)", f"{onnx['auc']:.3f}")
 table.add_row("unique images embedded (eval)", str(report["forward_passes"]))
 table.add_row("predictions written (sub.csv)", str(len((out / "sub.csv").read_text().splitlines()) - 1))
+compared = json.loads((out / "compare.json").read_text())["pairs"][0]
+decision = "same" if compared["same"] else ("different" if compared["same"] is False else "no threshold")
+table.add_row("compare: two photos of one held-out person", f"cosine {compared['score']:.3f}, {decision}")
+table.add_row("embeddings written (embed, 10 held-out identities)", str(len((out / "embeddings.csv").read_text().splitlines()) - 1))
 table.add_row("wall time (s)", f"{time.time() - start:.1f}")
 Console().print(table)
 PY

@@ -144,3 +144,25 @@ def test_too_many_pairs_is_a_clear_error(synth_dataset, tmp_path):
 def test_not_a_directory_is_a_clear_error(tmp_path):
     with pytest.raises(FaceCliError, match="not a directory"):
         annotate(tmp_path / "missing", out_dir=tmp_path)
+
+
+def test_nested_identity_folders_are_named_by_their_path_and_mixed_depths_are_reported(tmp_path):
+    from facecli.data.scan import scan_dataset
+
+    def image(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(path), np.full((16, 16, 3), 100, np.uint8))
+
+    for alphabet in ("Alphabet_of_the_Magi", "Greek"):
+        for character in ("character01", "character02"):
+            for n in (1, 2):
+                image(tmp_path / "omniglot" / alphabet / character / f"{n:04d}_0{n}.png")
+    scan = scan_dataset(tmp_path / "omniglot")
+    assert scan.identities == [
+        "Alphabet_of_the_Magi/character01", "Alphabet_of_the_Magi/character02", "Greek/character01",
+        "Greek/character02",
+    ]  # fmt: skip
+    assert scan.image_count == 8
+    image(tmp_path / "omniglot" / "Loose" / "0001_01.png")  # an identity at depth 1 beside ones at depth 2
+    with pytest.raises(FaceCliError, match=r"different depths \(depth 1: 1 folder\(s\), e.g. Loose; depth 2: 4"):
+        scan_dataset(tmp_path / "omniglot")

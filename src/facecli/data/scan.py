@@ -1,4 +1,9 @@
-"""Scan an image-folder dataset (one folder per identity): usable images, problems, duplicates."""
+"""Scan an image-folder dataset (one folder per identity): usable images, problems, duplicates.
+
+Identity folders sit at depth 1 (`root/<identity>/<image>`), or deeper, as Omniglot's
+`alphabet/character/<image>`: the identity is then the leaf folder that holds the images, named by its
+path from the root. A mix of depths is reported, not guessed.
+"""
 
 from __future__ import annotations
 
@@ -57,6 +62,47 @@ def _utf8_name(path: Path) -> bool:
         return False
 
 
+def _identity_folders(root: Path, scan: DatasetScan) -> list[Path]:
+    """The folders that hold a dataset's images (and empty leaf folders), all at one depth."""
+    found: list[Path] = []
+    for entry in sorted(root.iterdir(), key=lambda p: p.name):
+        if not entry.is_dir():
+            scan.skipped.append((entry, "not inside an identity folder"))
+        elif not _utf8_name(entry):
+            scan.skipped.append((entry, "folder name is not valid UTF-8"))
+        else:
+            found += _leaves(entry, scan)
+    depths = defaultdict(list)
+    for folder in found:
+        depths[len(folder.relative_to(root).parts)].append(folder)
+    if len(depths) > 1:
+        shown = "; ".join(
+            f"depth {d}: {len(f)} folder(s), e.g. {f[0].relative_to(root)}" for d, f in sorted(depths.items())
+        )
+        raise FaceCliError(
+            f"{root}: identity folders at different depths ({shown}); put every identity's images at one depth"
+        )
+    return found
+
+
+def _leaves(folder: Path, scan: DatasetScan) -> list[Path]:
+    """`folder` if it holds images (its sub-folders then skipped) or nothing else, else the leaves below it."""
+    children = sorted(folder.iterdir(), key=lambda p: p.name)
+    subfolders = [c for c in children if c.is_dir()]
+    if not subfolders:
+        return [folder]
+    if any(c.is_file() and is_image_file(c) for c in children):
+        scan.skipped += [(sub, "a folder inside an identity folder") for sub in subfolders]
+        return [folder]
+    leaves = []
+    for sub in subfolders:
+        if not _utf8_name(sub):
+            scan.skipped.append((sub, "folder name is not valid UTF-8"))
+        else:
+            leaves += _leaves(sub, scan)
+    return leaves
+
+
 def scan_dataset(root: str | os.PathLike[str], check: bool = False, workers: int = 4) -> DatasetScan:
     """Read every file once (hash + header check, or a full decode with `check`), in parallel."""
     root = Path(root)
@@ -64,15 +110,12 @@ def scan_dataset(root: str | os.PathLike[str], check: bool = False, workers: int
         raise FaceCliError(f"{root}: not a directory (expected one folder per identity)")
     scan = DatasetScan(root=root)
     candidates: list[tuple[str, Path]] = []
-    for entry in sorted(root.iterdir(), key=lambda p: p.name):
-        if not entry.is_dir():
-            scan.skipped.append((entry, "not inside an identity folder"))
-            continue
-        if not _utf8_name(entry):
-            scan.skipped.append((entry, "folder name is not valid UTF-8"))
-            continue
-        scan.images[entry.name] = []
-        for file in sorted(entry.iterdir(), key=lambda p: p.name):
+    for folder in _identity_folders(root, scan):
+        name = folder.relative_to(root).as_posix()
+        scan.images[name] = []
+        for file in sorted(folder.iterdir(), key=lambda p: p.name):
+            if file.is_dir():
+                continue  # skipped in _leaves
             if not file.is_file():
                 scan.skipped.append((file, "not a file"))
             elif not is_image_file(file):
@@ -80,7 +123,7 @@ def scan_dataset(root: str | os.PathLike[str], check: bool = False, workers: int
             elif not _utf8_name(file):
                 scan.bad_images.append((file, "file name is not valid UTF-8"))
             else:
-                candidates.append((entry.name, file))
+                candidates.append((name, file))
     if not scan.images:
         raise FaceCliError(f"{root}: no identity folders found (expected {root}/<identity>/<image>.jpg)")
     with ThreadPoolExecutor(max(1, workers)) as pool:

@@ -264,6 +264,7 @@ OPTIONS = {
     },
     "synth": {"--force", "--identities", "--images", "--seed", "--size", "--workers", "out_dir"},
     "train": {
+        "--columns",
         "--aug",
         "--aux-ce-weight",
         "--backbone",

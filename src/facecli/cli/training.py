@@ -68,7 +68,12 @@ def train_command(
     data: Annotated[
         Path | None, typer.Option("--data", help="Dataset folder (one folder per identity) or cls_train.txt.")
     ] = None,
-    root: Annotated[Path | None, typer.Option("--root", help="Folder relative cls_train.txt paths start from.")] = None,
+    root: Annotated[
+        Path | None, typer.Option("--root", help="Folder a training list's relative paths start from.")
+    ] = None,
+    columns: Annotated[
+        str | None, typer.Option("--columns", help="A CSV list's path,label[,identity] column names.")
+    ] = None,
     run_dir: Annotated[
         Path | None, typer.Option("--run-dir", help="Folder for checkpoints, metrics and config.")
     ] = None,
@@ -175,6 +180,7 @@ def train_command(
     if nproc is not None and nproc > 1:
         raise typer.Exit(distributed.launch(nproc, distributed.without_nproc(sys.argv[1:])))
     given["lr_steps"] = _numbers(lr_steps, int, "--lr-steps")
+    given["columns"] = columns.split(",") if columns else None
     given["margins"] = _numbers(margins, float, "--margins")
     if resume is not None:
         given["run_dir"] = resume

@@ -14,9 +14,9 @@ from torch.utils.data import Dataset
 from facecli.data.augment import augment
 from facecli.data.images import ImageError, read_image
 from facecli.data.scan import scan_dataset
+from facecli.data.training_lists import read_training_list
 from facecli.data.transforms import Preprocessing
 from facecli.errors import FaceCliError
-from facecli.fileio import read_text
 
 
 @dataclass
@@ -42,40 +42,24 @@ def _from_folder(root: Path) -> TrainingSet:
     return TrainingSet(root, paths, labels, names, scan.bad_images)
 
 
-def _from_annotation(path: Path, root: Path | None) -> TrainingSet:
-    text = read_text(path)
-    base = root if root is not None else path.parent
-    paths, ids = [], []
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        fields = line.strip().split(";")
-        if len(fields) != 2 or not fields[1]:
-            raise FaceCliError(f"{path} line {lineno}: expected '<class_id>;<path>', got {line.strip()!r}")
-        try:
-            ids.append(int(fields[0]))
-        except ValueError:
-            raise FaceCliError(f"{path} line {lineno}: class id {fields[0]!r} is not an integer") from None
-        image = Path(fields[1])
-        paths.append(image if image.is_absolute() else base / image)
-    if not paths:
-        raise FaceCliError(f"{path}: no training images listed")
-    missing = [str(p) for p in paths if not p.is_file()]
-    if missing:
-        raise FaceCliError(f"{path}: {len(missing)} listed image(s) not found, first: {missing[0]}")
-    # ids need not be contiguous (a filtered cls_train.txt): map them to 0..C-1 in sorted order
-    unique = sorted(set(ids))
-    index = {cid: n for n, cid in enumerate(unique)}
-    return TrainingSet(path, paths, np.array([index[c] for c in ids], np.int64), [str(c) for c in unique])
+def _from_list(path: Path, root: Path | None, columns: list[str] | None) -> TrainingSet:
+    listed = read_training_list(path, root, columns)
+    # identities need not be contiguous numbers (a filtered cls_train.txt): map them to 0..C-1, sorted
+    # numerically when they all are numbers, as the ports' class ids are
+    names = sorted(set(listed.identities), key=lambda n: (0, int(n), n) if n.isdigit() else (1, 0, n))
+    index = {name: n for n, name in enumerate(names)}
+    return TrainingSet(path, listed.paths, np.array([index[n] for n in listed.identities], np.int64), names)
 
 
-def read_training_set(data: str | os.PathLike[str], root: str | os.PathLike[str] | None = None) -> TrainingSet:
-    """A dataset folder (one sub-folder per identity) or a cls_train.txt (`id;path`, relative to `root`)."""
+def read_training_set(
+    data: str | os.PathLike[str], root: str | os.PathLike[str] | None = None, columns: list[str] | None = None
+) -> TrainingSet:
+    """A dataset folder (identity folders, nested or not) or a training list (cls_train.txt, CSV, CelebA)."""
     data = Path(data)
     if data.is_dir():
         found = _from_folder(data)
     elif data.is_file():
-        found = _from_annotation(data, Path(root) if root is not None else None)
+        found = _from_list(data, Path(root) if root is not None else None, columns)
     else:
         raise FaceCliError(f"{data}: no such dataset folder or annotation file")
     if found.num_classes < 2:

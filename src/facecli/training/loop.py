@@ -197,7 +197,7 @@ def _train(
     runtime = resolve_runtime(device, options.precision, options.channels_last, options.compile)
     replaced = _existing_run(options, resume, force) if proc.is_main else []
     init = read_config(options.init) if options.init is not None else None  # a bad file fails before any work
-    data = read_training_set(options.data, options.root)
+    data = read_training_set(options.data, options.root, options.columns)
     if not resume:
         options = plan(options, fingerprint(data, str(runtime.device)), init).check()
     for path in replaced:  # --force: the old run goes once the new one has passed every check

@@ -27,6 +27,7 @@ class TrainOptions:
     data: Path
     run_dir: Path
     root: Path | None = None
+    columns: list[str] | None = None  # a CSV list's path, label[, identity] columns
     init: Path | None = None  # fine-tune from this facecli model file
     freeze_trunk_epochs: int = 0
     trunk_lr_mult: float | None = None
@@ -142,7 +143,11 @@ class TrainOptions:
         _applies("momentum", self.momentum, "--optimizer sgd", self.optimizer == "sgd", f"it is {self.optimizer}")
         _applies("--val-root", self.val_root, "--val-pairs", self.val_pairs is not None, "none are given")
         _applies("--val-every", self.val_every, "--val-pairs", self.val_pairs is not None, "none are given")
-        _applies("--root", self.root, "a cls_train.txt", not Path(self.data).is_dir(), f"{self.data} is a folder")
+        _applies("--root", self.root, "a training list", not Path(self.data).is_dir(), f"{self.data} is a folder")
+        is_csv = Path(self.data).suffix.lower() == ".csv"
+        _applies("--columns", self.columns, "a CSV training list", is_csv, f"{self.data} is not a .csv")
+        if self.columns is not None and len(self.columns) not in (2, 3):
+            raise FaceCliError(f"--columns takes path,label[,identity]; got {','.join(self.columns)}")
         for option in ("freeze_trunk_epochs", "trunk_lr_mult"):
             given = getattr(self, option) not in (None, 0)
             _applies(

@@ -12,7 +12,8 @@ import torch
 from torch.utils.data import Dataset
 
 from facecli.data.augment import augment
-from facecli.data.images import ImageError, read_image
+from facecli.data.images import ImageError, decode, read_image
+from facecli.data.recordio import RecordFile, open_record_set
 from facecli.data.scan import scan_dataset
 from facecli.data.training_lists import read_training_list
 from facecli.data.transforms import Preprocessing
@@ -28,6 +29,18 @@ class TrainingSet:
     labels: np.ndarray
     classes: list[str]
     left_out: list[tuple[Path, str]] = field(default_factory=list)  # (image, reason) found unusable up front
+    records: RecordFile | None = None  # a RecordIO set: images are records, `paths` name them `train.rec#key`
+    offsets: list[int] | None = None
+
+    def read(self, index: int) -> np.ndarray:
+        """Image `index` decoded to uint8 RGB; ImageError for one that cannot be used (a damaged record too)."""
+        if self.records is None:
+            return read_image(self.paths[index])
+        try:
+            key = self.paths[index].name.rsplit("#", 1)[-1]
+            return decode(self.records.image_record(self.offsets[index], key).image)
+        except FaceCliError as exc:
+            raise ImageError(str(exc).removeprefix(f"{self.records.path} ")) from None
 
     @property
     def num_classes(self) -> int:
@@ -51,12 +64,21 @@ def _from_list(path: Path, root: Path | None, columns: list[str] | None) -> Trai
     return TrainingSet(path, listed.paths, np.array([index[n] for n in listed.identities], np.int64), names)
 
 
+def _from_records(rec: Path) -> TrainingSet:
+    records = open_record_set(rec)
+    classes = [str(n) for n in range(int(records.labels.max()) + 1)] if len(records.labels) else []
+    paths = [Path(f"{rec}#{key}") for key in records.keys]
+    return TrainingSet(rec, paths, records.labels, classes, records=records.rec, offsets=records.offsets)
+
+
 def read_training_set(
     data: str | os.PathLike[str], root: str | os.PathLike[str] | None = None, columns: list[str] | None = None
 ) -> TrainingSet:
     """A dataset folder (identity folders, nested or not) or a training list (cls_train.txt, CSV, CelebA)."""
     data = Path(data)
-    if data.is_dir():
+    if data.suffix == ".rec":
+        found = _from_records(data)
+    elif data.is_dir():
         found = _from_folder(data)
     elif data.is_file():
         found = _from_list(data, Path(root) if root is not None else None, columns)
@@ -89,7 +111,7 @@ class TrainImages(Dataset):
         failures = []
         for candidate in self._candidates(index, label, seed):
             try:
-                image = read_image(self.data.paths[candidate])
+                image = self.data.read(candidate)
             except ImageError as exc:
                 failures.append(f"{self.data.paths[candidate]}\t{exc}")
                 continue

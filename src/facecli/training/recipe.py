@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from facecli.data.images import ImageError
 from facecli.data.training_set import TrainingSet
 from facecli.losses.options import losses_taking_all
 from facecli.models import ModelConfig
@@ -56,20 +57,29 @@ class Fingerprint:
         )
 
 
+def _size_and_colour(data: TrainingSet, index: int) -> tuple[int, bool]:
+    """Shorter side and greyness: from the file's header, or a RecordIO record decoded."""
+    if data.records is not None:
+        image = data.read(index)
+        return min(image.shape[:2]), bool(
+            (image[..., 0] == image[..., 1]).all() and (image[..., 1] == image[..., 2]).all()
+        )
+    with Image.open(data.paths[index]) as image:
+        return min(image.size), image.mode in ("L", "LA", "I", "I;16", "1")
+
+
 def fingerprint(data: TrainingSet, device: str) -> Fingerprint:
     """Counts from the labels; size and colour from the headers of a sample of images."""
     counts = np.bincount(data.labels, minlength=data.num_classes)
-    sample = [
-        data.paths[i] for i in np.linspace(0, len(data.paths) - 1, min(SAMPLED_IMAGES, len(data.paths))).astype(int)
-    ]
+    sample = np.linspace(0, len(data.paths) - 1, min(SAMPLED_IMAGES, len(data.paths))).astype(int)
     sides, grey = [], 0
-    for path in sample:
+    for index in sample:
         try:
-            with Image.open(path) as image:
-                sides.append(min(image.size))
-                grey += image.mode in ("L", "LA", "I", "I;16", "1")
-        except OSError:
+            side, is_grey = _size_and_colour(data, int(index))
+        except (OSError, ImageError):
             continue  # a bad image is the loader's to report
+        sides.append(side)
+        grey += is_grey
     return Fingerprint(
         identities=data.num_classes,
         images=len(data.paths),

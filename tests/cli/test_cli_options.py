@@ -45,6 +45,7 @@ OPTIONS = {
         "dataset_dir",
     },
     "eval": {
+        "--bin",
         "--align",
         "--align-template",
         "--allow-outside-root",

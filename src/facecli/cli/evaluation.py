@@ -26,6 +26,9 @@ def eval_command(
     from_scores: Annotated[
         Path | None, typer.Option("--from-scores", help="Evaluate this CSV (distance,label or score,label[,fold]).")
     ] = None,
+    bin_set: Annotated[
+        Path | None, typer.Option("--bin", help="An insightface validation set (lfw.bin, cfp_fp.bin, agedb_30.bin).")
+    ] = None,
     folds: Annotated[int, typer.Option("--folds", min=2, help="Folds for files without folds.")] = 10,
     report: Annotated[Path | None, typer.Option("--report", help="Write the metrics as JSON.")] = None,
     plot: Annotated[Path | None, typer.Option("--plot", help="Write ROC + score histograms (png/pdf/svg).")] = None,
@@ -45,6 +48,7 @@ def eval_command(
         pairs=pairs_options.read(pairs) if embedded and pairs else None,
         embedding=embedding.embed_options() if embedded else None,
         from_scores=from_scores,
+        bin_set=bin_set,
         folds=folds,
         report=report,
         plot=plot,

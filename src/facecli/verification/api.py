@@ -74,15 +74,31 @@ def evaluate(
     pairs: PairsInput | None = None,
     embedding: EmbedOptions | None = None,
     from_scores: Path | None = None,
+    bin_set: Path | None = None,
     folds: int = 10,
     report: Path | None = None,
     plot: Path | None = None,
     scores: Path | None = None,
     force: bool = False,
 ) -> VerificationReport:
-    """`facecli eval`: verification metrics for a model on a pairs file, or for a scores CSV."""
+    """`facecli eval`: verification metrics for a model on a pairs file or an insightface .bin set, or for a
+    scores CSV."""
     if folds < 2:
         raise FaceCliError(f"--folds must be at least 2, got {folds}")
+    if bin_set is not None:
+        if pairs is not None or from_scores is not None or scores is not None:
+            raise FaceCliError("--bin holds its own pairs; drop --pairs, --from-scores and --scores")
+        if checkpoint is None or embedding is None:
+            raise FaceCliError("eval --bin needs --checkpoint")
+        check_writable(report, plot, force=force)
+        from facecli.verification.bin_eval import score_bin
+
+        data, embedded = score_bin(checkpoint, bin_set, embedding)
+        result = report_scores(data, folds=folds, report=None, plot=plot)
+        result.images = result.forward_passes = embedded
+        if report:
+            write_text_atomic(report, json.dumps(dataclasses.asdict(result), indent=2) + "\n")
+        return result
     if from_scores is not None:
         if scores is not None:
             raise FaceCliError("--scores writes the scores of embedded pairs; with --from-scores they are the input")

@@ -1,0 +1,97 @@
+"""`facecli eval --bin`: insightface's .bin validation sets, read without running code, scored as
+insightface's verification scores them."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from facecli.checkpoint import load, save_model
+from facecli.cli import app
+from facecli.data.bin_sets import read_bin, write_bin
+from facecli.data.images import decode
+from facecli.data.synth import synth
+from facecli.errors import FaceCliError
+from facecli.models import create_model
+from facecli.verification.metrics import verification_report
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("bin")
+    synth(tmp / "faces", identities=5, images=4, size=32, seed=6)
+    files = sorted((tmp / "faces").rglob("*.jpg"))
+    images, issame = [], []
+    for n in range(40):  # pairs: same identity for even n, different for odd n
+        a = files[(n * 3) % len(files)]
+        b = files[((n * 3) % len(files) // 4) * 4 + (n % 3)] if n % 2 == 0 else files[(n * 7 + 5) % len(files)]
+        images += [a.read_bytes(), b.read_bytes()]
+        issame.append(a.parent == b.parent)
+    write_bin(tmp / "lfw.bin", images, issame)
+    save_model(create_model("mobilenet", input_size=32, embedding_size=16).eval(), tmp / "model.safetensors")
+    return tmp
+
+
+def test_eval_bin_scores_pairs_in_order_as_insightface_does(world, tmp_path):
+    args = ["eval", "-c", str(world / "model.safetensors"), "--bin", str(world / "lfw.bin"), "--device", "cpu",
+            "--backend", "torch", "--report", str(tmp_path / "r.json")]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "r.json").read_text())
+    data = read_bin(world / "lfw.bin")
+    model = load(world / "model.safetensors")
+    with torch.inference_mode():
+        x = model.preprocess([decode(b) for b in data.images])
+        emb = model(x).numpy()
+    distances = np.linalg.norm(emb[0::2] - emb[1::2], axis=1)
+    expected = verification_report(-distances, np.array(data.issame, np.int64), "euclidean")
+    assert report["pairs"] == 40 and report["forward_passes"] == 80
+    assert report["accuracy_per_fold"] == pytest.approx(expected.accuracy_per_fold)
+    assert report["auc"] == pytest.approx(expected.auc, abs=1e-6)
+
+
+class _RunsCode:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):  # noqa: ANN204
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_bin_whose_pickle_holds_code_is_refused_and_the_code_never_runs(tmp_path):
+    marker = tmp_path / "code_ran"
+    (tmp_path / "evil.bin").write_bytes(pickle.dumps(([_RunsCode(marker)], [True])))
+    with pytest.raises(FaceCliError, match=r"evil.bin: refused: it asks for (posix|os)\.system"):
+        read_bin(tmp_path / "evil.bin")
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "expect"),
+    [
+        (([b"x", b"y", b"z"], [True]), "3 images for 1 pairs"),
+        (([b"x", b"y"], ["yes"]), "expected a list of encoded images and a list of bools"),
+        ({"a": 1}, "expected (images, issame), got a dict"),
+    ],
+)
+def test_malformed_bins_are_one_line_errors(tmp_path, content, expect):
+    (tmp_path / "bad.bin").write_bytes(pickle.dumps(content))
+    with pytest.raises(FaceCliError, match=expect.replace("(", r"\(").replace(")", r"\)")):
+        read_bin(tmp_path / "bad.bin")
+
+
+def test_an_image_that_will_not_decode_names_its_pair(world, tmp_path):
+    data = read_bin(world / "lfw.bin")
+    data.images[3] = data.images[3][:-200]
+    write_bin(tmp_path / "cut.bin", data.images, data.issame)
+    result = runner.invoke(app, ["eval", "-c", str(world / "model.safetensors"), "--bin", str(tmp_path / "cut.bin"),
+                                 "--device", "cpu"])  # fmt: skip
+    assert result.exit_code == 2 and "cut.bin image 3 (pair 1): truncated JPEG" in " ".join(result.output.split())

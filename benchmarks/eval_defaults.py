@@ -91,6 +91,7 @@ def port_loop(checkpoint: Path, pairs_file: Path, root: Path) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=Path, default=PAIRS)
+    parser.add_argument("--defaults-only", action="store_true", help="Leave out the explicit PyTorch paths.")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -110,7 +111,7 @@ def main() -> None:
             ("facecli eval --backend torch --no-channels-last", "torch", False),
             ("facecli eval --backend torch --channels-last", "torch", True),
         ]
-        for name, backend, channels_last in paths:
+        for name, backend, channels_last in paths[:2] if args.defaults_only else paths:
             runtime = resolve_runtime("cpu", "auto", channels_last)
             started = time.perf_counter()
             report = evaluate(checkpoint=checkpoint, pairs=source, embedding=EmbedOptions(runtime, backend))

@@ -109,3 +109,20 @@ def test_training_state_with_code_objects_is_refused(tmp_path):
     torch.save({"args": argparse.Namespace(lr=1)}, tmp_path / "state.pt")
     with pytest.raises(FaceCliError, match="unsafe training state"):
         load_training_state(tmp_path / "state.pt")
+
+
+def test_a_training_state_from_before_digests_still_resumes_and_a_changed_one_is_refused(tmp_path):
+    import torch
+
+    from facecli.checkpoint import load_training_state, save_training_state
+    from facecli.errors import FaceCliError
+
+    old = {"model": {"w": torch.ones(3)}, "optimizer": {}, "epoch": 1}
+    torch.save(old, tmp_path / "old.pt")
+    assert load_training_state(tmp_path / "old.pt")["epoch"] == 1
+    save_training_state(tmp_path / "new.pt", old)
+    saved = torch.load(tmp_path / "new.pt", weights_only=True)
+    saved["state"]["epoch"] = 2  # changed after writing, the digest kept
+    torch.save(saved, tmp_path / "new.pt")
+    with pytest.raises(FaceCliError, match="does not match the checksum"):
+        load_training_state(tmp_path / "new.pt")

@@ -213,6 +213,8 @@ def load_training_state(path: str | os.PathLike[str]) -> dict:
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
         reason = (str(exc).splitlines() or [type(exc).__name__])[0]
         raise FaceCliError(f"{path}: damaged, unreadable or unsafe training state ({reason})") from None
-    if not isinstance(saved, dict) or "sha256" not in saved or state_digest(saved["state"]) != saved["sha256"]:
+    if isinstance(saved, dict) and "sha256" not in saved and "model" in saved and "optimizer" in saved:
+        return saved  # written before states carried a digest: resumed as it is
+    if not isinstance(saved, dict) or "sha256" not in saved or state_digest(saved.get("state")) != saved["sha256"]:
         raise FaceCliError(f"{path}: damaged training state: it does not match the checksum written with it")
     return saved["state"]

@@ -17,3 +17,11 @@ def printable(text: object) -> str:
 def error_line(message: object) -> str:
     """A user error as one red line; the message is shown literally (paths may hold [brackets])."""
     return f"[bold red]error:[/] {escape(' '.join(printable(message).split()))}"
+
+
+def quiet_after_interrupt() -> None:
+    """After Ctrl-C, objects cut off half-built (a DataLoader iterator) can fail in their destructors as the
+    process ends; those reports are noise once the user has stopped the command."""
+    import sys
+
+    sys.unraisablehook = lambda unraisable: None

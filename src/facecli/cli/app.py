@@ -11,7 +11,7 @@ from typing import Any
 
 import typer
 
-from facecli.console import err_console, error_line
+from facecli.console import err_console, error_line, quiet_after_interrupt
 from facecli.errors import FaceCliError
 
 app = typer.Typer(
@@ -96,6 +96,7 @@ def command(name: str, panel: str) -> Callable[[Callable[..., Any]], Callable[..
                 err_console.print(error_line(exc), highlight=False, soft_wrap=True)
                 raise typer.Exit(2) from None
             except KeyboardInterrupt:
+                quiet_after_interrupt()
                 err_console.print("[bold red]interrupted[/]")
                 raise typer.Exit(130) from None
 

@@ -124,3 +124,20 @@ def test_a_damaged_cache_file_is_a_warning_and_is_rebuilt(world, tmp_path, damag
     assert rebuilt != shard
     result = runner.invoke(app, [*_eval(work, work), "--cache", str(work / "cache"), "--force"])
     assert result.exit_code == 0 and "warning" not in result.output
+
+
+@pytest.mark.parametrize("damage", ["truncated", "zero-length", "another file type"])
+def test_a_damaged_bin_set_is_one_error_naming_it(world, tmp_path, damage):
+    """(Bytes flipped inside an image of a .bin are not detectable: the format carries no checksum.)"""
+    from facecli.data.bin_sets import write_bin
+
+    images = [p.read_bytes() for p in sorted((world / "faces").rglob("*.jpg"))[:4]]
+    target = tmp_path / "lfw.bin"
+    write_bin(target, images, [True, False])
+    target.write_bytes(DAMAGE[damage](target.read_bytes()))
+    result = runner.invoke(
+        app, ["eval", "-c", str(world / "model.safetensors"), "--bin", str(target), "--device", "cpu"]
+    )
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "lfw.bin" in errors[0] and "Traceback" not in result.output

@@ -95,3 +95,9 @@ def test_an_image_that_will_not_decode_names_its_pair(world, tmp_path):
     result = runner.invoke(app, ["eval", "-c", str(world / "model.safetensors"), "--bin", str(tmp_path / "cut.bin"),
                                  "--device", "cpu"])  # fmt: skip
     assert result.exit_code == 2 and "cut.bin image 3 (pair 1): truncated JPEG" in " ".join(result.output.split())
+
+
+def test_loader_options_are_refused_with_bin(world):
+    args = ["eval", "-c", str(world / "model.safetensors"), "--bin", str(world / "lfw.bin"), "--workers", "1"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and "--workers: --bin images are decoded from the file" in result.output

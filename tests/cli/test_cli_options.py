@@ -141,6 +141,8 @@ OPTIONS = {
         "-c",
         "source",
     },
+    "pack": {"--force", "--out", "--pairs", "--root", "source"},
+    "unpack": {"--force", "--out", "rec"},
     "export": {
         "--checkpoint",
         "--force",

@@ -11,6 +11,7 @@ from facecli.cli.app import DATA, command
 from facecli.cli.options import Force, Threads
 from facecli.cli.tables import alignment_table, annotation_tables
 from facecli.console import console
+from facecli.errors import FaceCliError
 
 
 @command("align", DATA)
@@ -110,3 +111,38 @@ def synth_command(
 
     count = synth(out_dir, identities=identities, images=images, size=size, seed=seed, workers=workers, force=force)
     console.print(f"wrote {count} images of {identities} identities to {out_dir}")
+
+
+@command("pack", DATA)
+def pack_command(
+    out: Annotated[Path, typer.Option("--out", help="train.rec (its .idx beside it), or my.bin with --pairs.")],
+    source: Annotated[
+        Path | None, typer.Argument(help="A dataset folder or training list to pack into a .rec.")
+    ] = None,
+    pairs: Annotated[Path | None, typer.Option("--pairs", help="A labelled pairs file to pack into a .bin.")] = None,
+    root: Annotated[Path | None, typer.Option("--root", help="Image folder of the pairs or list paths.")] = None,
+    force: Force = False,
+) -> None:
+    """Pack images into an insightface .rec + .idx, or labelled pairs into a .bin validation set."""
+    from facecli.data.packing import pack_images, pack_pairs
+
+    if (source is None) == (pairs is None):
+        raise FaceCliError("pack takes a SOURCE folder or list (to a .rec), or --pairs FILE (to a .bin)")
+    if pairs is not None:
+        count = pack_pairs(pairs, root if root is not None else pairs.parent, out, force=force)
+        console.print(f"wrote {count} pairs ({2 * count} images) to {out}")
+    else:
+        count = pack_images(source, out, root=root, force=force)
+        console.print(f"wrote {count} images to {out} and {out.with_suffix('.idx')}")
+
+
+@command("unpack", DATA)
+def unpack_command(
+    rec: Annotated[Path, typer.Argument(help="An insightface train.rec (its .idx beside it).")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for <label>/<key>.jpg files.")],
+    force: Force = False,
+) -> None:
+    """Unpack a .rec into a folder of identity folders."""
+    from facecli.data.packing import unpack
+
+    console.print(f"wrote {unpack(rec, out, force=force)} images to {out}")

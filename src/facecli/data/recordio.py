@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import os
 import struct
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from facecli.errors import FaceCliError
-from facecli.fileio import read_text
+from facecli.fileio import atomic_path, read_text, write_text_atomic
 
 MAGIC = 0xCED7230A
 MAGIC_BYTES = struct.pack("<I", MAGIC)
@@ -155,3 +156,56 @@ def _insightface_set(records: RecordFile, offsets: dict[int, int], header: tuple
             keys.append(image)
             labels.append(label)
     return RecordSet(records, keys, [offsets[k] for k in keys], np.array(labels, np.int64))
+
+
+def _framed(payload: bytes) -> bytes:
+    """One record: split around each 4-aligned occurrence of the magic, each part framed and padded."""
+    parts, start = [], 0
+    for pos in range(0, len(payload) - 3, 4):
+        if payload[pos : pos + 4] == MAGIC_BYTES:
+            parts.append(payload[start:pos])
+            start = pos + 4
+    parts.append(payload[start:])
+    out = bytearray()
+    for n, part in enumerate(parts):
+        flag = 0 if len(parts) == 1 else 1 if n == 0 else 3 if n == len(parts) - 1 else 2
+        out += MAGIC_BYTES + struct.pack("<I", (flag << 29) | len(part)) + part + b"\0" * ((4 - len(part) % 4) % 4)
+    return bytes(out)
+
+
+def _image_payload(labels: tuple[float, ...], image: bytes, key: int) -> bytes:
+    if len(labels) == 1:
+        return HEADER.pack(0, labels[0], key, 0) + image
+    return HEADER.pack(len(labels), 0.0, key, 0) + np.array(labels, "<f4").tobytes() + image
+
+
+def write_record_set(rec: Path, images: list[tuple[int, Path]]) -> int:
+    """Write an insightface-layout .rec and its .idx from (label, image file) pairs: a header record, the
+    images (grouped by identity, keys from 1, read one at a time) and one identity record per label holding
+    its image key range. Returns the images written."""
+    ordered = sorted(images, key=lambda item: item[0])
+    counts = Counter(label for label, _ in ordered)
+    if sorted(counts) != list(range(len(counts))):
+        raise FaceCliError(f"{rec}: identity labels must be 0..{len(counts) - 1}")
+    images_end = len(ordered) + 1
+    spans, key = [], 1
+    for label in range(len(counts)):
+        spans.append((float(key), float(key + counts[label])))
+        key += counts[label]
+    lines, offset = [], 0
+    with atomic_path(rec) as tmp, open(tmp, "wb") as f:
+
+        def put(k: int, payload: bytes) -> None:
+            nonlocal offset
+            framed = _framed(payload)
+            f.write(framed)
+            lines.append(f"{k}\t{offset}\n")
+            offset += len(framed)
+
+        put(0, _image_payload((float(images_end), float(images_end + len(counts))), b"", 0))
+        for k, (label, path) in enumerate(ordered, 1):
+            put(k, _image_payload((float(label),), path.read_bytes(), k))
+        for n, span in enumerate(spans):
+            put(images_end + n, _image_payload(span, b"", 0))
+        write_text_atomic(rec.with_suffix(".idx"), "".join(lines))  # the index first: no .rec without one
+    return len(ordered)

@@ -267,6 +267,7 @@ OPTIONS = {
     },
     "synth": {"--force", "--identities", "--images", "--seed", "--size", "--workers", "out_dir"},
     "train": {
+        "--val-bin",
         "--columns",
         "--aug",
         "--aux-ce-weight",

@@ -101,3 +101,21 @@ def test_loader_options_are_refused_with_bin(world):
     args = ["eval", "-c", str(world / "model.safetensors"), "--bin", str(world / "lfw.bin"), "--workers", "1"]
     result = runner.invoke(app, args)
     assert result.exit_code == 2 and "--workers: --bin images are decoded from the file" in result.output
+
+
+def test_train_validates_on_a_bin_each_epoch_as_eval_bin_scores_it(world, tmp_path):
+    from facecli.training import TrainOptions, train
+
+    options = TrainOptions(data=world / "faces", run_dir=tmp_path / "run", val_bin=world / "lfw.bin",
+                           backbone="mobilenet", img_size=32, embedding_size=16, loss="softmax", epochs=2,
+                           batch_size=8, workers=0, device="cpu")  # fmt: skip
+    result = train(options)
+    assert [row["val_accuracy"] is not None for row in result.history] == [True, True]
+    args = ["eval", "-c", str(tmp_path / "run" / "last.safetensors"), "--bin", str(world / "lfw.bin"),
+            "--device", "cpu", "--backend", "torch", "--report", str(tmp_path / "r.json")]  # fmt: skip
+    assert runner.invoke(app, args).exit_code == 0
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["accuracy_mean"] == pytest.approx(result.history[-1]["val_accuracy"], abs=1e-6)
+    with pytest.raises(FaceCliError, match="--val-pairs or on --val-bin, not both"):
+        train(TrainOptions(data=world / "faces", run_dir=tmp_path / "x", val_bin=world / "lfw.bin",
+                           val_pairs=world / "lfw.bin"))  # fmt: skip

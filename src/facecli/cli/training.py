@@ -95,6 +95,9 @@ def train_command(
     val_pairs: Annotated[
         Path | None, typer.Option("--val-pairs", help="Pairs file validated each epoch (LFW 10-fold).")
     ] = None,
+    val_bin: Annotated[
+        Path | None, typer.Option("--val-bin", help="An insightface .bin set validated each epoch (lfw.bin).")
+    ] = None,
     val_root: Annotated[
         Path | None, typer.Option("--val-root", help="Folder the validation pairs are relative to.")
     ] = None,

@@ -204,9 +204,10 @@ def _train(
         shutil.rmtree(path) if path.is_dir() else path.unlink()
     workers = default_workers() if options.workers is None else options.workers
     validation = None
-    if options.val_pairs is not None and proc.is_main:
-        root = options.val_root if options.val_root is not None else options.val_pairs.parent
-        validation = Validation(options.val_pairs, root, runtime, options.val_batch_size, workers)
+    if (options.val_pairs is not None or options.val_bin is not None) and proc.is_main:
+        pairs = options.val_pairs
+        root = options.val_root if options.val_root is not None else pairs.parent if pairs is not None else None
+        validation = Validation(pairs, root, runtime, options.val_batch_size, workers, options.val_bin)
 
     torch.manual_seed(options.seed + proc.rank)
     np.random.seed(options.seed + proc.rank)

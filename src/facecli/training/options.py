@@ -14,7 +14,7 @@ from facecli.errors import FaceCliError, did_you_mean, unknown_choice
 from facecli.fileio import read_text
 from facecli.training.optim import OPTIMIZERS, SCHEDULERS, Optimizer, Scheduler
 
-PATH_FIELDS = ("data", "root", "run_dir", "val_pairs", "val_root", "init")
+PATH_FIELDS = ("data", "root", "run_dir", "val_pairs", "val_root", "val_bin", "init")
 LOSS_FIELDS = ("margin", "scale", "margins", "mining", "aux_ce_weight", "easy_margin")
 PK_LOSSES = ("triplet", "contrastive", "siamese")
 DEFAULT_K = 4
@@ -35,6 +35,7 @@ class TrainOptions:
     loss: str | None = None
     backbone: str | None = None
     val_pairs: Path | None = None
+    val_bin: Path | None = None  # an insightface .bin validation set (instead of --val-pairs)
     val_root: Path | None = None
     val_every: int | None = None  # validate every N epochs (and after the last)
     epochs: int | None = None
@@ -142,7 +143,10 @@ class TrainOptions:
         _applies("lr_gamma", self.lr_gamma, "--scheduler step", self.scheduler == "step", "the scheduler is cos")
         _applies("momentum", self.momentum, "--optimizer sgd", self.optimizer == "sgd", f"it is {self.optimizer}")
         _applies("--val-root", self.val_root, "--val-pairs", self.val_pairs is not None, "none are given")
-        _applies("--val-every", self.val_every, "--val-pairs", self.val_pairs is not None, "none are given")
+        validated = self.val_pairs is not None or self.val_bin is not None
+        _applies("--val-every", self.val_every, "--val-pairs or --val-bin", validated, "neither is given")
+        if self.val_pairs is not None and self.val_bin is not None:
+            raise FaceCliError("validate on --val-pairs or on --val-bin, not both")
         _applies("--root", self.root, "a training list", not Path(self.data).is_dir(), f"{self.data} is a folder")
         is_csv = Path(self.data).suffix.lower() == ".csv"
         _applies("--columns", self.columns, "a CSV training list", is_csv, f"{self.data} is not a .csv")

@@ -174,7 +174,7 @@ def plan(options: TrainOptions, fp: Fingerprint, init: ModelConfig | None = None
         filled["lr"] = choose("lr", 2e-4, "fine-tuning: a tenth of the from-scratch lr", "fine-tune")
     else:
         filled["lr"] = choose("lr", 2e-3, "AdamW at 2e-3 trained every set in the recipe table")
-    if options.val_pairs is not None:
+    if options.val_pairs is not None or options.val_bin is not None:
         every = max(1, math.ceil(filled["epochs"] / VALIDATIONS))
         filled["val_every"] = choose("val_every", every, f"about {VALIDATIONS} validations a run: they cost images too")
     filled["warmup_epochs"] = choose("warmup_epochs", 0.5, "half an epoch of linear warm-up")

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
+from facecli.data.bin_sets import read_bin
 from facecli.embed import TorchEmbedder, embed_images
 from facecli.models import FaceEmbedder
 from facecli.runtime import Runtime
+from facecli.verification.bin_eval import score_bin_set
 from facecli.verification.metrics import VerificationReport, verification_report
 from facecli.verification.scoring import PairsInput, check_pairs, score_checked
 
@@ -21,8 +23,12 @@ class Validation:
     score instead of stopping the run; `note` then says how many.
     """
 
-    def __init__(self, pairs: Path, root: Path, runtime: Runtime, batch_size: int, workers: int) -> None:
-        self.checked = check_pairs(PairsInput(pairs, root))
+    def __init__(
+        self, pairs: Path | None, root: Path | None, runtime: Runtime, batch_size: int, workers: int,
+        bin_set: Path | None = None,
+    ) -> None:  # fmt: skip
+        self.bin = read_bin(bin_set) if bin_set is not None else None  # insightface's set, scored its own way
+        self.checked = check_pairs(PairsInput(pairs, root)) if pairs is not None else None
         self.runtime = dataclasses.replace(runtime, compile=False)
         self.batch_size, self.workers = batch_size, workers
         self.note: str | None = None  # what the last validation left out, if anything
@@ -30,6 +36,11 @@ class Validation:
     def __call__(self, model: FaceEmbedder) -> VerificationReport:
         model.eval()
         embedder = TorchEmbedder(model, self.runtime)
+        if self.bin is not None:
+            scored = score_bin_set(embedder, self.bin, self.batch_size, flip=False)
+            model.train()
+            self.note = None
+            return verification_report(scored.scores, scored.labels, "euclidean")
         failed: list[tuple[Path, str]] = []
         scored = score_checked(
             self.checked,

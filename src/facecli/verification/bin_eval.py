@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from facecli.data.bin_sets import read_bin
+from facecli.data.bin_sets import BinSet, read_bin
 from facecli.data.images import ImageError, decode
 from facecli.embed import EmbedOptions
 from facecli.embed.auto_backend import open_model
+from facecli.embed.backends import Embedder
 from facecli.errors import FaceCliError
 from facecli.verification.scores_file import ScoresFile
 
@@ -21,15 +22,20 @@ def score_bin(checkpoint: Path, path: Path, embedding: EmbedOptions) -> tuple[Sc
     """Each pair's score (minus the L2 distance) and label; returns them and the images embedded."""
     data = read_bin(path)
     model = open_model(Path(checkpoint), embedding.backend, embedding.runtime)
+    return score_bin_set(model, data, embedding.batch_size, bool(embedding.flip)), len(data.images)
+
+
+def score_bin_set(model: Embedder, data: BinSet, batch_size: int, flip: bool) -> ScoresFile:
+    """A read .bin set scored by `model` (also each epoch of `train --val-bin`)."""
     vectors = np.empty((len(data.images), model.config.embedding_size), np.float32)
-    for start in range(0, len(data.images), embedding.batch_size):
+    for start in range(0, len(data.images), batch_size):
         batch = []
-        for n, encoded in enumerate(data.images[start : start + embedding.batch_size], start):
+        for n, encoded in enumerate(data.images[start : start + batch_size], start):
             try:
                 batch.append(model.config.preprocessing(decode(encoded)))
             except ImageError as exc:
-                raise FaceCliError(f"{path} image {n} (pair {n // 2}): {exc}") from None
-        vectors[start : start + len(batch)] = model.embed(torch.stack(batch), bool(embedding.flip))
+                raise FaceCliError(f"{data.source} image {n} (pair {n // 2}): {exc}") from None
+        vectors[start : start + len(batch)] = model.embed(torch.stack(batch), flip)
     distances = np.linalg.norm(vectors[0::2] - vectors[1::2], axis=1)
     labels = np.array(data.issame, np.int64)
-    return ScoresFile(-distances.astype(np.float64), labels, None, "euclidean"), len(data.images)
+    return ScoresFile(-distances.astype(np.float64), labels, None, "euclidean")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import random
+import shutil
 import tempfile
 import time
 import uuid
@@ -19,7 +21,9 @@ from tests.processes import MARKER, marked_processes
 REFERENCE = Path(__file__).resolve().parent / "fixtures" / "reference"
 RUN = os.environ.setdefault(MARKER, uuid.uuid4().hex)  # inherited by every process the tests start
 # the automatic backend's ONNX exports go to a folder of this run, shared by its workers, not to ~/.cache
-os.environ.setdefault("FACECLI_CACHE", tempfile.mkdtemp(prefix="facecli-test-cache-"))
+if "FACECLI_CACHE" not in os.environ:
+    os.environ["FACECLI_CACHE"] = tempfile.mkdtemp(prefix="facecli-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["FACECLI_CACHE"], ignore_errors=True)  # by the process that made it
 LEFTOVER_GRACE_S = 15
 
 

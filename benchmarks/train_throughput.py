@@ -64,7 +64,7 @@ def measure(name: str, data, runtime: Runtime, batch_size: int, steps: int, work
 
     sampler = TrainBatchSampler(data.labels, 1, batch_size, "random", seed=0)
     loader = train_loader(TrainImages(data, model.config.preprocessing, "light"), sampler, workers, runtime.device)
-    batches = ((images, labels) for _ in itertools.count() for images, labels, _ in loader)
+    batches = ((images, labels) for _ in itertools.count() for images, labels, *_ in loader)
     in_memory = itertools.repeat(next(batches))
     before = images_per_second(step, in_memory, steps, batch_size, sync)
     pipeline = images_per_second(step, batches, steps, batch_size, sync)

@@ -11,6 +11,8 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from facecli.errors import FaceCliError
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".pgm")
 MAX_PIXELS = 89_478_485  # Pillow's own decompression-bomb limit
 warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # probe() refuses such images itself
@@ -23,6 +25,21 @@ class ImageError(Exception):
 def is_image_file(path: str | os.PathLike[str]) -> bool:
     """True for the supported extensions, in any case."""
     return str(path).lower().endswith(IMAGE_EXTENSIONS)
+
+
+def image_files(path: str | os.PathLike[str]) -> list[Path]:
+    """One image, or every image under a folder (sorted); a one-line error when there is none."""
+    path = Path(path)
+    if path.is_file():
+        if not is_image_file(path):
+            raise FaceCliError(f"{path}: not an image (expected jpg, jpeg, png, bmp, webp or pgm)")
+        return [path]
+    if path.is_dir():
+        found = sorted(p for p in path.rglob("*") if p.is_file() and is_image_file(p))
+        if not found:
+            raise FaceCliError(f"{path}: no images in this folder")
+        return found
+    raise FaceCliError(f"{path}: no such image or folder")
 
 
 def probe(data: bytes) -> tuple[int, int]:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from facecli.data.images import is_image_file
+from facecli.data.images import image_files
 from facecli.data.scan import scan_dataset
 from facecli.embed import EmbedOptions, embed_files
 from facecli.embed.backends import model_config
@@ -148,20 +148,6 @@ def _build_or_change(
     return gallery, embedded, skipped
 
 
-def _query_files(query: str | os.PathLike[str]) -> list[Path]:
-    query = Path(query)
-    if query.is_file():
-        if not is_image_file(query):
-            raise FaceCliError(f"{query}: not an image (expected one of jpg, jpeg, png, bmp, webp, pgm)")
-        return [query]
-    if query.is_dir():
-        files = sorted(p for p in query.rglob("*") if p.is_file() and is_image_file(p))
-        if not files:
-            raise FaceCliError(f"{query}: no images in this folder")
-        return files
-    raise FaceCliError(f"{query}: no such file or folder")
-
-
 def _open_search(index: str | os.PathLike[str], checkpoint, embedding: EmbedOptions):  # noqa: ANN001, ANN202
     gallery = Gallery.open(index)
     model, _ = _model_file(checkpoint or gallery.checkpoint, gallery.model_hash)
@@ -184,7 +170,7 @@ def identify(
         raise FaceCliError(f"--top-k must be at least 1, got {top_k}")
     check_writable(out, force=force)
     gallery, model, embedding = _open_search(index, checkpoint, embedding)
-    files = _query_files(query)
+    files = image_files(query)
     scores, names = gallery.search(embed_files(model, files, embedding)[0], top_k)
     rows = []
     for file, row_scores, row_names in zip(files, scores, names, strict=True):

@@ -9,12 +9,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from facecli.data.images import is_image_file
+from facecli.data.images import image_files
 from facecli.embed import EmbedOptions
 from facecli.embed.auto_backend import open_model
 from facecli.embed.backends import Embedder
 from facecli.embed.faces import FaceCrops
-from facecli.errors import FaceCliError
 from facecli.fileio import check_writable
 
 
@@ -42,19 +41,6 @@ class CompareResult:
         ]  # fmt: skip
 
 
-def _images(path: Path) -> list[Path]:
-    if path.is_file():
-        if not is_image_file(path):
-            raise FaceCliError(f"{path}: not an image (expected jpg, jpeg, png, bmp, webp or pgm)")
-        return [path]
-    if path.is_dir():
-        found = sorted(p for p in path.rglob("*") if p.is_file() and is_image_file(p))
-        if not found:
-            raise FaceCliError(f"{path}: no images in this folder")
-        return found
-    raise FaceCliError(f"{path}: no such image or folder")
-
-
 def _threshold(model: Embedder, given: float | None) -> tuple[float | None, str]:
     if given is not None:
         return given, "--threshold"
@@ -78,7 +64,7 @@ def compare(
     """Embed each image once (aligned as `embedding.align` says) and score every image of A against every image
     of B."""
     check_writable(show, force=force)
-    left, right = _images(Path(a)), _images(Path(b))
+    left, right = image_files(a), image_files(b)
     model = open_model(Path(checkpoint), embedding.backend, embedding.runtime)
     crops_of = FaceCrops(model.config, embedding.align, embedding.template)
     vectors: dict[Path, np.ndarray] = {}

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from facecli.data.images import is_image_file
+from facecli.data.images import image_files
 from facecli.embed import EmbedOptions, embed_files
 from facecli.errors import FaceCliError
 from facecli.fileio import atomic_path, check_writable, read_text
@@ -33,9 +33,7 @@ class EmbedResult:
 def _inputs(source: Path) -> tuple[list[Path], list[str]]:
     """Images and their identity: the folder they sit in (relative), or a list's `id;path` (or `path`) lines."""
     if source.is_dir():
-        files = sorted(p for p in source.rglob("*") if p.is_file() and is_image_file(p))
-        if not files:
-            raise FaceCliError(f"{source}: no images in this folder")
+        files = image_files(source)
         return files, [str(p.parent.relative_to(source)) if p.parent != source else "" for p in files]
     if not source.is_file():
         raise FaceCliError(f"{source}: no such folder or list of images")

@@ -11,7 +11,6 @@ from facecli.cli.app import EVALUATION, command
 from facecli.cli.options import EmbeddingOptions, Force, ModelFile, PairsOptions
 from facecli.cli.tables import sweep_table, verification_table
 from facecli.console import console
-from facecli.errors import FaceCliError
 
 PairsFile = Annotated[
     Path, typer.Option("--pairs", help="Pairs file: LFW pairs.txt, 'path1 path2 label' lines or CSV.")
@@ -45,10 +44,7 @@ def eval_command(
 
     embedded = from_scores is None
     if bin_set is not None:
-        loader = [o for o, v in (("--workers", embedding.workers), ("--cache", embedding.cache),
-                                 ("--align", embedding.align)) if v is not None]  # fmt: skip
-        if loader:
-            raise FaceCliError(f"{', '.join(loader)}: --bin images are decoded from the file, in memory")
+        embedding.refuse(("workers", "cache", "align"), "--bin images are decoded from the file, in memory")
     result = evaluate(
         checkpoint=checkpoint,
         pairs=pairs_options.read(pairs) if embedded and pairs else None,

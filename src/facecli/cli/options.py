@@ -116,6 +116,14 @@ class LoadingOptions:
 class EmbeddingOptions(LoadingOptions, RuntimeOptions):
     """Everything a command that embeds images takes: the loading and the runtime groups together."""
 
+    def refuse(self, fields: tuple[str, ...], because: str) -> None:
+        """A one-line error naming those of `fields` the user gave, where the command cannot honour them."""
+        from facecli.errors import FaceCliError
+
+        given = [f"--{name.replace('_', '-')}" for name in fields if getattr(self, name) is not None]
+        if given:
+            raise FaceCliError(f"{', '.join(given)}: {because}")
+
     def embed_options(self, align: str = "never") -> EmbedOptions:
         """The library's embedding options, after printing the runtime line every embedding command starts with;
         `align` is the command's default for --align (photos commands align, the others take crops)."""

@@ -11,7 +11,6 @@ import typer
 from facecli.cli.app import PHOTOS, command
 from facecli.cli.options import EmbeddingOptions, Force, ModelFile
 from facecli.console import console
-from facecli.errors import FaceCliError
 
 
 @command("compare", PHOTOS)
@@ -33,10 +32,9 @@ def compare_command(
     """Are A and B the same person? Exit code 0: same, 1: different (any pair), 2: error; 0 without a threshold."""
     from facecli.photos import compare
 
-    loader = [o for o, v in (("--workers", embedding.workers), ("--cache", embedding.cache),
-                             ("--batch-size", embedding.batch_size)) if v is not None]  # fmt: skip
-    if loader:
-        raise FaceCliError(f"{', '.join(loader)}: compare embeds each photo once, in memory, without the loader")
+    embedding.refuse(
+        ("workers", "cache", "batch_size"), "compare embeds each photo once, in memory, without the loader"
+    )
     result = compare(
         a, b, checkpoint=checkpoint, embedding=embedding.embed_options(align="auto"), all_faces=all_faces,
         threshold=threshold, show=show, force=force,

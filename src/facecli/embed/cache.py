@@ -9,6 +9,7 @@ embedded again.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import time
@@ -25,7 +26,14 @@ MAX_SHARDS = 32
 
 
 def file_hash(path: str | os.PathLike[str]) -> str:
-    """Short SHA-256 of a file's bytes (identifies a model)."""
+    """Short SHA-256 of a file's bytes (identifies a model); read once per process while the file is unchanged
+    (the gallery, the embedding cache and the automatic backend each ask for it)."""
+    stat = os.stat(path)
+    return _hash(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=32)
+def _hash(path: str, size: int, mtime_ns: int) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):

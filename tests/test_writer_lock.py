@@ -21,7 +21,7 @@ from facecli.errors import FaceCliError
 from facecli.identification import build_index
 from facecli.runtime import resolve_runtime
 from facecli.training import TrainOptions, train
-from facecli.training.loop import LOCK_FILE
+from facecli.training.run_folder import LOCK_FILE
 from facecli.writer_lock import writer_lock
 
 runner = CliRunner()

@@ -10,7 +10,6 @@ import shutil
 import signal
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -36,22 +35,17 @@ from facecli.losses.options import build_loss
 from facecli.models import FaceEmbedder, ModelConfig, create_model, default_config
 from facecli.runtime import Runtime, resolve_runtime
 from facecli.training import distributed
-from facecli.training.bad_images import BAD_FILE, BadImages
+from facecli.training.bad_images import BadImages
 from facecli.training.finetune import fine_tune_config, start_from
 from facecli.training.optim import build_optimizer, effective_lr, lr_factor
 from facecli.training.options import TrainOptions, save_options
 from facecli.training.recipe import fingerprint, plan
+from facecli.training.run_folder import BEST_FILE, LAST_FILE, STATE_FILE, existing_run, run_folder_lock
 from facecli.training.run_log import RunLog, TrainResult
 from facecli.training.validation import Validation
 from facecli.verification.metrics import VerificationReport
-from facecli.writer_lock import writer_lock
 
-STATE_FILE, LAST_FILE, BEST_FILE = "last_state.pt", "last.safetensors", "best.safetensors"
-LOCK_FILE = ".facecli.lock"
 STATE_EVERY_S = 30  # end-of-epoch state is saved when this long has passed since the last save, and at the end
-RUN_FILES = (
-    "config.json", "classes.txt", "metrics.csv", "curves.png", STATE_FILE, LAST_FILE, BEST_FILE, BAD_FILE, "tensorboard"
-)  # fmt: skip
 
 
 class TrainStep(nn.Module):
@@ -85,22 +79,6 @@ def stop_requests() -> Iterator[list[bool]]:
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
-
-
-def _existing_run(options: TrainOptions, resume: bool, force: bool) -> list[Path]:
-    """The run files `--force` will replace; refuses, before any work, a run folder that is in use."""
-    run_dir = options.run_dir
-    if resume:
-        if not (run_dir / STATE_FILE).is_file():
-            raise FaceCliError(f"{run_dir}: no {STATE_FILE} to resume from")
-        return []
-    existing = [run_dir / name for name in RUN_FILES if (run_dir / name).exists()]
-    if existing and not force:
-        raise FaceCliError(
-            f"{run_dir} already holds a run ({', '.join(p.name for p in existing)}); "
-            f"use --resume {run_dir} to continue it or --force to start over"
-        )
-    return existing
 
 
 def train_loader(dataset: TrainImages, sampler: TrainBatchSampler, workers: int, device: torch.device) -> DataLoader:
@@ -161,28 +139,10 @@ def train(options: TrainOptions, *, resume: bool = False, force: bool = False) -
     options = options.check()
     proc, device = distributed.start(options.device)
     try:
-        with _run_folder_lock(options.run_dir, proc.is_main) as lock_note:
+        with run_folder_lock(options.run_dir, proc.is_main) as lock_note:
             return _train(options, proc, device, resume, force, started, lock_note)
     finally:
         distributed.stop()
-
-
-@contextlib.contextmanager
-def _run_folder_lock(run_dir: Path, is_main: bool) -> Iterator[str | None]:
-    """Rank 0 holds the run folder's lock for the whole run (a second `train` or `--resume` into it is
-    refused); a folder made for a run that then failed its checks is removed again."""
-    if not is_main:
-        yield None
-        return
-    if run_dir.exists() and not run_dir.is_dir():
-        raise FaceCliError(f"{run_dir}: exists and is not a folder")
-    created = not run_dir.exists()
-    try:
-        with writer_lock(run_dir / LOCK_FILE, f"run folder {run_dir}") as note:
-            yield note
-    finally:
-        if created and run_dir.is_dir() and [p.name for p in run_dir.iterdir()] == [LOCK_FILE]:
-            shutil.rmtree(run_dir)
 
 
 def _train(
@@ -195,7 +155,7 @@ def _train(
     lock_note: str | None,
 ) -> TrainResult:
     runtime = resolve_runtime(device, options.precision, options.channels_last, options.compile)
-    replaced = _existing_run(options, resume, force) if proc.is_main else []
+    replaced = existing_run(options.run_dir, resume, force) if proc.is_main else []
     init = read_config(options.init) if options.init is not None else None  # a bad file fails before any work
     data = read_training_set(options.data, options.root, options.columns)
     if not resume:

@@ -1,0 +1,52 @@
+"""A training run's folder: the files a run holds, the refusal to start over one without --force, and the
+lock that keeps a second writer out."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+from facecli.errors import FaceCliError
+from facecli.training.bad_images import BAD_FILE
+from facecli.writer_lock import writer_lock
+
+STATE_FILE, LAST_FILE, BEST_FILE = "last_state.pt", "last.safetensors", "best.safetensors"
+LOCK_FILE = ".facecli.lock"
+RUN_FILES = (
+    "config.json", "classes.txt", "metrics.csv", "curves.png", STATE_FILE, LAST_FILE, BEST_FILE, BAD_FILE, "tensorboard"
+)  # fmt: skip
+
+
+def existing_run(run_dir: Path, resume: bool, force: bool) -> list[Path]:
+    """The run files `--force` will replace; refuses, before any work, a run folder that is in use."""
+    if resume:
+        if not (run_dir / STATE_FILE).is_file():
+            raise FaceCliError(f"{run_dir}: no {STATE_FILE} to resume from")
+        return []
+    existing = [run_dir / name for name in RUN_FILES if (run_dir / name).exists()]
+    if existing and not force:
+        raise FaceCliError(
+            f"{run_dir} already holds a run ({', '.join(p.name for p in existing)}); "
+            f"use --resume {run_dir} to continue it or --force to start over"
+        )
+    return existing
+
+
+@contextlib.contextmanager
+def run_folder_lock(run_dir: Path, is_main: bool) -> Iterator[str | None]:
+    """Rank 0 holds the run folder's lock for the whole run (a second `train` or `--resume` into it is
+    refused); a folder made for a run that then failed its checks is removed again."""
+    if not is_main:
+        yield None
+        return
+    if run_dir.exists() and not run_dir.is_dir():
+        raise FaceCliError(f"{run_dir}: exists and is not a folder")
+    created = not run_dir.exists()
+    try:
+        with writer_lock(run_dir / LOCK_FILE, f"run folder {run_dir}") as note:
+            yield note
+    finally:
+        if created and run_dir.is_dir() and [p.name for p in run_dir.iterdir()] == [LOCK_FILE]:
+            shutil.rmtree(run_dir)

@@ -12,7 +12,7 @@ import cv2
 from PIL import Image
 
 from facecli.embed.auto_backend import cache_root
-from facecli.embed.faces import FaceCrops
+from facecli.embed.faces import FaceCrops, NoFaceFound
 from facecli.errors import FaceCliError
 from facecli.fileio import atomic_path
 
@@ -38,16 +38,14 @@ def aligned_files(files: list[Path], crops: FaceCrops) -> list[Path]:
     folder = cache_root() / "crops"
     out, faceless = [], []
     for path in files:
-        if crops.align == "auto" and _size(path) == crops.config.input_size:
+        if not crops.needs_detection(_size(path)):
             out.append(path)  # already a crop of the model's input size
             continue
         target = folder / f"{_key(path, crops)}.png"
         if not target.is_file():
             try:
                 faces = crops(path)
-            except FaceCliError as exc:
-                if "no face found" not in str(exc):
-                    raise
+            except NoFaceFound:
                 faceless.append(path)
                 continue
             ok, data = cv2.imencode(".png", cv2.cvtColor(faces[0], cv2.COLOR_RGB2BGR))

@@ -18,6 +18,10 @@ AlignMode = Literal["auto", "always", "never"]
 ALIGN_MODES = get_args(AlignMode)
 
 
+class NoFaceFound(FaceCliError):
+    """The detector found no face in a photo that had to be aligned."""
+
+
 def default_template(config: ModelConfig) -> str:
     """ArcFace's template for 112 px models (the ArcFace convention), FaceNet's otherwise."""
     return "arcface" if config.input_size == (112, 112) else "facenet"
@@ -35,9 +39,9 @@ class FaceCrops:
         self.config, self.align, self.template = config, align, template
         self._detector = None
 
-    def needs_detection(self, image: np.ndarray) -> bool:
-        """`auto` aligns unless the image already has the model's input size."""
-        return self.align == "always" or (self.align == "auto" and image.shape[:2] != self.config.input_size)
+    def needs_detection(self, size: tuple[int, int] | None) -> bool:
+        """`auto` aligns unless the image already has the model's input size, (height, width)."""
+        return self.align == "always" or (self.align == "auto" and size != self.config.input_size)
 
     def __call__(self, path: Path) -> list[np.ndarray]:
         """Every face in the photo, largest first (the image itself when no detection is needed)."""
@@ -45,14 +49,14 @@ class FaceCrops:
             image = read_image(path)
         except ImageError as exc:
             raise FaceCliError(f"{path}: {exc}") from None
-        if not self.needs_detection(image):
+        if not self.needs_detection(image.shape[:2]):
             return [image]
         if self._detector is None:
             self._detector = open_detector("mtcnn")
         boxes, landmarks = self._detector(image)
         if not len(boxes):
             hint = "; if it is already a face crop, use --align never"
-            raise FaceCliError(f"{path}: no face found (MTCNN, faces of 20+ px){hint}")
+            raise NoFaceFound(f"{path}: no face found (MTCNN, faces of 20+ px){hint}")
         order = np.argsort(-(boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))
         side = self.config.input_size[0]
         return [align_face(image, boxes[k], landmarks[k], side, self.template) for k in order]

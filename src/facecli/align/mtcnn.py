@@ -1,8 +1,7 @@
 """MTCNN (P-Net, R-Net, O-Net): face boxes and five landmarks, with the public pretrained weights.
 
-The layer names match the published state dicts, so they load as they are. The image pyramid runs
-through P-Net in one pass (levels stacked into one canvas); R-Net and O-Net run on all candidates
-of a photo as one batch each.
+The layer names match the published state dicts, so they load as they are. P-Net runs on each
+pyramid level; R-Net and O-Net run on all candidates of a photo as one batch each.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 from torch import nn
-from torchvision.ops import batched_nms, nms
+from torchvision.ops import nms
 
 WEIGHTS = "mtcnn.safetensors"
 MEAN, SCALE = 127.5, 0.0078125
@@ -89,14 +88,24 @@ def _square(boxes: torch.Tensor) -> torch.Tensor:
     return torch.stack([x1, y1, x1 + side, y1 + side], dim=1)
 
 
-def _regress(boxes: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
-    """Apply the networks' box offsets (fractions of the box size)."""
-    size = (boxes[:, 2:4] - boxes[:, 0:2]).repeat(1, 2)
+def _regress(boxes: torch.Tensor, offsets: torch.Tensor, inclusive: bool) -> torch.Tensor:
+    """Apply the networks' box offsets (fractions of the box size).
+
+    The reference measures P-Net's boxes as x2 - x1 and R-Net's and O-Net's as inclusive pixel
+    counts, x2 - x1 + 1 (the original MATLAB code's convention); both are kept to give its answers.
+    """
+    size = (boxes[:, 2:4] - boxes[:, 0:2] + (1.0 if inclusive else 0.0)).repeat(1, 2)
     return boxes + offsets * size
 
 
 class MTCNN(nn.Module):
-    """Detects faces in one RGB uint8 image: (N, 5) boxes with scores and (N, 5, 2) landmarks."""
+    """Detects faces in one RGB uint8 image: (N, 5) boxes with scores and (N, 5, 2) landmarks.
+
+    Every step follows facenet-pytorch's `detect_face` (each pyramid level resized from the photo
+    with area interpolation; NMS before regression in R-Net; crops cut on whole pixels from
+    x1 - 1 and resampled with area interpolation; inclusive box sizes; "min" NMS last), so its boxes
+    and landmarks match the reference's (tests/align/test_mtcnn_parity.py).
+    """
 
     def __init__(
         self,
@@ -118,61 +127,54 @@ class MTCNN(nn.Module):
             model.load_state_dict(load_file(str(path)))
         return model
 
-    def _pyramid(self, image: torch.Tensor) -> tuple[torch.Tensor, list[tuple[float, int, int, int]]]:
-        """Every pyramid level stacked top to bottom in one canvas: (canvas, [(scale, top, h, w)])."""
-        h, w = image.shape[-2:]
-        scale, levels, top = 12.0 / self.min_face, [], 0
-        while min(h, w) * scale >= 12:
-            lh, lw = int(np.ceil(h * scale)), int(np.ceil(w * scale))
-            levels.append((scale, top, lh, lw))
-            top += lh + lh % 2  # even offsets keep P-Net's stride-2 grid aligned with every level
-            scale *= self.factor
-        canvas = image.new_zeros(1, 3, max(top, 12), levels[0][3] if levels else 12)
-        for _, top, lh, lw in levels:
-            canvas[..., top : top + lh, :lw] = F.interpolate(image, size=(lh, lw), mode="area")
-        return canvas, levels
+    def _scales(self, h: int, w: int) -> list[float]:
+        """The pyramid's scales: from 12 / min_face down by `factor` while the short side stays >= 12."""
+        scale, short, scales = 12.0 / self.min_face, min(h, w) * 12.0 / self.min_face, []
+        while short >= 12:
+            scales.append(scale)
+            scale, short = scale * self.factor, short * self.factor
+        return scales
 
     def _proposals(self, image: torch.Tensor) -> torch.Tensor:
-        canvas, levels = self._pyramid(image)
-        if not levels:
-            return image.new_zeros(0, 5)
-        prob, offsets = self.pnet(canvas)
-        prob, offsets = prob[0], offsets[0]
+        """P-Net on every pyramid level: regressed candidate boxes (N, 5 with the score)."""
+        h, w = image.shape[-2:]
         found = []
-        for level, (scale, top, lh, lw) in enumerate(levels):
-            # cells whose 12x12 window lies inside this level
-            rows = slice(top // 2, (top + lh - 12) // 2 + 1)
-            cols = slice(0, (lw - 12) // 2 + 1)
-            p = prob[rows, cols]
-            ys, xs = torch.nonzero(p >= self.thresholds[0], as_tuple=True)
+        for scale in self._scales(h, w):
+            level = F.interpolate(image, size=(int(h * scale + 1), int(w * scale + 1)), mode="area")
+            prob, offsets = self.pnet(level)
+            prob, offsets = prob[0], offsets[0]
+            ys, xs = torch.nonzero(prob >= self.thresholds[0], as_tuple=True)
             if not len(ys):
                 continue
-            origin = torch.stack([xs, ys], 1).float() * 2
-            boxes = torch.cat([(origin + 1) / scale, (origin + 12) / scale], 1).floor()
-            boxes = _regress(boxes, offsets[:, rows, cols][:, ys, xs].T)
-            found.append(torch.cat([boxes, p[ys, xs, None], torch.full_like(p[ys, xs, None], level)], 1))
+            origin = torch.stack([xs, ys], 1).to(image.dtype) * 2
+            boxes = torch.cat([((origin + 1) / scale).floor(), ((origin + 12) / scale).floor()], 1)
+            candidates = torch.cat([boxes, prob[ys, xs, None], offsets[:, ys, xs].T], 1)
+            found.append(candidates[nms(boxes, candidates[:, 4], 0.5)])
         if not found:
             return image.new_zeros(0, 5)
         found = torch.cat(found)
-        found = found[batched_nms(found[:, :4], found[:, 4], found[:, 5].long(), 0.5)]
-        return found[nms(found[:, :4], found[:, 4], 0.7), :5]
+        found = found[nms(found[:, :4], found[:, 4], 0.7)]
+        return torch.cat([_regress(found[:, :4], found[:, 5:9], inclusive=False), found[:, 4:5]], 1)
 
     @staticmethod
     def _crops(image: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.Tensor:
-        """Each box cut from the image (clipped to it) and resized to size x size."""
+        """Each box cut from the image on whole pixels (clipped to it) and resized to size x size.
+
+        As the reference does: truncate, clip to [1, side], then take pixels x1 - 1 to x2 - 1.
+        """
         h, w = image.shape[-2:]
         crops = []
-        for x1, y1, x2, y2 in boxes[:, :4].tolist():
-            x1, y1 = min(max(int(x1), 0), w - 1), min(max(int(y1), 0), h - 1)
-            x2, y2 = max(min(int(x2), w), x1 + 1), max(min(int(y2), h), y1 + 1)
-            crops.append(F.interpolate(image[..., y1:y2, x1:x2], size=(size, size), mode="area"))
+        for x1, y1, x2, y2 in boxes[:, :4].trunc().long().tolist():
+            x1, y1, x2, y2 = max(x1, 1), max(y1, 1), min(x2, w), min(y2, h)
+            x1, y1 = min(x1, x2), min(y1, y2)  # a box wholly outside the image still gives one pixel
+            crops.append(F.interpolate(image[..., y1 - 1 : y2, x1 - 1 : x2], size=(size, size), mode="area"))
         return torch.cat(crops)
 
     @torch.inference_mode()
     def forward(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         h, w = image.shape[:2]
         shrink = min(1.0, self.max_side / max(h, w))  # detect on a smaller copy of a large photo
-        x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float()
+        x = torch.tensor(image).permute(2, 0, 1)[None].float()
         if shrink < 1:
             x = F.interpolate(x, size=(round(h * shrink), round(w * shrink)), mode="area")
         x = (x - MEAN) * SCALE
@@ -181,17 +183,17 @@ class MTCNN(nn.Module):
             boxes = _square(boxes[:, :4])
             prob, offsets = self.rnet(self._crops(x, boxes, 24))
             keep = prob > self.thresholds[1]
-            boxes, prob = _regress(boxes[keep], offsets[keep]), prob[keep]
+            boxes, prob, offsets = boxes[keep], prob[keep], offsets[keep]
             keep = nms(boxes, prob, 0.7)
-            boxes = _square(boxes[keep])
+            boxes = _square(_regress(boxes[keep], offsets[keep], inclusive=True))
         landmarks = x.new_zeros(0, 5, 2)
         if len(boxes):
             prob, offsets, points = self.onet(self._crops(x, boxes, 48))
             keep = prob > self.thresholds[2]
             boxes, prob, offsets, points = boxes[keep], prob[keep], offsets[keep], points[keep]
-            size = boxes[:, 2:4] - boxes[:, 0:2]
-            landmarks = torch.stack([points[:, :5], points[:, 5:]], 2) * size[:, None] + boxes[:, None, :2]
-            boxes = _regress(boxes, offsets)
+            size = boxes[:, 2:4] - boxes[:, 0:2] + 1
+            landmarks = torch.stack([points[:, :5], points[:, 5:]], 2) * size[:, None] + boxes[:, None, :2] - 1
+            boxes = _regress(boxes, offsets, inclusive=True)
             keep = _nms_min(boxes, prob, 0.7)
             boxes = torch.cat([boxes[keep], prob[keep, None]], 1)
             landmarks = landmarks[keep]
@@ -202,15 +204,18 @@ class MTCNN(nn.Module):
 
 
 def _nms_min(boxes: torch.Tensor, scores: torch.Tensor, threshold: float) -> torch.Tensor:
-    """NMS with overlap measured over the smaller box (MTCNN's last stage): drops faces inside faces."""
+    """NMS with overlap measured over the smaller box (MTCNN's last stage): drops faces inside faces.
+
+    Sizes are inclusive pixel counts (x2 - x1 + 1), as in the reference.
+    """
     order = torch.argsort(scores, descending=True)
-    area = (boxes[:, 2] - boxes[:, 0]).clamp_min(0) * (boxes[:, 3] - boxes[:, 1]).clamp_min(0)
+    area = (boxes[:, 2] - boxes[:, 0] + 1).clamp_min(0) * (boxes[:, 3] - boxes[:, 1] + 1).clamp_min(0)
     keep = []
     while len(order):
         i, rest = order[0], order[1:]
         keep.append(int(i))
         lt = torch.maximum(boxes[i, :2], boxes[rest, :2])
         rb = torch.minimum(boxes[i, 2:4], boxes[rest, 2:4])
-        inter = (rb - lt).clamp_min(0).prod(1)
+        inter = (rb - lt + 1).clamp_min(0).prod(1)
         order = rest[inter / torch.minimum(area[i], area[rest]).clamp_min(1e-9) <= threshold]
     return torch.tensor(keep, dtype=torch.long)

@@ -16,6 +16,7 @@ from torch import nn
 from torchvision.ops import nms
 
 WEIGHTS = "mtcnn.safetensors"
+VERSION = 2  # 2: the reference's steps (#22); caches of aligned crops are keyed by it
 MEAN, SCALE = 127.5, 0.0078125
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import cv2
 from PIL import Image
 
+from facecli.align.mtcnn import VERSION as MTCNN_VERSION
 from facecli.embed.auto_backend import cache_root
 from facecli.embed.faces import FaceCrops, NoFaceFound
 from facecli.errors import FaceCliError
@@ -19,7 +20,7 @@ from facecli.fileio import atomic_path
 
 def _key(path: Path, crops: FaceCrops) -> str:
     stat = path.stat()
-    text = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|mtcnn|{crops.template}|{crops.config.input_size}"
+    text = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|mtcnn{MTCNN_VERSION}|{crops.template}|{crops.config.input_size}"
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 

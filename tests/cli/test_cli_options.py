@@ -121,6 +121,7 @@ OPTIONS = {
     },
     "embed": {
         "--tensorboard",
+        "--projection",
         "--align",
         "--backend",
         "--batch-size",

@@ -74,11 +74,47 @@ def test_crops_of_the_input_size_are_embedded_as_they_are_and_match_the_library(
     expected, _ = embed_files(world / "model.safetensors", files, EmbedOptions(resolve_runtime("cpu"), workers=0))
     assert np.abs(vectors - expected).max() < 1e-5
     assert cv2.imread(str(tmp_path / "map.png")) is not None
-    (config,) = (tmp_path / "tb").rglob("projector_config.pbtxt")
-    (folder,) = [p.parent for p in (tmp_path / "tb").rglob("tensors.tsv")]
-    assert len((folder / "tensors.tsv").read_text().splitlines()) == 9
-    assert (folder / "metadata.tsv").read_text().splitlines()[0] == "identity\tpath"
-    assert cv2.imread(str(folder / "sprite.png")).shape[:2] == (96, 96)  # 9 thumbnails of 32 px, 3 x 3
+    tensor, metadata, sprite = _open_in_tensorboard_projector(tmp_path / "tb")
+    assert np.abs(tensor.reshape(9, 16) - vectors).max() < 1e-5
+    assert metadata.splitlines()[0] == "identity\tpath" and len(metadata.splitlines()) == 10
+    assert sprite.shape[:2] == (96, 96)  # 9 thumbnails of 32 px, 3 x 3
+
+
+def _open_in_tensorboard_projector(logdir):
+    """What TensorBoard's projector plugin serves from `logdir`: the tensor, the metadata and the sprite."""
+    from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
+    from tensorboard.plugins import base_plugin
+    from tensorboard.plugins.projector.projector_plugin import ProjectorPlugin
+    from werkzeug.test import Client
+
+    events = plugin_event_multiplexer.EventMultiplexer()
+    events.AddRunsFromDirectory(str(logdir))
+    events.Reload()
+    context = base_plugin.TBContext(logdir=str(logdir), data_provider=data_provider.MultiplexerDataProvider(events, ""))
+    routes = ProjectorPlugin(context).get_plugin_apps()
+
+    def get(route, **query):
+        response = Client(routes[route]).get("/", query_string=query)
+        assert response.status_code == 200, response.data
+        return response.data
+
+    (run,) = json.loads(get("/runs"))
+    (embedding,) = json.loads(get("/info", run=run))["embeddings"]
+    name = embedding["tensorName"]
+    tensor = np.frombuffer(get("/tensor", run=run, name=name), np.float32)
+    sprite = cv2.imdecode(np.frombuffer(get("/sprite_image", run=run, name=name), np.uint8), cv2.IMREAD_COLOR)
+    return tensor, get("/metadata", run=run, name=name).decode(), sprite
+
+
+def test_parquet_output_holds_the_same_rows_as_npy(world, tmp_path):
+    model = str(world / "model.safetensors")
+    for out in (tmp_path / "emb.parquet", tmp_path / "emb.npy"):
+        result = runner.invoke(app, ["embed", str(world / "faces"), "-c", model, "--out", str(out), *CPU])
+        assert result.exit_code == 0, result.output
+    table = pd.read_parquet(tmp_path / "emb.parquet")
+    assert list(table.columns) == ["path", "identity", "embedding"]
+    assert list(table["path"]) == list(pd.read_csv(tmp_path / "emb.csv")["path"])
+    assert np.abs(np.stack(table["embedding"]) - np.load(tmp_path / "emb.npy")).max() < 1e-6
 
 
 def test_a_list_of_raw_photos_is_aligned_and_embedded(world, reference, tmp_path):
@@ -162,3 +198,19 @@ def test_eval_aligns_raw_photos_once_and_names_those_without_a_face(world, refer
                               "--root", str(blank), "--align", "auto", "--folds", "2", *CPU])  # fmt: skip
     assert bad.exit_code == 2 and "no face found" in bad.output and str(blank / "wall.png") in bad.output
     assert not wall.exists()
+
+
+def test_tsne_map_and_an_unknown_projection(world, tmp_path):
+    model, faces = str(world / "model.safetensors"), str(world / "faces")
+    tsne = runner.invoke(
+        app, ["embed", faces, "-c", model, "--out", str(tmp_path / "a.npy"), "--plot", str(tmp_path / "tsne.png"),
+              "--projection", "tsne", *CPU]
+    )  # fmt: skip
+    assert tsne.exit_code == 0, tsne.output
+    assert cv2.imread(str(tmp_path / "tsne.png")) is not None
+    wrong = runner.invoke(
+        app, ["embed", faces, "-c", model, "--out", str(tmp_path / "b.npy"), "--plot", str(tmp_path / "x.png"),
+              "--projection", "umap", *CPU]
+    )  # fmt: skip
+    assert wrong.exit_code == 2 and "unknown projection 'umap'" in wrong.output
+    assert not (tmp_path / "b.npy").exists()

@@ -65,6 +65,9 @@ def embed_command(
     checkpoint: ModelFile,
     out: Annotated[Path, typer.Option("--out", help="embeddings.npy (with a .csv of paths) or .parquet.")],
     plot: Annotated[Path | None, typer.Option("--plot", help="A 2-D map of the embeddings by identity (.png).")] = None,
+    projection: Annotated[
+        str, typer.Option("--projection", help="How --plot maps to 2-D: pca, or tsne (scikit-learn's t-SNE).")
+    ] = "pca",
     tensorboard: Annotated[
         Path | None, typer.Option("--tensorboard", help="Write TensorBoard projector files (with thumbnails) here.")
     ] = None,
@@ -76,7 +79,7 @@ def embed_command(
 
     result = embed_to_file(
         source, checkpoint=checkpoint, out=out, embedding=embedding.embed_options(align="auto"), plot=plot,
-        tensorboard=tensorboard, force=force,
+        projection=projection, tensorboard=tensorboard, force=force,
     )  # fmt: skip
     beside = f" and {result.table}" if result.table else ""
     console.print(f"wrote {len(result.paths)} embeddings of size {result.embeddings.shape[1]} to {result.out}{beside}")

@@ -12,10 +12,11 @@ import pandas as pd
 
 from facecli.data.images import image_files
 from facecli.embed import EmbedOptions, embed_files
-from facecli.errors import FaceCliError
+from facecli.errors import FaceCliError, unknown_choice
 from facecli.fileio import atomic_path, check_writable, read_text
 
 OUTPUTS = (".npy", ".parquet")
+PROJECTIONS = ("pca", "tsne")
 PROJECTOR_THUMBNAILS = 10_000
 
 
@@ -59,6 +60,7 @@ def embed_to_file(
     out: str | os.PathLike[str],
     embedding: EmbedOptions,
     plot: str | os.PathLike[str] | None = None,
+    projection: str = "pca",
     tensorboard: str | os.PathLike[str] | None = None,
     force: bool = False,
 ) -> EmbedResult:
@@ -67,13 +69,15 @@ def embed_to_file(
     out, checkpoint = Path(out), Path(checkpoint)
     if out.suffix not in OUTPUTS:
         raise FaceCliError(f"{out}: write embeddings to a .npy (with a .csv of paths beside it) or a .parquet file")
+    if projection not in PROJECTIONS:
+        raise unknown_choice("projection", projection, PROJECTIONS)
     table = out.with_suffix(".csv") if out.suffix == ".npy" else None
     check_writable(out, table, plot, force=force)
     if out.suffix == ".parquet":
         try:
             import pyarrow  # noqa: F401
         except ImportError:
-            raise FaceCliError(f"{out}: writing Parquet needs pyarrow (pip install pyarrow), or use a .npy") from None
+            raise FaceCliError(f"{out}: writing Parquet needs pyarrow (pip install 'facecli[parquet]'), or use a .npy") from None
     files, names = _inputs(Path(source))
     vectors, _ = embed_files(checkpoint, files, embedding)  # raw photos aligned first, as embedding.align says
     vectors = np.asarray(vectors, np.float32)
@@ -87,7 +91,7 @@ def embed_to_file(
         with atomic_path(out) as tmp:
             rows.assign(embedding=list(vectors)).to_parquet(tmp, index=False)
     if plot is not None:
-        _plot(vectors, names, Path(plot))
+        _plot(vectors, names, Path(plot), projection)
     if tensorboard is not None:
         _projector(vectors, names, files, Path(tensorboard))
     return EmbedResult(out, files, names, vectors, table)
@@ -117,13 +121,22 @@ def _projector(vectors: np.ndarray, names: list[str], files: list[Path], folder:
         )
 
 
-def _plot(vectors: np.ndarray, names: list[str], path: Path) -> None:
+def _plot(vectors: np.ndarray, names: list[str], path: Path, projection: str) -> None:
     from facecli.plots import embedding_map
 
     if vectors.shape[1] == 2:
         embedding_map(vectors, names, "embeddings (2-D, on the unit circle)", path)
         return
-    from sklearn.decomposition import PCA
+    if len(vectors) <= 2:
+        points, title = vectors[:, :2], "embeddings, first two dimensions"
+    elif projection == "tsne":
+        from sklearn.manifold import TSNE
 
-    points = PCA(n_components=2).fit_transform(vectors) if len(vectors) > 2 else vectors[:, :2]
-    embedding_map(points, names, f"embeddings, first two principal components of {vectors.shape[1]}", path)
+        tsne = TSNE(n_components=2, perplexity=min(30.0, (len(vectors) - 1) / 3), init="pca", random_state=0)
+        points, title = tsne.fit_transform(vectors), f"embeddings of {vectors.shape[1]} dimensions, t-SNE"
+    else:
+        from sklearn.decomposition import PCA
+
+        points = PCA(n_components=2).fit_transform(vectors)
+        title = f"embeddings, first two principal components of {vectors.shape[1]}"
+    embedding_map(points, names, title, path)

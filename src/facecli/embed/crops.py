@@ -20,7 +20,8 @@ from facecli.fileio import atomic_path
 
 def _key(path: Path, crops: FaceCrops) -> str:
     stat = path.stat()
-    text = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|mtcnn{MTCNN_VERSION}|{crops.template}|{crops.config.input_size}"
+    detector = f"mtcnn{MTCNN_VERSION}|{crops.template}|{crops.config.input_size}"
+    text = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{detector}"
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 

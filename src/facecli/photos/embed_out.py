@@ -77,7 +77,8 @@ def embed_to_file(
         try:
             import pyarrow  # noqa: F401
         except ImportError:
-            raise FaceCliError(f"{out}: writing Parquet needs pyarrow (pip install 'facecli[parquet]'), or use a .npy") from None
+            needs = "writing Parquet needs pyarrow (pip install 'facecli[parquet]'), or use a .npy"
+            raise FaceCliError(f"{out}: {needs}") from None
     files, names = _inputs(Path(source))
     vectors, _ = embed_files(checkpoint, files, embedding)  # raw photos aligned first, as embedding.align says
     vectors = np.asarray(vectors, np.float32)

@@ -45,3 +45,49 @@ def test_one_iteration_runs_every_epoch_and_a_resumed_one_continues_where_it_sto
     resumed = TrainBatchSampler(labels, 3, 8, "pk", 2, seed=4)
     resumed.set_epoch(1, 2)
     assert list(resumed) == batches[len(whole) + 2 :]
+
+
+def _split(labels, world, kind, batch=8, k=2, epochs=2, seed=3):
+    file_order = np.arange(len(labels))[::-1].copy()  # records lie in the file in reverse index order
+    return [
+        TrainBatchSampler(labels, epochs, batch, kind, k, seed, rank, world, file_order=file_order)
+        for rank in range(world)
+    ], file_order
+
+
+def test_packed_data_split_by_rank_reads_each_record_once_per_epoch_from_its_own_part():
+    from facecli.data.samplers import BLOCK, WINDOW
+
+    labels = _labels([7] * 600)  # 4200 records: 2100 per rank, over 4 blocks of 512 and a part block
+    samplers, file_order = _split(labels, 2, "random", batch=50)
+    assert len(samplers[0]) == len(samplers[1]) == 2100 // 50
+    for rank, sampler in enumerate(samplers):
+        mine = set(file_order[rank * 2100 : (rank + 1) * 2100].tolist())
+        batches = list(sampler)
+        first = [i for batch in batches[: len(sampler)] for i, _ in batch]
+        assert set(first) <= mine and len(first) == len(set(first))  # its own part, each record at most once
+        assert len(first) == 2100 - 2100 % 50
+        positions = np.array([list(file_order).index(i) for i in first])
+        window = BLOCK * WINDOW  # every window of reads stays inside WINDOW blocks of the file
+        assert all(np.ptp(positions[w : w + window]) < window for w in range(0, len(positions), window))
+        second = [i for batch in batches[len(sampler) :] for i, _ in batch]
+        assert second != first and set(second) <= mine  # a new order each epoch
+
+
+def test_split_pk_batches_agree_on_the_batch_and_resume_exactly():
+    labels = _labels([2] * 5 + [9] * 3)  # rank 0 holds the three big identities (reversed file), rank 1 the rest
+    samplers, file_order = _split(labels, 2, "pk", batch=8, k=2)
+    assert len({(s.batch_size, s.k, len(s)) for s in samplers}) == 1  # the ranks agree, or DDP would hang
+    for rank, sampler in enumerate(samplers):
+        mine = set(file_order[rank * 18 : (rank + 1) * 18].tolist())
+        batches = list(sampler)
+        assert all(i in mine for batch in batches for i, _ in batch)
+        resumed, _ = _split(labels, 2, "pk", batch=8, k=2)
+        resumed[rank].set_epoch(1, 1)
+        assert list(resumed[rank]) == batches[len(sampler) + 1 :]
+
+
+def test_one_process_or_unpacked_data_is_not_split():
+    labels = _labels([5] * 8)
+    assert TrainBatchSampler(labels, 1, 8, "random", file_order=np.arange(40)).share is None
+    assert TrainBatchSampler(labels, 1, 8, "random", rank=1, world_size=2).share is None

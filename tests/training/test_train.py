@@ -263,6 +263,28 @@ def test_two_process_gloo_run_writes_a_checkpoint_that_loads_and_evaluates(data,
     assert report.accuracy_mean == pytest.approx(metrics.loc[metrics["val_accuracy"].idxmax(), "val_accuracy"])
 
 
+@pytest.mark.slow
+def test_two_processes_train_from_a_rec_each_reading_its_own_half(data, tmp_path):
+    import subprocess
+    import sys
+
+    from facecli.data.packing import pack_images
+
+    assert pack_images(data / "cls_train.txt", tmp_path / "train.rec") == 36
+    run = tmp_path / "run"
+    command = [
+        sys.executable, "-m", "facecli", "train", "--nproc", "2", "--data", str(tmp_path / "train.rec"),
+        "--run-dir", str(run), "--loss", "arcface", "--backbone", "mobilenet", "--img-size", "32",
+        "--embedding-size", "16", "--batch-size", "6", "--epochs", "2", "--workers", "1", "--device", "cpu",
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    said = " ".join(done.stderr.split())
+    assert "each of the 2 processes reads its own 18 consecutive records" in said
+    assert list(pd.read_csv(run / "metrics.csv")["step"]) == [3, 6]  # 18 records per process / 6 = 3 steps
+    assert (run / "best.safetensors").is_file() or (run / "last.safetensors").is_file()
+
+
 def test_training_learns_the_training_identities(data, tmp_path):
     """Softmax on 6 identities: the loss falls clearly below its start (about chance, ln 6 = 1.79) in 12 epochs."""
     result = train(_options(data, tmp_path / "run", loss="softmax", epochs=12, lr=3e-3, dropout=0.0, aug="none"))

@@ -185,6 +185,7 @@ def _train(
         options.seed,
         proc.rank,
         proc.world_size,
+        file_order=np.argsort(data.offsets, kind="stable") if data.offsets is not None else None,
     )
     lr = effective_lr(options.lr, options.batch_size * proc.world_size, options.lr_scale_batch)
     slow = {id(p): options.trunk_lr_mult for p in model.trunk.parameters()} if options.trunk_lr_mult is not None else {}

@@ -277,7 +277,8 @@ def test_two_processes_train_from_a_rec_each_reading_its_own_half(data, tmp_path
         "--run-dir", str(run), "--loss", "arcface", "--backbone", "mobilenet", "--img-size", "32",
         "--embedding-size", "16", "--batch-size", "6", "--epochs", "2", "--workers", "1", "--device", "cpu",
     ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     said = " ".join(done.stderr.split())
     assert "each of the 2 processes reads its own 18 consecutive records" in said

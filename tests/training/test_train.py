@@ -286,6 +286,37 @@ def test_two_processes_train_from_a_rec_each_reading_its_own_half(data, tmp_path
     assert (run / "best.safetensors").is_file() or (run / "last.safetensors").is_file()
 
 
+@pytest.mark.slow
+def test_partial_fc_sharded_over_two_processes_checkpoints_whole_and_resumes_on_one_then_two(data, tmp_path):
+    import subprocess
+    import sys
+
+    from facecli.checkpoint import load_training_state
+    from facecli.training.run_folder import STATE_FILE
+
+    run = tmp_path / "run"
+    common = ["--workers", "0", "--device", "cpu"]
+    first = [
+        "train", "--nproc", "2", "--data", str(data / "cls_train.txt"), "--run-dir", str(run), "--loss", "arcface",
+        "--sample-rate", "0.5", "--backbone", "mobilenet", "--img-size", "32", "--embedding-size", "16",
+        "--batch-size", "6", "--epochs", "1", "--optimizer", "sgd", *common,
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    for argv in (first, ["train", "--resume", str(run), "--epochs", "2", *common],
+                 ["train", "--nproc", "2", "--resume", str(run), "--epochs", "3", *common]):  # fmt: skip
+        done = subprocess.run([sys.executable, "-m", "facecli", *argv], capture_output=True, text=True, timeout=300,
+                              env=env)  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        processes = "each of 2 processes holds about 3 of 6" if "--nproc" in argv else "all 6"
+        assert f"Partial FC: {processes} class centres" in " ".join(done.stderr.split())
+        state = load_training_state(run / STATE_FILE)
+        assert state["loss"]["head.weight"].shape == (6, 16)  # the 6 training identities' centres, whole
+        momentum = [v["momentum_buffer"] for v in state["optimizer"]["state"].values() if "momentum_buffer" in v]
+        assert any(m.shape == (6, 16) for m in momentum)  # the head's optimizer state is whole too
+    assert list(pd.read_csv(run / "metrics.csv")["epoch"]) == [1, 2, 3]
+    assert (run / "last.safetensors").is_file()
+
+
 def test_training_learns_the_training_identities(data, tmp_path):
     """Softmax on 6 identities: the loss falls clearly below its start (about chance, ln 6 = 1.79) in 12 epochs."""
     result = train(_options(data, tmp_path / "run", loss="softmax", epochs=12, lr=3e-3, dropout=0.0, aug="none"))

@@ -148,6 +148,10 @@ def train_command(
     easy_margin: Annotated[
         bool | None, typer.Option("--easy-margin/--no-easy-margin", help="ArcFace's easy margin.")
     ] = None,
+    sample_rate: Annotated[
+        float | None,
+        typer.Option("--sample-rate", help="Partial FC: score this fraction of the class centres (sharded under DDP)."),
+    ] = None,
     clip_grad: Annotated[float | None, typer.Option("--clip-grad", help="Clip the gradient norm to this.")] = None,
     max_bad_fraction: Annotated[
         float | None,

@@ -1,12 +1,15 @@
-"""Classification losses on embeddings: cross-entropy over a linear or margin head."""
+"""Classification losses on embeddings: cross-entropy over a linear or margin head, full or Partial FC."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from facecli.errors import FaceCliError
+from facecli.losses.partial_fc import ClassShard, PartialFCLoss
 from facecli.models.heads import LinearHead, MarginHead
 from facecli.registry import LOSSES
 
@@ -22,10 +25,20 @@ class HeadLoss(nn.Module):
         return F.cross_entropy(self.head(embeddings, labels), labels)
 
 
+def head_loss(make_head: Callable[[int], nn.Module], num_classes: int, sample_rate: float) -> nn.Module:
+    """The full head's cross-entropy, or below sample rate 1 Partial FC (sharded across DDP ranks)."""
+    if not 0 < sample_rate <= 1:
+        raise FaceCliError(f"--sample-rate must be in (0, 1], got {sample_rate:g}")
+    if sample_rate == 1:
+        return HeadLoss(make_head(num_classes))
+    shard = ClassShard.of_this_process(num_classes)
+    return PartialFCLoss(make_head(shard.size), shard, sample_rate)
+
+
 @LOSSES.register("softmax")
-def softmax(embedding_size: int, num_classes: int) -> HeadLoss:
+def softmax(embedding_size: int, num_classes: int, sample_rate: float = 1.0) -> nn.Module:
     """Plain softmax cross-entropy (the baseline)."""
-    return HeadLoss(LinearHead(embedding_size, num_classes))
+    return head_loss(lambda classes: LinearHead(embedding_size, classes), num_classes, sample_rate)
 
 
 @LOSSES.register("arcface")
@@ -35,15 +48,22 @@ def arcface(
     scale: float = 64.0,
     margin: float = 0.5,
     easy_margin: bool = False,
-) -> HeadLoss:
+    sample_rate: float = 1.0,
+) -> nn.Module:
     """Additive angular margin: cos(theta + m), s=64, m=0.5."""
-    return HeadLoss(MarginHead(embedding_size, num_classes, scale, m2=margin, easy_margin=easy_margin))
+    return head_loss(
+        lambda classes: MarginHead(embedding_size, classes, scale, m2=margin, easy_margin=easy_margin),
+        num_classes,
+        sample_rate,
+    )
 
 
 @LOSSES.register("cosface")
-def cosface(embedding_size: int, num_classes: int, scale: float = 64.0, margin: float = 0.35) -> HeadLoss:
+def cosface(
+    embedding_size: int, num_classes: int, scale: float = 64.0, margin: float = 0.35, sample_rate: float = 1.0
+) -> nn.Module:
     """Additive cosine margin: cos(theta) - m, s=64, m=0.35."""
-    return HeadLoss(MarginHead(embedding_size, num_classes, scale, m3=margin))
+    return head_loss(lambda classes: MarginHead(embedding_size, classes, scale, m3=margin), num_classes, sample_rate)
 
 
 @LOSSES.register("combined")
@@ -52,8 +72,9 @@ def combined(
     num_classes: int,
     scale: float = 64.0,
     margins: tuple[float, float, float] = (1.0, 0.3, 0.2),
-) -> HeadLoss:
+    sample_rate: float = 1.0,
+) -> nn.Module:
     """The combined margin form cos(m1 * theta + m2) - m3, margins = (m1, m2, m3)."""
     if len(margins) != 3:
         raise FaceCliError(f"--margins takes m1,m2,m3 (three numbers), got {list(margins)}")
-    return HeadLoss(MarginHead(embedding_size, num_classes, scale, *margins))
+    return head_loss(lambda classes: MarginHead(embedding_size, classes, scale, *margins), num_classes, sample_rate)

@@ -19,8 +19,20 @@ class LinearHead(nn.Module):
         super().__init__()
         self.fc = nn.Linear(embedding_size, num_classes)
 
+    @property
+    def num_classes(self) -> int:
+        return self.fc.out_features
+
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return self.fc(embeddings)
+
+    def logits(
+        self, embeddings: torch.Tensor, labels: torch.Tensor | None, rows: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Logits of every class, or of the classes `rows` only (Partial FC)."""
+        if rows is None:
+            return self.fc(embeddings)
+        return F.linear(embeddings, self.fc.weight[rows], self.fc.bias[rows])
 
 
 @HEADS.register("margin")
@@ -45,10 +57,24 @@ class MarginHead(nn.Module):
         nn.init.normal_(self.weight, std=0.01)
         self.scale, self.m1, self.m2, self.m3, self.easy_margin = scale, m1, m2, m3, easy_margin
 
+    @property
+    def num_classes(self) -> int:
+        return self.weight.shape[0]
+
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        cosine = F.linear(F.normalize(embeddings.float()), F.normalize(self.weight.float())).clamp(-1, 1)
+        return self.logits(embeddings, labels)
+
+    def logits(
+        self, embeddings: torch.Tensor, labels: torch.Tensor | None, rows: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Scaled logits of every class, or of the classes `rows` only (Partial FC); the margin goes on each
+        embedding's labelled class, and on none where its label is -1 (its class is not among these)."""
+        weight = self.weight if rows is None else self.weight[rows]
+        cosine = F.linear(F.normalize(embeddings.float()), F.normalize(weight.float())).clamp(-1, 1)
         if labels is None:
             return cosine * self.scale
+        here = labels >= 0
+        labels = labels.clamp_min(0)
         target = cosine.gather(1, labels[:, None])
         theta = torch.acos(target.clamp(-1 + 1e-7, 1 - 1e-7))
         margined = torch.cos(self.m1 * theta + self.m2) - self.m3
@@ -58,5 +84,5 @@ class MarginHead(nn.Module):
             # past theta = pi - m2 the margin would raise the logit again: fall back to CosFace's form there
             limit = math.cos(math.pi - self.m2)
             margined = torch.where(target > limit, margined, target - math.sin(math.pi - self.m2) * self.m2 - self.m3)
-        logits = cosine.scatter(1, labels[:, None], margined)
+        logits = cosine.scatter(1, labels[:, None], torch.where(here[:, None], margined, target))
         return logits * self.scale

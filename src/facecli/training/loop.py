@@ -42,6 +42,7 @@ from facecli.training.options import TrainOptions, save_options
 from facecli.training.recipe import fingerprint, plan
 from facecli.training.run_folder import BEST_FILE, LAST_FILE, STATE_FILE, existing_run, run_folder_lock
 from facecli.training.run_log import RunLog, TrainResult
+from facecli.training.sharded_head import describe, full_state, ignore_in_ddp, load_state, sharded
 from facecli.training.validation import Validation
 from facecli.verification.metrics import VerificationReport
 
@@ -203,8 +204,7 @@ def _train(
     bad = BadImages(options.run_dir, len(data.paths), options.max_bad_fraction, proc.is_main)
     if state is not None:
         model.load_state_dict(state["model"])
-        loss.load_state_dict(state["loss"])
-        optimizer.load_state_dict(state["optimizer"])
+        load_state(loss, optimizer, state["loss"], state["optimizer"])  # a sharded head: this rank's rows
         scheduler.load_state_dict(state["scheduler"])
         if scaler is not None and state["scaler"]:
             scaler.load_state_dict(state["scaler"])
@@ -224,6 +224,10 @@ def _train(
         write_text_atomic(options.run_dir / "classes.txt", "".join(f"{n};{c}\n" for n, c in enumerate(data.classes)))
 
     frozen_params = options.freeze_trunk_epochs > 0  # DDP must expect parameters without gradients then
+    if proc.distributed:
+        ignore_in_ddp(step_module, loss)  # a Partial FC head's rows are each rank's own
+        if options.clip_grad and sharded(loss):
+            raise FaceCliError("--clip-grad cannot clip a Partial FC head sharded across processes by one norm")
     net: nn.Module = (
         DistributedDataParallel(step_module, find_unused_parameters=frozen_params) if proc.distributed else step_module
     )
@@ -233,14 +237,15 @@ def _train(
 
     def save_state(path_epoch: int, path_batch: int) -> None:
         saved_at[0] = time.monotonic()
+        loss_state, optimizer_state = full_state(loss, optimizer)  # every rank: a sharded head is gathered
         if not proc.is_main:
             return
         save_training_state(
             options.run_dir / STATE_FILE,
             {
                 "model": model.state_dict(),
-                "loss": loss.state_dict(),
-                "optimizer": optimizer.state_dict(),
+                "loss": loss_state,
+                "optimizer": optimizer_state,
                 "scheduler": scheduler.state_dict(),
                 "scaler": scaler.state_dict() if scaler is not None else {},
                 "epoch": path_epoch,
@@ -263,7 +268,7 @@ def _train(
             f"{len(sampler)} steps per epoch; lr {lr:g}"
         )
         log.recipe(options)
-        for note in [n for n in (lock_note, start_note) if n] + sampler.notes:
+        for note in [n for n in (lock_note, start_note, describe(loss)) if n] + sampler.notes:
             log.note(note)
         if data.left_out:
             first, reason = data.left_out[0]
@@ -330,7 +335,8 @@ def _train(
                     best["stale"] += 1
             epoch, batch, loss_sum = epoch + 1, 0, [0.0, 0]
             patience_out = proc.from_main(options.patience is not None and best["stale"] >= options.patience)
-            if epoch == options.epochs or patience_out or time.monotonic() - saved_at[0] >= STATE_EVERY_S:
+            due = proc.from_main(time.monotonic() - saved_at[0] >= STATE_EVERY_S)  # every rank saves, or none
+            if epoch == options.epochs or patience_out or due:
                 save_state(epoch, 0)  # tiny epochs would otherwise spend their time writing checkpoints
             plot = validate if validation is not None else epoch % max(1, options.epochs // 20) == 0
             log.end_epoch(row, history, plot=plot or epoch == options.epochs)  # about 20 plots a run

@@ -15,7 +15,7 @@ from facecli.fileio import read_text
 from facecli.training.optim import OPTIMIZERS, SCHEDULERS, Optimizer, Scheduler
 
 PATH_FIELDS = ("data", "root", "run_dir", "val_pairs", "val_root", "val_bin", "init")
-LOSS_FIELDS = ("margin", "scale", "margins", "mining", "aux_ce_weight", "easy_margin")
+LOSS_FIELDS = ("margin", "scale", "margins", "mining", "aux_ce_weight", "easy_margin", "sample_rate")
 PK_LOSSES = ("triplet", "contrastive", "siamese")
 DEFAULT_K = 4
 
@@ -62,6 +62,7 @@ class TrainOptions:
     mining: str | None = None
     aux_ce_weight: float | None = None
     easy_margin: bool | None = None
+    sample_rate: float | None = None
     clip_grad: float | None = None
     max_bad_fraction: float = 0.01  # images failing to decode during the run, replaced, stop the run past this
     patience: int | None = None
@@ -135,6 +136,8 @@ class TrainOptions:
                 raise FaceCliError(f"--{name.replace('_', '-')} must be at least {low}, got {value}")
         if min(self.lr or 0, self.warmup_epochs or 0, self.weight_decay, self.trunk_lr_mult or 0) < 0:
             raise FaceCliError("--lr, --warmup-epochs, --weight-decay and --trunk-lr-mult must not be negative")
+        if self.sample_rate is not None and not 0 < self.sample_rate <= 1:
+            raise FaceCliError(f"--sample-rate must be in (0, 1], got {self.sample_rate:g}")
         if not 0 <= self.max_bad_fraction <= 1:
             raise FaceCliError(f"--max-bad-fraction must be between 0 and 1, got {self.max_bad_fraction}")
         kind = self.sampler_kind()

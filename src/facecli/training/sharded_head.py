@@ -62,8 +62,8 @@ def full_state(loss: nn.Module, optimizer: torch.optim.Optimizer) -> tuple[dict,
     states = dict(optimizer_state["state"])  # the entries are the live optimizer's: replaced, never changed
     for name, key in _head_entries(loss, optimizer):
         loss_state[name] = _gather_rows(loss_state[name], loss.shard)
-        entry = states.get(key, {})
-        states[key] = {k: _gather_rows(v, loss.shard) if _rows_like(v, loss.shard.size) else v for k, v in entry.items()}
+        entry, rows = states.get(key, {}), loss.shard.size
+        states[key] = {k: _gather_rows(v, loss.shard) if _rows_like(v, rows) else v for k, v in entry.items()}
     return loss_state, {**optimizer_state, "state": states}
 
 

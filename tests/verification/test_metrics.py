@@ -48,3 +48,26 @@ def test_perfect_scores_give_perfect_accuracy_with_given_folds():
     scores = np.tile([0.9, 0.8, 0.1, 0.2], 5)
     report = verification_report(scores, labels, "cosine", folds=np.repeat(np.arange(5), 4))
     assert report.folds == 5 and report.accuracy_mean == 1.0 and report.best_accuracy == 1.0
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_tar_at_far_in_one_pass_is_the_best_point_of_the_full_roc_curve(seed):
+    """Against every point of scikit-learn's ROC curve (none dropped), with tied scores."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 2, int(rng.integers(20, 30000)))
+    scores = np.round(rng.normal(labels * rng.uniform(0, 2), 1.0), int(rng.integers(0, 3)))
+    fpr, tpr, _ = roc_curve(labels, scores, drop_intermediate=False)
+    impostors = int((labels == 0).sum())
+    expected = {f"{far:g}": tpr[fpr <= far].max() for far in (0.1, 0.01, 1e-3, 1e-4) if impostors >= round(1 / far)}
+    assert tar_at_far(scores, labels) == pytest.approx(expected, abs=1e-12)
+
+
+def test_very_low_fars_are_shown_only_with_enough_impostors():
+    rng = np.random.default_rng(1)
+    labels = np.r_[np.ones(1000, int), np.zeros(999_999, int)]
+    scores = rng.normal(labels * 3.0, 1.0)
+    assert "1e-06" not in tar_at_far(scores, labels) and "1e-05" in tar_at_far(scores, labels)
+    labels, scores = np.r_[labels, 0], np.r_[scores, -5.0]  # one more impostor: 10^6 of them
+    tars = tar_at_far(scores, labels)
+    assert list(tars) == ["0.1", "0.01", "0.001", "0.0001", "1e-05", "1e-06"]
+    assert tars["1e-06"] == pytest.approx(np.mean(scores[labels == 1] > np.sort(scores[labels == 0])[-2]))

@@ -11,6 +11,7 @@ from facecli.cli.app import EVALUATION, command
 from facecli.cli.options import EmbeddingOptions, Force, ModelFile, PairsOptions
 from facecli.cli.tables import sweep_table, verification_table
 from facecli.console import console
+from facecli.errors import FaceCliError
 
 PairsFile = Annotated[
     Path, typer.Option("--pairs", help="Pairs file: LFW pairs.txt, 'path1 path2 label' lines or CSV.")
@@ -29,6 +30,12 @@ def eval_command(
     bin_set: Annotated[
         Path | None, typer.Option("--bin", help="An insightface validation set (lfw.bin, cfp_fp.bin, agedb_30.bin).")
     ] = None,
+    templates: Annotated[
+        Path | None, typer.Option("--templates", help="IJB-style image -> template -> media file (*_face_tid_mid.txt).")
+    ] = None,
+    template_pairs: Annotated[
+        Path | None, typer.Option("--template-pairs", help="Labelled template pairs (*_template_pair_label.txt).")
+    ] = None,
     folds: Annotated[int, typer.Option("--folds", min=2, help="Folds for files without folds.")] = 10,
     report: Annotated[Path | None, typer.Option("--report", help="Write the metrics as JSON.")] = None,
     plot: Annotated[Path | None, typer.Option("--plot", help="Write ROC + score histograms (png/pdf/svg).")] = None,
@@ -40,17 +47,22 @@ def eval_command(
     force: Force = False,
 ) -> None:
     """LFW-protocol verification: k-fold accuracy, AUC, EER, TAR@FAR and the best threshold."""
-    from facecli.verification import evaluate
+    from facecli.verification import TemplatePairs, evaluate
 
     embedded = from_scores is None
     if bin_set is not None:
         embedding.refuse(("workers", "cache", "align"), "--bin images are decoded from the file, in memory")
+    if (templates is None) != (template_pairs is None):
+        raise FaceCliError("--templates and --template-pairs go together")
+    if templates is not None:
+        pairs_options.refuse_template_pairs()
     result = evaluate(
         checkpoint=checkpoint,
         pairs=pairs_options.read(pairs) if embedded and pairs else None,
         embedding=embedding.embed_options() if embedded else None,
         from_scores=from_scores,
         bin_set=bin_set,
+        templates=TemplatePairs(templates, template_pairs, pairs_options.root_if_given()) if templates else None,
         folds=folds,
         report=report,
         plot=plot,

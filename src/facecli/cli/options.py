@@ -164,6 +164,20 @@ class PairsOptions:
         bool, typer.Option("--allow-outside-root", help="Allow pair paths that leave --root.")
     ] = False
 
+    def refuse_template_pairs(self) -> None:
+        """IJB's template files have their own layout and are scored by cosine: the pair-file options do not apply."""
+        from facecli.errors import FaceCliError
+
+        changed = (("--metric", self.metric, "cosine"), ("--format", self.fmt, "auto"), ("--columns", self.columns, None),
+                   ("--allow-outside-root", self.allow_outside_root, False))  # fmt: skip
+        given = [flag for flag, value, default in changed if value != default]
+        if given:
+            raise FaceCliError(f"{', '.join(given)}: template pairs are IJB's own files, scored by cosine")
+
+    def root_if_given(self) -> Path | None:
+        """--root, or None where it was left at its default (the current folder)."""
+        return None if self.root == Path(".") else self.root
+
     def read(self, pairs: Path) -> PairsInput:
         """The library's pairs input for the file `pairs`, checked."""
         from facecli.verification import PairsInput

@@ -1,7 +1,7 @@
-"""Verification (1:1): `eval`, `predict` and `sweep` on pairs of images, or on a scores file."""
+"""Verification (1:1): `eval`, `predict` and `sweep` on pairs of images or of templates, or on a scores file."""
 
-from facecli.verification.api import SweepResult, evaluate, predict, sweep
+from facecli.verification.api import SweepResult, TemplatePairs, evaluate, predict, sweep
 from facecli.verification.metrics import Metric, VerificationReport
 from facecli.verification.scoring import PairsInput
 
-__all__ = ["Metric", "PairsInput", "SweepResult", "VerificationReport", "evaluate", "predict", "sweep"]
+__all__ = ["Metric", "PairsInput", "SweepResult", "TemplatePairs", "VerificationReport", "evaluate", "predict", "sweep"]

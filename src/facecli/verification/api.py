@@ -54,18 +54,56 @@ def report_scores(
     result = verification_report(data.scores, data.labels, data.metric, data.folds, folds)
     if scored is not None:
         result.images, result.forward_passes = scored.unique_images, scored.images_embedded
+    _write_report(result, report, plot, data.scores, data.labels, data.metric)
+    return result
+
+
+def _write_report(
+    result: VerificationReport,
+    report: str | os.PathLike[str] | None,
+    plot: str | os.PathLike[str] | None,
+    scores: np.ndarray,
+    labels: np.ndarray,
+    metric: str = "cosine",
+) -> None:
     if report:
         write_text_atomic(report, json.dumps(dataclasses.asdict(result), indent=2) + "\n")
     if plot:
         from facecli.plots import roc_and_histograms
 
-        roc_and_histograms(data.scores, data.labels, result.best_threshold, data.metric, plot)
-    return result
+        roc_and_histograms(scores, labels, result.best_threshold, metric, plot)
 
 
 def _write_csv(table: pd.DataFrame, path: str | os.PathLike[str]) -> None:
     with atomic_path(path) as tmp:
         table.to_csv(tmp, index=False)
+
+
+@dataclass(frozen=True)
+class TemplatePairs:
+    """IJB-style input: images grouped into templates and media, and labelled pairs of templates."""
+
+    templates: Path
+    pairs: Path
+    root: Path | None = None  # the images' folder (default: the templates file's)
+
+
+def _evaluate_templates(
+    checkpoint: Path, given: TemplatePairs, embedding: EmbedOptions, folds: int
+) -> tuple[VerificationReport, pd.DataFrame]:
+    """Templates pooled as the IJB scripts pool them, their pairs scored and measured."""
+    from facecli.embed import embed_files
+    from facecli.verification.templates import pool, read_template_pairs, read_templates
+    from facecli.verification.templates import score_pairs as score_template_pairs
+
+    templates = read_templates(given.templates, given.root)
+    first, second, labels = read_template_pairs(given.pairs, templates)  # checked before any embedding
+    features, embedded = embed_files(checkpoint, templates.images, embedding)
+    ids, pooled = pool(np.asarray(features, np.float64), templates)
+    scores = score_template_pairs(ids, pooled, first, second)
+    result = report_scores(ScoresFile(scores, labels, None, "cosine"), folds=folds)
+    result.images, result.forward_passes = len(set(templates.images)), embedded
+    return result, pd.DataFrame({"template1": first, "template2": second, "label": labels, "score": scores})
 
 
 def evaluate(
@@ -75,16 +113,28 @@ def evaluate(
     embedding: EmbedOptions | None = None,
     from_scores: Path | None = None,
     bin_set: Path | None = None,
+    templates: TemplatePairs | None = None,
     folds: int = 10,
     report: Path | None = None,
     plot: Path | None = None,
     scores: Path | None = None,
     force: bool = False,
 ) -> VerificationReport:
-    """`facecli eval`: verification metrics for a model on a pairs file or an insightface .bin set, or for a
-    scores CSV."""
+    """`facecli eval`: verification metrics for a model on a pairs file, an insightface .bin set or IJB-style
+    template pairs, or for a scores CSV."""
     if folds < 2:
         raise FaceCliError(f"--folds must be at least 2, got {folds}")
+    if templates is not None:
+        if pairs is not None or from_scores is not None or bin_set is not None:
+            raise FaceCliError("--templates and --template-pairs are the input; drop --pairs, --from-scores and --bin")
+        if checkpoint is None or embedding is None:
+            raise FaceCliError("eval --templates needs --checkpoint")
+        check_writable(report, plot, scores, force=force)
+        result, table = _evaluate_templates(checkpoint, templates, embedding, folds)
+        _write_report(result, report, plot, table["score"].to_numpy(), table["label"].to_numpy())
+        if scores:
+            _write_csv(table, scores)  # readable by --from-scores (score,label columns)
+        return result
     if bin_set is not None:
         if pairs is not None or from_scores is not None or scores is not None:
             raise FaceCliError("--bin holds its own pairs; drop --pairs, --from-scores and --scores")

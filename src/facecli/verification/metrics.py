@@ -18,7 +18,7 @@ from facecli.errors import FaceCliError, unknown_choice
 Metric = Literal["cosine", "euclidean"]
 METRICS: tuple[str, ...] = get_args(Metric)
 SCORE_COLUMNS = {"score": "cosine", "distance": "euclidean"}  # a scores CSV's column -> the metric it holds
-FARS = (1e-1, 1e-2, 1e-3)
+FARS = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6)
 REFERENCE_DISTANCE_GRID = np.arange(0, 4, 0.01)  # the FaceNet port's grid on L2 distances
 
 
@@ -134,10 +134,26 @@ def kfold_accuracy(
 
 
 def tar_at_far(scores: np.ndarray, labels: np.ndarray, fars: tuple[float, ...] = FARS) -> dict[str, float]:
-    """Highest TAR with FAR <= each target, for targets the impostor count can resolve (>= 1/FAR impostors)."""
-    fpr, tpr, _ = roc_curve(labels, scores)
-    impostors = int((labels == 0).sum())
-    return {f"{far:g}": float(tpr[fpr <= far].max()) for far in fars if impostors >= round(1 / far)}
+    """Highest TAR with FAR <= each target, for targets the impostor count can resolve (>= 1/FAR impostors).
+
+    One sort of the impostor scores serves every target: at FAR f at most k = floor(f * impostors) may
+    score above the threshold, so the threshold is the (k+1)-th highest impostor score and TAR is the
+    share of genuine scores above it (ties at it are rejected, as a ROC curve's points do). Memory is
+    one copy of the scores, whatever the number of targets.
+    """
+    genuine = np.asarray(scores)[labels == 1]
+    impostor = np.sort(np.asarray(scores)[labels == 0])
+    found = {}
+    for far in fars:
+        if len(impostor) < round(1 / far):
+            continue
+        allowed = int(np.floor(far * len(impostor) + 1e-9))
+        if allowed >= len(impostor):
+            found[f"{far:g}"] = 1.0 if len(genuine) else 0.0
+            continue
+        threshold = impostor[len(impostor) - allowed - 1]
+        found[f"{far:g}"] = float(np.count_nonzero(genuine > threshold) / max(len(genuine), 1))
+    return found
 
 
 def equal_error_rate(scores: np.ndarray, labels: np.ndarray) -> float:

@@ -94,7 +94,8 @@ def test_bad_template_input_is_one_line(ijb, synth_dataset, tmp_path, case, expe
     (tmp_path / "t.txt").write_text("\n".join(templates) + "\n")
     (tmp_path / "p.txt").write_text("\n".join(pairs) + "\n")
     if case == "alone":
-        result = runner.invoke(app, ["eval", "-c", str(ijb / "model.safetensors"), "--templates", str(tmp_path / "t.txt")])
+        model = str(ijb / "model.safetensors")
+        result = runner.invoke(app, ["eval", "-c", model, "--templates", str(tmp_path / "t.txt")])
     else:
         (tmp_path / "model.safetensors").symlink_to(ijb / "model.safetensors")
         result = _eval(tmp_path, synth_dataset, *extra, templates="t.txt", pairs="p.txt")

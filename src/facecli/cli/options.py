@@ -168,8 +168,12 @@ class PairsOptions:
         """IJB's template files have their own layout and are scored by cosine: the pair-file options do not apply."""
         from facecli.errors import FaceCliError
 
-        changed = (("--metric", self.metric, "cosine"), ("--format", self.fmt, "auto"),
-                   ("--columns", self.columns, None), ("--allow-outside-root", self.allow_outside_root, False))  # fmt: skip
+        changed = (
+            ("--metric", self.metric, "cosine"),
+            ("--format", self.fmt, "auto"),
+            ("--columns", self.columns, None),
+            ("--allow-outside-root", self.allow_outside_root, False),
+        )
         given = [flag for flag, value, default in changed if value != default]
         if given:
             raise FaceCliError(f"{', '.join(given)}: template pairs are IJB's own files, scored by cosine")

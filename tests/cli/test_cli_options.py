@@ -46,6 +46,8 @@ OPTIONS = {
     },
     "eval": {
         "--bin",
+        "--templates",
+        "--template-pairs",
         "--align",
         "--align-template",
         "--allow-outside-root",
@@ -269,6 +271,7 @@ OPTIONS = {
     "synth": {"--force", "--identities", "--images", "--seed", "--size", "--workers", "out_dir"},
     "train": {
         "--val-bin",
+        "--sample-rate",
         "--columns",
         "--aug",
         "--aux-ce-weight",

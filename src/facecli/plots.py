@@ -10,7 +10,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from sklearn.metrics import roc_curve  # noqa: E402
 
 from facecli.fileio import atomic_path  # noqa: E402
 
@@ -25,6 +24,8 @@ def roc_and_histograms(
     scores: np.ndarray, labels: np.ndarray, threshold: float, metric: str, path: str | os.PathLike[str]
 ) -> None:
     """ROC with log-scale FAR, and genuine/impostor histograms (distances for euclidean) with the threshold."""
+    from sklearn.metrics import roc_curve  # only here: training's curves need none of scikit-learn
+
     fpr, tpr, _ = roc_curve(labels, scores)
     fig, (roc, hist) = plt.subplots(1, 2, figsize=(11, 4.2))
     positive = fpr > 0

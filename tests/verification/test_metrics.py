@@ -71,3 +71,24 @@ def test_very_low_fars_are_shown_only_with_enough_impostors():
     tars = tar_at_far(scores, labels)
     assert list(tars) == ["0.1", "0.01", "0.001", "0.0001", "1e-05", "1e-06"]
     assert tars["1e-06"] == pytest.approx(np.mean(scores[labels == 1] > np.sort(scores[labels == 0])[-2]))
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_roc_auc_and_folds_in_numpy_equal_scikit_learns_with_ties(seed):
+    """eval computes these without scikit-learn (not imported by eval); they must not drift from it."""
+    from sklearn.model_selection import KFold
+
+    from facecli.verification.metrics import area_under_curve, roc_points
+
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 2, int(rng.integers(10, 5000)))
+    scores = np.round(rng.normal(labels * rng.uniform(-1, 3), 1.0), int(rng.integers(0, 3)))
+    fpr, tpr, _ = roc_curve(labels, scores, drop_intermediate=False)
+    mine_fpr, mine_tpr = roc_points(scores, labels)
+    np.testing.assert_allclose(mine_fpr, fpr, atol=1e-15)
+    np.testing.assert_allclose(mine_tpr, tpr, atol=1e-15)
+    assert area_under_curve(scores, labels) == pytest.approx(roc_auc_score(labels, scores), abs=1e-12)
+    index = np.arange(len(scores))
+    expected = [list(test) for _, test in KFold(n_splits=10).split(index)]
+    tests = [list(test) for test in np.array_split(index, 10)]  # what kfold_accuracy uses
+    assert tests == expected

@@ -11,7 +11,6 @@ from pathlib import Path
 import cv2
 from PIL import Image
 
-from facecli.align.mtcnn import VERSION as MTCNN_VERSION
 from facecli.embed.auto_backend import cache_root
 from facecli.embed.faces import FaceCrops, NoFaceFound
 from facecli.errors import FaceCliError
@@ -19,6 +18,8 @@ from facecli.fileio import atomic_path
 
 
 def _key(path: Path, crops: FaceCrops) -> str:
+    from facecli.align.mtcnn import VERSION as MTCNN_VERSION  # torch vision ops: only when photos are aligned
+
     stat = path.stat()
     detector = f"mtcnn{MTCNN_VERSION}|{crops.template}|{crops.config.input_size}"
     text = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{detector}"

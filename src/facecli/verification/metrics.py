@@ -10,8 +10,6 @@ from dataclasses import dataclass, field
 from typing import Literal, get_args
 
 import numpy as np
-from sklearn.metrics import roc_auc_score, roc_curve
-from sklearn.model_selection import KFold
 
 from facecli.errors import FaceCliError, unknown_choice
 
@@ -118,8 +116,8 @@ def kfold_accuracy(
     computed on each held-out fold. Without `folds`, consecutive blocks (KFold without shuffling).
     """
     index = np.arange(len(scores))
-    if folds is None:
-        splits = list(KFold(n_splits=n_folds, shuffle=False).split(index))
+    if folds is None:  # as scikit-learn's KFold without shuffling: the first len % n folds one longer
+        splits = [(np.setdiff1d(index, test), test) for test in np.array_split(index, n_folds)]
     else:
         splits = [(index[folds != k], index[folds == k]) for k in np.unique(folds)]
     accuracies, best, tars, fars = [], [], [], []
@@ -156,9 +154,28 @@ def tar_at_far(scores: np.ndarray, labels: np.ndarray, fars: tuple[float, ...] =
     return found
 
 
+def roc_points(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(FAR, TAR) at every distinct score as the threshold (accepting scores >= it), from (0, 0) up: the
+    ROC curve, as scikit-learn's roc_curve computes it with no point dropped."""
+    order = np.argsort(-np.asarray(scores), kind="stable")
+    ordered, accepted = np.asarray(scores)[order], np.asarray(labels)[order].astype(bool)
+    ends = np.r_[np.flatnonzero(np.diff(ordered)), len(ordered) - 1]  # last index of each distinct score
+    tp, fp = np.cumsum(accepted)[ends], np.cumsum(~accepted)[ends]
+    return np.r_[0.0, fp / max(fp[-1], 1)], np.r_[0.0, tp / max(tp[-1], 1)]
+
+
+def area_under_curve(scores: np.ndarray, labels: np.ndarray) -> float:
+    """ROC AUC as the Mann-Whitney statistic with tied scores counted half (scikit-learn's value)."""
+    labels = np.asarray(labels).astype(bool)
+    _, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
+    average_rank = (np.cumsum(counts) - (counts - 1) / 2.0)[inverse]  # 1-based ranks, ties averaged
+    genuine, impostor = int(labels.sum()), int((~labels).sum())
+    return float((average_rank[labels].sum() - genuine * (genuine + 1) / 2) / (genuine * impostor))
+
+
 def equal_error_rate(scores: np.ndarray, labels: np.ndarray) -> float:
     """The rate where FAR equals FRR, interpolated on the ROC curve."""
-    fpr, tpr, _ = roc_curve(labels, scores)
+    fpr, tpr = roc_points(scores, labels)
     frr = 1 - tpr
     i = int(np.flatnonzero(fpr >= frr)[0])
     if i == 0:
@@ -198,7 +215,7 @@ def verification_report(
         threshold_per_fold=[to_display(t, metric) for t in best],
         accuracy_mean=float(accuracies.mean()),
         accuracy_std=float(accuracies.std()),
-        auc=float(roc_auc_score(labels, scores)),
+        auc=area_under_curve(scores, labels),
         eer=equal_error_rate(scores, labels),
         tar_at_far=tar_at_far(scores, labels),
         best_threshold=to_display(float(thresholds[pick]), metric),

@@ -59,8 +59,9 @@ def measure(name: str, data, runtime: Runtime, batch_size: int, steps: int, work
     scaler = runtime.grad_scaler()
     sync = torch.cuda.synchronize if runtime.device.type == "cuda" else (lambda: None)
 
-    def step(images: torch.Tensor, labels: torch.Tensor) -> None:
-        train_step(net, images, labels, optimizer, scaler, runtime, None)
+    def step(images: torch.Tensor, labels: torch.Tensor) -> None:  # the loader's uint8, normalised as train does
+        train_step(net, model.config.preprocessing.normalize(runtime.batch(images)), labels, optimizer, scaler,
+                   runtime, None)  # fmt: skip
 
     sampler = TrainBatchSampler(data.labels, 1, batch_size, "random", seed=0)
     loader = train_loader(TrainImages(data, model.config.preprocessing, "light"), sampler, workers, runtime.device)

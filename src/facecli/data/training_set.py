@@ -90,7 +90,8 @@ def read_training_set(
 
 
 class TrainImages(Dataset):
-    """Indexed by (image index, augmentation seed): the same seed always gives the same augmented tensor.
+    """Indexed by (image index, augmentation seed): the same seed always gives the same augmented uint8 pixels
+    (the training step normalises the batch where the model runs).
 
     An image that fails to decode is replaced by another image of the same identity, tried in an order drawn
     from the seed, so a P x K batch keeps its shape and a resumed run makes the same choice.
@@ -116,7 +117,7 @@ class TrainImages(Dataset):
                 failures.append(f"{self.data.paths[candidate]}\t{exc}")
                 continue
             image = augment(image, self.aug, np.random.default_rng(seed))
-            return self.preprocessing(image), label, "\n".join(failures), True
+            return self.preprocessing.pixels(image), label, "\n".join(failures), True
         return self.preprocessing.blank(), label, "\n".join(failures), False
 
     def _candidates(self, index: int, label: int, seed: int) -> Iterator[int]:

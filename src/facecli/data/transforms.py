@@ -34,22 +34,20 @@ def resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
 
 
-def to_tensor(
-    image: np.ndarray,
-    size: tuple[int, int],
-    mean: Sequence[float],
-    std: Sequence[float],
-    channel_order: str = "RGB",
-    mode: str = "resize",
-) -> torch.Tensor:
-    """One uint8 RGB HxWx3 image to a normalised (3, H, W) float tensor."""
+def to_pixels(image: np.ndarray, size: tuple[int, int], channel_order: str = "RGB", mode: str = "resize") -> torch.Tensor:
+    """One uint8 RGB HxWx3 image resized (or letterboxed) to a uint8 (3, H, W) tensor in the model's channel order."""
     image = letterbox(image, size) if mode == "letterbox" else resize(image, size)
     if channel_order == "BGR":
         image = image[..., ::-1]
-    x = torch.from_numpy(np.array(image, copy=True)).permute(2, 0, 1).float().div_(255.0)
-    mean_t = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1)
-    std_t = torch.tensor(std, dtype=torch.float32).view(3, 1, 1)
-    return (x - mean_t) / std_t
+    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
+
+
+def normalize(pixels: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """uint8 (N, 3, H, W) or (3, H, W) pixels to floats: (x / 255 - mean) / std, on the pixels' device."""
+    shape = (3, 1, 1) if pixels.ndim == 3 else (1, 3, 1, 1)
+    mean_t = torch.tensor(mean, dtype=torch.float32, device=pixels.device).view(shape)
+    std_t = torch.tensor(std, dtype=torch.float32, device=pixels.device).view(shape)
+    return (pixels.float().div_(255.0) - mean_t) / std_t
 
 
 @dataclass(frozen=True)
@@ -64,8 +62,17 @@ class Preprocessing:
 
     def __call__(self, image: np.ndarray) -> torch.Tensor:
         """One decoded uint8 RGB image to the normalised (3, H, W) tensor."""
-        return to_tensor(image, self.size, self.mean, self.std, self.channel_order, self.mode)
+        return self.normalize(self.pixels(image))
+
+    def pixels(self, image: np.ndarray) -> torch.Tensor:
+        """The image at the model's size and channel order, still uint8 (3, H, W): what training's loader
+        workers send, a quarter of the bytes of floats; the batch is normalised where the model runs."""
+        return to_pixels(image, self.size, self.channel_order, self.mode)
+
+    def normalize(self, pixels: torch.Tensor) -> torch.Tensor:
+        """uint8 pixels (one image or a batch) to the model's normalised floats."""
+        return normalize(pixels, self.mean, self.std)
 
     def blank(self) -> torch.Tensor:
-        """A zero tensor of the input's shape (the stand-in for an image that could not be read)."""
-        return torch.zeros(3, *self.size)
+        """Zero pixels of the input's shape (the stand-in for an image that could not be read)."""
+        return torch.zeros(3, *self.size, dtype=torch.uint8)

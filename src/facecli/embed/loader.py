@@ -17,7 +17,8 @@ from facecli.errors import FaceCliError
 
 
 class ImageFiles(Dataset):
-    """Decoded, preprocessed images; a failure is returned as a reason instead of raised in a worker."""
+    """Decoded images at the model's size, uint8 (normalised by the batch in the main process); a failure is
+    returned as a reason instead of raised in a worker."""
 
     def __init__(self, paths: Sequence[Path], preprocessing: Preprocessing) -> None:
         self.paths = list(paths)
@@ -31,7 +32,7 @@ class ImageFiles(Dataset):
             image = read_image(self.paths[index])
         except ImageError as exc:
             return self.preprocessing.blank(), str(exc)
-        return self.preprocessing(image), ""
+        return self.preprocessing.pixels(image), ""
 
 
 def embed_images(
@@ -65,7 +66,7 @@ def embed_images(
         bad = [offset for offset, reason in enumerate(errors) if reason]
         if bad and failed is None:
             raise FaceCliError(f"{paths[start + bad[0]]}: {errors[bad[0]]}")
-        out[start : start + len(batch)] = embedder.embed(batch, flip)
+        out[start : start + len(batch)] = embedder.embed(config.preprocessing.normalize(batch), flip)
         for offset in bad:
             failed.append((paths[start + offset], errors[offset]))
             out[start + offset] = np.nan

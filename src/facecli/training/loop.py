@@ -293,6 +293,7 @@ def _train(
                     break
                 if not kept.all():  # no image of the identity could be read
                     images, labels = images[kept], labels[kept]
+                images = model.config.preprocessing.normalize(runtime.batch(images))  # uint8 from the workers
                 value = train_step(net, images, labels, optimizer, scaler, runtime, options.clip_grad)
                 if not math.isfinite(value):
                     raise FaceCliError(

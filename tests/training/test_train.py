@@ -150,12 +150,33 @@ def test_nan_loss_stops_naming_the_step_and_keeps_the_last_checkpoint(data, tmp_
 
     def exploding(*args, **kwargs):
         calls[0] += 1
-        return float("nan") if calls[0] == 2 else real_step(*args, **kwargs)
+        return torch.tensor(float("nan")) if calls[0] == 2 else real_step(*args, **kwargs)
 
     monkeypatch.setattr(train_module, "train_step", exploding)
     with pytest.raises(FaceCliError, match=r"loss became nan at step 6 \(epoch 2, batch 2\)"):
         train(resolve_options({"epochs": 2}, resume=run), resume=True)
     assert (run / "last.safetensors").read_bytes() == before
+
+
+def test_losses_read_back_every_few_steps_give_the_same_run_and_the_same_nan_step(data, tmp_path, monkeypatch):
+    """As on a GPU, where the loop reads the losses back every 10 steps instead of syncing at each."""
+    from facecli.training.pending_losses import PendingLosses
+
+    every_step = train(_options(data, tmp_path / "every", epochs=2))
+    monkeypatch.setattr(PendingLosses, "for_device", classmethod(lambda cls, device: cls(3)))
+    batched = train(_options(data, tmp_path / "batched", epochs=2))
+    assert [row["loss"] for row in batched.history] == [row["loss"] for row in every_step.history]
+    a, b = _weights(tmp_path / "every" / "last.safetensors"), _weights(tmp_path / "batched" / "last.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    real_step, calls = train_module.train_step, [0]
+
+    def exploding(*args, **kwargs):
+        calls[0] += 1
+        return torch.tensor(float("nan")) if calls[0] == 2 else real_step(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "train_step", exploding)
+    with pytest.raises(FaceCliError, match=r"loss became nan at step 2 \(epoch 1, batch 2\)"):
+        train(_options(data, tmp_path / "nan", epochs=2))
 
 
 def test_an_existing_run_is_not_overwritten_without_force(data, tmp_path):

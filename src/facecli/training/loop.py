@@ -39,6 +39,7 @@ from facecli.training.bad_images import BadImages
 from facecli.training.finetune import fine_tune_config, start_from
 from facecli.training.optim import build_optimizer, effective_lr, lr_factor
 from facecli.training.options import TrainOptions, save_options
+from facecli.training.pending_losses import PendingLosses
 from facecli.training.recipe import fingerprint, plan
 from facecli.training.run_folder import BEST_FILE, LAST_FILE, STATE_FILE, existing_run, run_folder_lock
 from facecli.training.run_log import RunLog, TrainResult
@@ -276,6 +277,21 @@ def _train(
                 f"left out {len(data.left_out)} unusable image(s), first {first}: {reason} "
                 f"(list them all with: facecli annotate {data.source} --check)"
             )
+    pending = PendingLosses.for_device(runtime.device)
+
+    def read_losses(epoch: int, batch: int) -> None:
+        """Read the kept losses back (one host sync): into the epoch's mean and the log; stop at a non-finite one."""
+        for done_step, value, step_lr, step_images in pending.read():
+            if not math.isfinite(value):
+                done_batch = batch - (step - done_step)
+                raise FaceCliError(
+                    f"loss became {value} at step {done_step} (epoch {epoch + 1}, batch {done_batch}); "
+                    f"stopped without saving, {options.run_dir / LAST_FILE} is the last good checkpoint. "
+                    "Lower --lr, add --clip-grad or train in fp32."
+                )
+            loss_sum[0], loss_sum[1] = loss_sum[0] + value, loss_sum[1] + 1
+            log.step(done_step, value, step_lr, step_images)
+
     stopped = "finished"
     model.train()
     with stop_requests() as requested, log:
@@ -287,6 +303,7 @@ def _train(
             for images, labels, failures, kept in itertools.islice(batches, len(sampler) - batch):
                 failed = [line for text in failures if text for line in text.split("\n")]
                 if proc.any(bool(failed)) and _record_bad(bad, proc.gather(failed), log):
+                    read_losses(epoch, batch)
                     save_state(epoch, batch)  # before this batch: a resume takes it again
                     stopped = "bad images"
                     log.note(bad.stop_message())
@@ -294,22 +311,21 @@ def _train(
                 if not kept.all():  # no image of the identity could be read
                     images, labels = images[kept], labels[kept]
                 images = model.config.preprocessing.normalize(runtime.batch(images))  # uint8 from the workers
-                value = train_step(net, images, labels, optimizer, scaler, runtime, options.clip_grad)
-                if not math.isfinite(value):
-                    raise FaceCliError(
-                        f"loss became {value} at step {step + 1} (epoch {epoch + 1}, batch {batch + 1}); "
-                        f"stopped without saving, {options.run_dir / LAST_FILE} is the last good checkpoint. "
-                        "Lower --lr, add --clip-grad or train in fp32."
-                    )
+                loss_value = train_step(net, images, labels, optimizer, scaler, runtime, options.clip_grad)
+                lr_now = _lr(optimizer)
                 scheduler.step()
                 step, batch = step + 1, batch + 1
-                loss_sum = [loss_sum[0] + value, loss_sum[1] + 1]
-                log.step(step, value, _lr(optimizer), len(images) * proc.world_size)
+                saving = bool(options.checkpoint_every) and step % options.checkpoint_every == 0
+                if not pending.add(loss_value, step, lr_now, len(images) * proc.world_size) and not saving and (
+                    batch < len(sampler)
+                ):
+                    continue
+                read_losses(epoch, batch)
                 if proc.any(requested[0]):
                     save_state(epoch, batch)
                     stopped = "interrupted"
                     break
-                if options.checkpoint_every and step % options.checkpoint_every == 0:
+                if saving:
                     save_state(epoch, batch)
             if stopped in ("interrupted", "bad images"):
                 break
@@ -375,14 +391,14 @@ def train_step(
     scaler: torch.amp.GradScaler | None,
     runtime: Runtime,
     clip_grad: float | None,
-) -> float:
-    """One optimizer step; returns the loss (not stepping when it is not finite)."""
+) -> torch.Tensor:
+    """One optimizer step; returns the loss as a tensor on the device, not read back (no host sync here).
+
+    A non-finite loss is found when the loop reads the losses back, and the run stops there without saving;
+    with fp16 the gradient scaler skips such steps itself."""
     optimizer.zero_grad(set_to_none=True)
     with runtime.autocast():
         loss = net(runtime.batch(images), labels.to(runtime.device, non_blocking=True))
-    value = loss.item()
-    if not math.isfinite(value):
-        return value
     if scaler is not None:
         scaler.scale(loss).backward()
         scaler.unscale_(optimizer)
@@ -396,4 +412,4 @@ def train_step(
         scaler.update()
     else:
         optimizer.step()
-    return value
+    return loss.detach()

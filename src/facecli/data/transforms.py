@@ -34,7 +34,9 @@ def resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
 
 
-def to_pixels(image: np.ndarray, size: tuple[int, int], channel_order: str = "RGB", mode: str = "resize") -> torch.Tensor:
+def to_pixels(
+    image: np.ndarray, size: tuple[int, int], channel_order: str = "RGB", mode: str = "resize"
+) -> torch.Tensor:
     """One uint8 RGB HxWx3 image resized (or letterboxed) to a uint8 (3, H, W) tensor in the model's channel order."""
     image = letterbox(image, size) if mode == "letterbox" else resize(image, size)
     if channel_order == "BGR":

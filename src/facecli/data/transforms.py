@@ -41,7 +41,7 @@ def to_pixels(
     image = letterbox(image, size) if mode == "letterbox" else resize(image, size)
     if channel_order == "BGR":
         image = image[..., ::-1]
-    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
+    return torch.from_numpy(np.require(image, requirements=["C", "W"])).permute(2, 0, 1)  # a read-only image copied
 
 
 def normalize(pixels: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:

@@ -23,10 +23,17 @@ ONNX_CONFIG_KEY = "facecli"
 ONNX_DIGEST_KEY = "facecli_sha256"  # of the initializers (the weights), checked on load
 
 
+# images per forward pass when none is asked for (benchmarks/RESULTS.md, "Batch size per backend"):
+# PyTorch on a CPU is fastest at small batches (mobilenet 160 px: 114 img/s at 8, 49 at 64), ONNX Runtime
+# is flat from 8 to 64, GPUs want large batches
+CPU_TORCH_BATCH, DEFAULT_BATCH = 8, 64
+
+
 class Embedder(Protocol):
     """Anything that maps a preprocessed float batch to L2-normalised embeddings."""
 
     config: ModelConfig
+    preferred_batch: int  # images per forward pass when the user asks for none
 
     def describe(self) -> str: ...
 
@@ -40,6 +47,7 @@ class TorchEmbedder:
         self.config = model.config
         self.runtime = runtime.for_model(model.config.backbone, model.config.input_size[0], training=False)
         self.net = self.runtime.prepare(model.eval())
+        self.preferred_batch = CPU_TORCH_BATCH if self.runtime.device.type == "cpu" else DEFAULT_BATCH
 
     def describe(self) -> str:
         return self.runtime.describe()
@@ -94,6 +102,7 @@ class OnnxEmbedder:
         self.session = ort.InferenceSession(str(path), providers=providers)
         self.input = self.session.get_inputs()[0]
         self.static_batch = self.input.shape[0] if isinstance(self.input.shape[0], int) else None
+        self.preferred_batch = self.static_batch or DEFAULT_BATCH
 
     def describe(self) -> str:
         return f"runtime: onnxruntime ({self.session.get_providers()[0]})"

@@ -38,7 +38,7 @@ class ImageFiles(Dataset):
 def embed_images(
     embedder: Embedder,
     paths: Sequence[Path],
-    batch_size: int = 64,
+    batch_size: int | None = None,
     workers: int | None = None,
     flip: bool = False,
     out: np.ndarray | None = None,
@@ -46,14 +46,15 @@ def embed_images(
 ) -> np.ndarray:
     """(N, E) float32 L2-normalised embeddings; with `flip`, of the image plus its mirror image.
 
-    Batches are written into `out` when given (a memory-mapped array keeps large runs off the heap). An image
-    that fails to decode is an error, or, when a `failed` list is given, recorded there with a row of NaN.
+    `batch_size` None takes the embedder's preferred batch. Batches are written into `out` when given (a
+    memory-mapped array keeps large runs off the heap). An image that fails to decode is an error, or, when
+    a `failed` list is given, recorded there with a row of NaN.
     """
     config = embedder.config
     workers = default_workers() if workers is None else workers
     loader = DataLoader(
         ImageFiles(paths, config.preprocessing),
-        batch_size=batch_size,
+        batch_size=batch_size or embedder.preferred_batch,
         num_workers=workers,
         pin_memory=torch.cuda.is_available(),
         prefetch_factor=4 if workers else None,

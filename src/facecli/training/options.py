@@ -69,7 +69,7 @@ class TrainOptions:
     checkpoint_every: int = 0
     tensorboard: bool = False
     workers: int | None = None
-    val_batch_size: int = 128
+    val_batch_size: int | None = None  # the validation model's preferred batch (8 on a CPU, else 64)
     seed: int = 0
     device: str = "auto"
     precision: str = "auto"

@@ -24,7 +24,7 @@ class Validation:
     """
 
     def __init__(
-        self, pairs: Path | None, root: Path | None, runtime: Runtime, batch_size: int, workers: int,
+        self, pairs: Path | None, root: Path | None, runtime: Runtime, batch_size: int | None, workers: int,
         bin_set: Path | None = None,
     ) -> None:  # fmt: skip
         self.bin = read_bin(bin_set) if bin_set is not None else None  # insightface's set, scored its own way

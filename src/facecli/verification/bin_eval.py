@@ -25,8 +25,9 @@ def score_bin(checkpoint: Path, path: Path, embedding: EmbedOptions) -> tuple[Sc
     return score_bin_set(model, data, embedding.batch_size, bool(embedding.flip)), len(data.images)
 
 
-def score_bin_set(model: Embedder, data: BinSet, batch_size: int, flip: bool) -> ScoresFile:
+def score_bin_set(model: Embedder, data: BinSet, batch_size: int | None, flip: bool) -> ScoresFile:
     """A read .bin set scored by `model` (also each epoch of `train --val-bin`)."""
+    batch_size = batch_size or model.preferred_batch
     vectors = np.empty((len(data.images), model.config.embedding_size), np.float32)
     for start in range(0, len(data.images), batch_size):
         batch = []

@@ -99,7 +99,11 @@ class OnnxEmbedder:
         self.config = onnx_config(path)
         available = ort.get_available_providers()
         providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
-        self.session = ort.InferenceSession(str(path), providers=providers)
+        options = ort.SessionOptions()
+        # idle threads sleep instead of spinning: the loader workers share the cores (eval path, mobilenet
+        # 160 px: 73-78% -> 79-81% of the model-only rate; the model alone is unchanged)
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.session = ort.InferenceSession(str(path), options, providers=providers)
         self.input = self.session.get_inputs()[0]
         self.static_batch = self.input.shape[0] if isinstance(self.input.shape[0], int) else None
         self.preferred_batch = self.static_batch or DEFAULT_BATCH

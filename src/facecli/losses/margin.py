@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from facecli.errors import FaceCliError
-from facecli.losses.partial_fc import ClassShard, PartialFCLoss
+from facecli.losses.partial_fc import ClassShard, PartialFCLoss, check_sample_rate
 from facecli.models.heads import LinearHead, MarginHead
 from facecli.registry import LOSSES
 
@@ -27,9 +27,7 @@ class HeadLoss(nn.Module):
 
 def head_loss(make_head: Callable[[int], nn.Module], num_classes: int, sample_rate: float) -> nn.Module:
     """The full head's cross-entropy, or below sample rate 1 Partial FC (sharded across DDP ranks)."""
-    if not 0 < sample_rate <= 1:
-        raise FaceCliError(f"--sample-rate must be in (0, 1], got {sample_rate:g}")
-    if sample_rate == 1:
+    if check_sample_rate(sample_rate) == 1:
         return HeadLoss(make_head(num_classes))
     shard = ClassShard.of_this_process(num_classes)
     return PartialFCLoss(make_head(shard.size), shard, sample_rate)

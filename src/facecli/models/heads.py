@@ -19,10 +19,6 @@ class LinearHead(nn.Module):
         super().__init__()
         self.fc = nn.Linear(embedding_size, num_classes)
 
-    @property
-    def num_classes(self) -> int:
-        return self.fc.out_features
-
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return self.fc(embeddings)
 
@@ -56,10 +52,6 @@ class MarginHead(nn.Module):
         self.weight = nn.Parameter(torch.empty(num_classes, embedding_size))
         nn.init.normal_(self.weight, std=0.01)
         self.scale, self.m1, self.m2, self.m3, self.easy_margin = scale, m1, m2, m3, easy_margin
-
-    @property
-    def num_classes(self) -> int:
-        return self.weight.shape[0]
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return self.logits(embeddings, labels)

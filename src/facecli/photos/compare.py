@@ -73,7 +73,7 @@ def compare(
         crops = crops_of(path)
         kept = crops if all_faces else crops[:1]
         result.faces[path], result.crops[path] = len(crops), kept[0]
-        batch = torch.stack([model.config.preprocessing(c) for c in kept])
+        batch = model.config.preprocessing.normalize(torch.stack([model.config.preprocessing.pixels(c) for c in kept]))
         vectors[path] = model.embed(batch, bool(embedding.flip))
     scores = []
     for x in left:

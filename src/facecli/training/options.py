@@ -120,6 +120,7 @@ class TrainOptions:
         """Every name, value and combination given checked before any work; once the loss is known, returns
         the options with the loss's defaults filled in, so that config.json records exactly what is built."""
         from facecli.losses.options import check_loss_options, losses_taking_all
+        from facecli.losses.partial_fc import check_sample_rate
         from facecli.models import default_config
 
         _choice("optimizer", self.optimizer, OPTIMIZERS)
@@ -136,8 +137,8 @@ class TrainOptions:
                 raise FaceCliError(f"--{name.replace('_', '-')} must be at least {low}, got {value}")
         if min(self.lr or 0, self.warmup_epochs or 0, self.weight_decay, self.trunk_lr_mult or 0) < 0:
             raise FaceCliError("--lr, --warmup-epochs, --weight-decay and --trunk-lr-mult must not be negative")
-        if self.sample_rate is not None and not 0 < self.sample_rate <= 1:
-            raise FaceCliError(f"--sample-rate must be in (0, 1], got {self.sample_rate:g}")
+        if self.sample_rate is not None:
+            check_sample_rate(self.sample_rate)
         if not 0 <= self.max_bad_fraction <= 1:
             raise FaceCliError(f"--max-bad-fraction must be between 0 and 1, got {self.max_bad_fraction}")
         kind = self.sampler_kind()

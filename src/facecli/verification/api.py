@@ -41,37 +41,26 @@ def report_scores(
     folds: int = 10,
     report: str | os.PathLike[str] | None = None,
     plot: str | os.PathLike[str] | None = None,
-    scored: ScoredPairs | None = None,
+    counted: tuple[int, int] | None = None,
 ) -> VerificationReport:
     """The LFW protocol (+ AUC, EER, TAR@FAR) on labelled scores; writes the report and plot when asked.
 
-    With `scored`, the report also counts its unique images and forward passes.
+    `counted` (unique images, forward passes) goes into the report where the scores were embedded here.
     """
     if data.labels.min() == data.labels.max():
         raise FaceCliError("evaluation needs both genuine and impostor pairs")
     if data.folds is None and len(data.scores) < folds:
         raise FaceCliError(f"{len(data.scores)} pairs are too few for {folds} folds (set --folds)")
     result = verification_report(data.scores, data.labels, data.metric, data.folds, folds)
-    if scored is not None:
-        result.images, result.forward_passes = scored.unique_images, scored.images_embedded
-    _write_report(result, report, plot, data.scores, data.labels, data.metric)
-    return result
-
-
-def _write_report(
-    result: VerificationReport,
-    report: str | os.PathLike[str] | None,
-    plot: str | os.PathLike[str] | None,
-    scores: np.ndarray,
-    labels: np.ndarray,
-    metric: str = "cosine",
-) -> None:
+    if counted is not None:
+        result.images, result.forward_passes = counted
     if report:
         write_text_atomic(report, json.dumps(dataclasses.asdict(result), indent=2) + "\n")
     if plot:
         from facecli.plots import roc_and_histograms
 
-        roc_and_histograms(scores, labels, result.best_threshold, metric, plot)
+        roc_and_histograms(data.scores, data.labels, result.best_threshold, data.metric, plot)
+    return result
 
 
 def _write_csv(table: pd.DataFrame, path: str | os.PathLike[str]) -> None:
@@ -88,10 +77,11 @@ class TemplatePairs:
     root: Path | None = None  # the images' folder (default: the templates file's)
 
 
-def _evaluate_templates(
-    checkpoint: Path, given: TemplatePairs, embedding: EmbedOptions, folds: int
-) -> tuple[VerificationReport, pd.DataFrame]:
-    """Templates pooled as the IJB scripts pool them, their pairs scored and measured."""
+def _score_templates(
+    checkpoint: Path, given: TemplatePairs, embedding: EmbedOptions
+) -> tuple[ScoresFile, pd.DataFrame, tuple[int, int]]:
+    """Templates pooled as the IJB scripts pool them and their pairs scored: the scores, the table `--scores`
+    writes, and (unique images, forward passes)."""
     from facecli.embed import embed_files
     from facecli.verification.templates import pool, read_template_pairs, read_templates
     from facecli.verification.templates import score_pairs as score_template_pairs
@@ -101,9 +91,8 @@ def _evaluate_templates(
     features, embedded = embed_files(checkpoint, templates.images, embedding)
     ids, pooled = pool(np.asarray(features, np.float64), templates)
     scores = score_template_pairs(ids, pooled, first, second)
-    result = report_scores(ScoresFile(scores, labels, None, "cosine"), folds=folds)
-    result.images, result.forward_passes = len(set(templates.images)), embedded
-    return result, pd.DataFrame({"template1": first, "template2": second, "label": labels, "score": scores})
+    table = pd.DataFrame({"template1": first, "template2": second, "label": labels, "score": scores})
+    return ScoresFile(scores, labels, None, "cosine"), table, (len(set(templates.images)), embedded)
 
 
 def evaluate(
@@ -130,8 +119,8 @@ def evaluate(
         if checkpoint is None or embedding is None:
             raise FaceCliError("eval --templates needs --checkpoint")
         check_writable(report, plot, scores, force=force)
-        result, table = _evaluate_templates(checkpoint, templates, embedding, folds)
-        _write_report(result, report, plot, table["score"].to_numpy(), table["label"].to_numpy())
+        data, table, counted = _score_templates(checkpoint, templates, embedding)
+        result = report_scores(data, folds=folds, report=report, plot=plot, counted=counted)
         if scores:
             _write_csv(table, scores)  # readable by --from-scores (score,label columns)
         return result
@@ -144,11 +133,7 @@ def evaluate(
         from facecli.verification.bin_eval import score_bin
 
         data, embedded = score_bin(checkpoint, bin_set, embedding)
-        result = report_scores(data, folds=folds, report=None, plot=plot)
-        result.images = result.forward_passes = embedded
-        if report:
-            write_text_atomic(report, json.dumps(dataclasses.asdict(result), indent=2) + "\n")
-        return result
+        return report_scores(data, folds=folds, report=report, plot=plot, counted=(embedded, embedded))
     if from_scores is not None:
         if scores is not None:
             raise FaceCliError("--scores writes the scores of embedded pairs; with --from-scores they are the input")
@@ -160,7 +145,8 @@ def evaluate(
     if from_scores is not None:
         return report_scores(read_scores(from_scores), folds=folds, report=report, plot=plot)
     scored = score_pairs(checkpoint, check_pairs(pairs), pairs.metric, embedding)
-    result = report_scores(_as_scores_file(scored), folds=folds, report=report, plot=plot, scored=scored)
+    counted = (scored.unique_images, scored.images_embedded)
+    result = report_scores(_as_scores_file(scored), folds=folds, report=report, plot=plot, counted=counted)
     if scores:
         table = scored.pairs.table.copy()
         table[column_of_metric(scored.metric)] = to_display(scored.scores, scored.metric)  # readable by --from-scores

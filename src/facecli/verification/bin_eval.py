@@ -33,10 +33,11 @@ def score_bin_set(model: Embedder, data: BinSet, batch_size: int | None, flip: b
         batch = []
         for n, encoded in enumerate(data.images[start : start + batch_size], start):
             try:
-                batch.append(model.config.preprocessing(decode(encoded)))
+                batch.append(model.config.preprocessing.pixels(decode(encoded)))
             except ImageError as exc:
                 raise FaceCliError(f"{data.source} image {n} (pair {n // 2}): {exc}") from None
-        vectors[start : start + len(batch)] = model.embed(torch.stack(batch), flip)
+        pixels = torch.stack(batch)  # normalised per batch, as the embedding loader does
+        vectors[start : start + len(batch)] = model.embed(model.config.preprocessing.normalize(pixels), flip)
     distances = np.linalg.norm(vectors[0::2] - vectors[1::2], axis=1)
     labels = np.array(data.issame, np.int64)
     return ScoresFile(-distances.astype(np.float64), labels, None, "euclidean")

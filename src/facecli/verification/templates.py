@@ -31,7 +31,7 @@ class Templates:
 
 
 def _table(path: Path, columns: int, what: str) -> pd.DataFrame:
-    """Whitespace-separated integer columns after the first `columns - k` (checked, errors name the line)."""
+    """A whitespace-separated file of exactly `columns` text columns; a `what` that does not parse is one line."""
     try:
         table = pd.read_csv(path, sep=r"\s+", header=None, dtype=str, keep_default_na=False)
     except FileNotFoundError:

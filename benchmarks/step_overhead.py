@@ -24,9 +24,9 @@ from facecli.losses.options import build_loss, check_loss_options
 from facecli.models import create_model, default_config
 from facecli.runtime import resolve_runtime
 from facecli.training import train
-from facecli.training.loop import TrainStep, train_step
 from facecli.training.optim import build_optimizer
 from facecli.training.options import TrainOptions
+from facecli.training.step import TrainStep, train_step
 
 
 def model_only(backbone: str, size: int, batch: int, classes: int, steps: int) -> float:

@@ -26,7 +26,8 @@ from facecli.losses import margin  # noqa: F401  (registers the losses)
 from facecli.models import create_model
 from facecli.registry import BACKBONES, LOSSES
 from facecli.runtime import Runtime, resolve_runtime
-from facecli.training.loop import TrainStep, train_loader, train_step
+from facecli.training.loop import train_loader
+from facecli.training.step import TrainStep, train_step
 
 
 def setups(device: str) -> list[tuple[str, Runtime]]:

@@ -33,7 +33,7 @@ from facecli.errors import FaceCliError
 from facecli.fileio import write_text_atomic
 from facecli.losses.options import build_loss
 from facecli.models import FaceEmbedder, ModelConfig, create_model, default_config
-from facecli.runtime import Runtime, resolve_runtime
+from facecli.runtime import resolve_runtime
 from facecli.training import distributed
 from facecli.training.bad_images import BadImages
 from facecli.training.finetune import fine_tune_config, start_from
@@ -44,26 +44,11 @@ from facecli.training.recipe import fingerprint, plan
 from facecli.training.run_folder import BEST_FILE, LAST_FILE, STATE_FILE, existing_run, run_folder_lock
 from facecli.training.run_log import RunLog, TrainResult
 from facecli.training.sharded_head import describe, full_state, ignore_in_ddp, load_state, sharded
+from facecli.training.step import TrainStep, train_step
 from facecli.training.validation import Validation
 from facecli.verification.metrics import VerificationReport
 
 STATE_EVERY_S = 30  # end-of-epoch state is saved when this long has passed since the last save, and at the end
-
-
-class TrainStep(nn.Module):
-    """The embedding model and its loss (with any head) as one module, so DDP syncs both.
-
-    Losses get the embedding before L2 normalisation, as the FaceNet ports feed their softmax head;
-    the margin and metric losses normalise it themselves.
-    """
-
-    def __init__(self, model: FaceEmbedder, loss: nn.Module, compile: bool = False) -> None:
-        super().__init__()
-        self.model, self.loss = model, loss
-        self.features = torch.compile(model.features) if compile else model.features
-
-    def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return self.loss(self.features(images), labels)
 
 
 @contextlib.contextmanager
@@ -381,35 +366,3 @@ def _record_bad(bad: BadImages, failures: list[str], log: RunLog) -> bool:
     if bad.add(failures) and not seen:
         log.note(bad.first_note())
     return bad.over_limit
-
-
-def train_step(
-    net: nn.Module,
-    images: torch.Tensor,
-    labels: torch.Tensor,
-    optimizer: torch.optim.Optimizer,
-    scaler: torch.amp.GradScaler | None,
-    runtime: Runtime,
-    clip_grad: float | None,
-) -> torch.Tensor:
-    """One optimizer step; returns the loss as a tensor on the device, not read back (no host sync here).
-
-    A non-finite loss is found when the loop reads the losses back, and the run stops there without saving;
-    with fp16 the gradient scaler skips such steps itself."""
-    optimizer.zero_grad(set_to_none=True)
-    with runtime.autocast():
-        loss = net(runtime.batch(images), labels.to(runtime.device, non_blocking=True))
-    if scaler is not None:
-        scaler.scale(loss).backward()
-        scaler.unscale_(optimizer)
-    else:
-        loss.backward()
-    if clip_grad:
-        params = [p for group in optimizer.param_groups for p in group["params"]]
-        torch.nn.utils.clip_grad_norm_(params, clip_grad)
-    if scaler is not None:
-        scaler.step(optimizer)
-        scaler.update()
-    else:
-        optimizer.step()
-    return loss.detach()

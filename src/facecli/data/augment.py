@@ -1,7 +1,12 @@
-"""Training augmentation on decoded uint8 RGB images, driven by one seeded generator per sample."""
+"""Training augmentation on decoded uint8 RGB images, driven by one seeded generator per sample.
+
+The generator is Python's `random.Random`: seeding one and drawing a handful of numbers costs about 6 us
+against numpy's ~35 us, a tenth of a 32 px image's whole load time in a loader worker.
+"""
 
 from __future__ import annotations
 
+import random
 from typing import Literal, get_args
 
 import cv2
@@ -13,7 +18,7 @@ Augmentation = Literal["none", "light", "strong"]
 AUGMENTATIONS = get_args(Augmentation)
 
 
-def _geometry(image: np.ndarray, rng: np.random.Generator, shift: float, scale: float, angle: float) -> np.ndarray:
+def _geometry(image: np.ndarray, rng: random.Random, shift: float, scale: float, angle: float) -> np.ndarray:
     """Random mirror, shift, zoom and rotation about the centre in one warp (reflected borders)."""
     h, w = image.shape[:2]
     if rng.random() < 0.5:
@@ -24,7 +29,7 @@ def _geometry(image: np.ndarray, rng: np.random.Generator, shift: float, scale: 
     return cv2.warpAffine(np.ascontiguousarray(image), warp, (w, h), borderMode=cv2.BORDER_REFLECT_101)
 
 
-def _photometric(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _photometric(image: np.ndarray, rng: random.Random) -> np.ndarray:
     """Brightness, contrast and saturation jitter, sometimes grey, sometimes blurred."""
     x = image.astype(np.float32)
     grey = x.mean(axis=2, keepdims=True)
@@ -37,7 +42,7 @@ def _photometric(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(x, 0, 255).astype(np.uint8)
 
 
-def augment(image: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray:
+def augment(image: np.ndarray, kind: str, rng: random.Random) -> np.ndarray:
     """`none`: unchanged; `light`: mirror, small shift and zoom; `strong`: also rotation and colour jitter."""
     if kind == "none":
         return image

@@ -27,7 +27,7 @@ from facecli.checkpoint import (
     save_training_state,
 )
 from facecli.data.samplers import TrainBatchSampler
-from facecli.data.training_set import TrainImages, read_training_set
+from facecli.data.training_set import TrainImages, decoded_cache_budget, read_training_set
 from facecli.data.workers import default_workers, init_worker, worker_start
 from facecli.errors import FaceCliError
 from facecli.fileio import write_text_atomic
@@ -217,7 +217,8 @@ def _train(
     net: nn.Module = (
         DistributedDataParallel(step_module, find_unused_parameters=frozen_params) if proc.distributed else step_module
     )
-    loader = train_loader(TrainImages(data, model.config.preprocessing, options.aug), sampler, workers, runtime.device)
+    train_images = TrainImages(data, model.config.preprocessing, options.aug, decoded_cache_budget())
+    loader = train_loader(train_images, sampler, workers, runtime.device)
 
     saved_at = [time.monotonic()]
 

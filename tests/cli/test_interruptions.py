@@ -120,6 +120,14 @@ def _children(pid: int) -> list[str]:
         return []
 
 
+def _loading_torch(pid: int) -> bool:
+    """True once the process has mapped libtorch: facecli's entry point runs and the libraries are loading."""
+    try:
+        return "libtorch" in Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return False
+
+
 @pytest.mark.slow
 def test_sigint_during_eval_exits_130_and_writes_no_report(tmp_path):
     synth(tmp_path / "faces", identities=40, images=5, size=48, seed=6)
@@ -180,7 +188,10 @@ def test_ctrl_c_at_any_moment_of_start_up_exits_130_with_one_line(eval_world, tm
     proc = subprocess.Popen(args, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=restore)  # fmt: skip
     if moment == "while the libraries load":
-        time.sleep(0.5)  # importing torch and the CLI takes a second or more; the first ~0.3 s are Python's own
+        # not a fixed wait: Python's own start-up, before facecli runs, took over 0.5 s in a loaded test run
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline and not _loading_torch(proc.pid):
+            time.sleep(0.005)
     elif moment == "after half a second":
         time.sleep(0.5)
     else:

@@ -9,6 +9,7 @@ import torch.distributed as dist
 from torch import nn
 
 from facecli.losses.partial_fc import ClassShard, PartialFCLoss
+from facecli.training.optim import load_optimizer_state
 
 
 def sharded(loss: nn.Module) -> list[str]:
@@ -79,4 +80,4 @@ def load_state(loss: nn.Module, optimizer: torch.optim.Optimizer, loss_state: di
                 states[key] = {k: v[cut] if _rows_like(v, shard.num_classes) else v for k, v in states[key].items()}
         optimizer_state = {**optimizer_state, "state": states}
     loss.load_state_dict(loss_state)
-    optimizer.load_state_dict(optimizer_state)
+    load_optimizer_state(optimizer, optimizer_state)

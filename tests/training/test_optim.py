@@ -58,3 +58,28 @@ def test_a_state_saved_by_the_per_tensor_loop_resumes_fused_on_the_same_path():
     _train(after, resumed, 4, seed=2)
     for a, b in zip(before.parameters(), after.parameters(), strict=True):
         assert torch.allclose(a, b, atol=1e-6)
+
+
+def _scaled_step(net: nn.Module, optimizer: torch.optim.Optimizer, scaler, overflow: bool) -> None:
+    optimizer.zero_grad()
+    scaler.scale(net(torch.randn(8, 6, generator=torch.Generator().manual_seed(3))).pow(2).mean()).backward()
+    if overflow:
+        net[0].weight.grad[0, 0] = float("inf")
+    scaler.step(optimizer)
+    scaler.update()
+
+
+@pytest.mark.parametrize("name", ["sgd", "adam", "adamw"])
+def test_an_fp16_overflow_step_leaves_no_trace(name):
+    """fp16 steps go through a GradScaler, which skips a step whose gradients overflowed: an overflow and then
+    a good step must equal the good step alone (fused SGD fails this: it advances its momentum regardless)."""
+    skipped, alone = _net(), _net()
+    optimizer = build_optimizer(skipped, name, 0.01, 5e-4, scaled=True)
+    scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
+    _scaled_step(skipped, optimizer, scaler, overflow=True)
+    assert scaler.get_scale() == 512.0  # seen and skipped
+    _scaled_step(skipped, optimizer, scaler, overflow=False)
+    reference = torch.amp.GradScaler("cpu", init_scale=512.0)
+    _scaled_step(alone, build_optimizer(alone, name, 0.01, 5e-4, scaled=True), reference, overflow=False)
+    for a, b in zip(skipped.parameters(), alone.parameters(), strict=True):
+        assert torch.isfinite(a).all() and torch.allclose(a, b, atol=1e-7)

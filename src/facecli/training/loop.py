@@ -176,7 +176,9 @@ def _train(
     )
     lr = effective_lr(options.lr, options.batch_size * proc.world_size, options.lr_scale_batch)
     slow = {id(p): options.trunk_lr_mult for p in model.trunk.parameters()} if options.trunk_lr_mult is not None else {}
-    optimizer = build_optimizer(step_module, options.optimizer, lr, options.weight_decay, options.momentum, slow)
+    optimizer = build_optimizer(
+        step_module, options.optimizer, lr, options.weight_decay, options.momentum, slow, runtime.precision == "fp16"
+    )
     factor = lr_factor(
         options.scheduler, len(sampler), options.epochs, options.warmup_epochs, options.lr_steps, options.lr_gamma
     )

@@ -142,10 +142,8 @@ def test_ctrl_c_mid_epoch_saves_a_state_that_resumes_exactly(data, tmp_path, mon
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_nan_loss_stops_naming_the_step_and_keeps_the_last_checkpoint(data, tmp_path, monkeypatch):
-    run = tmp_path / "run"
-    train(_options(data, run, epochs=1))
-    before = (run / "last.safetensors").read_bytes()
+def _second_step_gives_nan(monkeypatch) -> None:
+    """The loop's second train_step from now on returns a NaN loss; the others train as usual."""
     real_step, calls = train_module.train_step, [0]
 
     def exploding(*args, **kwargs):
@@ -153,6 +151,13 @@ def test_nan_loss_stops_naming_the_step_and_keeps_the_last_checkpoint(data, tmp_
         return torch.tensor(float("nan")) if calls[0] == 2 else real_step(*args, **kwargs)
 
     monkeypatch.setattr(train_module, "train_step", exploding)
+
+
+def test_nan_loss_stops_naming_the_step_and_keeps_the_last_checkpoint(data, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    train(_options(data, run, epochs=1))
+    before = (run / "last.safetensors").read_bytes()
+    _second_step_gives_nan(monkeypatch)
     with pytest.raises(FaceCliError, match=r"loss became nan at step 6 \(epoch 2, batch 2\)"):
         train(resolve_options({"epochs": 2}, resume=run), resume=True)
     assert (run / "last.safetensors").read_bytes() == before
@@ -168,13 +173,7 @@ def test_losses_read_back_every_few_steps_give_the_same_run_and_the_same_nan_ste
     assert [row["loss"] for row in batched.history] == [row["loss"] for row in every_step.history]
     a, b = _weights(tmp_path / "every" / "last.safetensors"), _weights(tmp_path / "batched" / "last.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)
-    real_step, calls = train_module.train_step, [0]
-
-    def exploding(*args, **kwargs):
-        calls[0] += 1
-        return torch.tensor(float("nan")) if calls[0] == 2 else real_step(*args, **kwargs)
-
-    monkeypatch.setattr(train_module, "train_step", exploding)
+    _second_step_gives_nan(monkeypatch)
     with pytest.raises(FaceCliError, match=r"loss became nan at step 2 \(epoch 1, batch 2\)"):
         train(_options(data, tmp_path / "nan", epochs=2))
 

@@ -62,9 +62,7 @@ def main() -> None:
             save_model(create_model(name).eval(), checkpoint)
             embedder = open_model(checkpoint, args.backend, runtime)
             batch_size = args.batch_size or embedder.preferred_batch
-            batch = embedder.config.preprocessing.normalize(
-                torch.stack([embedder.config.preprocessing.pixels(read_image(f)) for f in files[:batch_size]])
-            )
+            batch = embedder.config.preprocessing.batch([read_image(f) for f in files[:batch_size]])
             ceiling = model_only_rate(embedder, batch, len(files))
             embed_images(embedder, files[:batch_size], batch_size)  # warm-up (starts the workers once)
             start = time.perf_counter()

@@ -75,6 +75,10 @@ class Preprocessing:
         """uint8 pixels (one image or a batch) to the model's normalised floats."""
         return normalize(pixels, self.mean, self.std)
 
+    def batch(self, images: Sequence[np.ndarray]) -> torch.Tensor:
+        """Decoded uint8 RGB images (any size) to one normalised (N, 3, H, W) batch."""
+        return self.normalize(torch.stack([self.pixels(image) for image in images]))
+
     def blank(self) -> torch.Tensor:
         """Zero pixels of the input's shape (the stand-in for an image that could not be read)."""
         return torch.zeros(3, *self.size, dtype=torch.uint8)

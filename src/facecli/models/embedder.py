@@ -115,8 +115,7 @@ class FaceEmbedder(nn.Module):
 
     def preprocess(self, images: Sequence[np.ndarray]) -> torch.Tensor:
         """Decoded uint8 RGB images (any size) to the normalised batch this model was trained on."""
-        preprocessing = self.config.preprocessing
-        return torch.stack([preprocessing(image) for image in images])
+        return self.config.preprocessing.batch(images)
 
 
 def create_model(backbone: str | ModelConfig, **options: object) -> FaceEmbedder:

@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from facecli.data.images import image_files
 from facecli.embed import EmbedOptions
@@ -73,8 +72,7 @@ def compare(
         crops = crops_of(path)
         kept = crops if all_faces else crops[:1]
         result.faces[path], result.crops[path] = len(crops), kept[0]
-        batch = model.config.preprocessing.normalize(torch.stack([model.config.preprocessing.pixels(c) for c in kept]))
-        vectors[path] = model.embed(batch, bool(embedding.flip))
+        vectors[path] = model.embed(model.config.preprocessing.batch(kept), bool(embedding.flip))
     scores = []
     for x in left:
         for y in right:

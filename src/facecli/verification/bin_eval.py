@@ -7,7 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from facecli.data.bin_sets import BinSet, read_bin
 from facecli.data.images import ImageError, decode
@@ -30,14 +29,13 @@ def score_bin_set(model: Embedder, data: BinSet, batch_size: int | None, flip: b
     batch_size = batch_size or model.preferred_batch
     vectors = np.empty((len(data.images), model.config.embedding_size), np.float32)
     for start in range(0, len(data.images), batch_size):
-        batch = []
+        decoded = []
         for n, encoded in enumerate(data.images[start : start + batch_size], start):
             try:
-                batch.append(model.config.preprocessing.pixels(decode(encoded)))
+                decoded.append(decode(encoded))
             except ImageError as exc:
                 raise FaceCliError(f"{data.source} image {n} (pair {n // 2}): {exc}") from None
-        pixels = torch.stack(batch)  # normalised per batch, as the embedding loader does
-        vectors[start : start + len(batch)] = model.embed(model.config.preprocessing.normalize(pixels), flip)
+        vectors[start : start + len(decoded)] = model.embed(model.config.preprocessing.batch(decoded), flip)
     distances = np.linalg.norm(vectors[0::2] - vectors[1::2], axis=1)
     labels = np.array(data.issame, np.int64)
     return ScoresFile(-distances.astype(np.float64), labels, None, "euclidean")

@@ -22,9 +22,8 @@ from rich.table import Table
 
 from facecli.data.packing import pack_images
 from facecli.data.samplers import TrainBatchSampler
-from facecli.data.training_set import TrainImages, read_training_set
+from facecli.data.training_set import TrainImages, read_training_set, train_loader
 from facecli.data.transforms import Preprocessing
-from facecli.training.loop import train_loader
 
 
 def make_folders(root: Path, images: int, identities: int) -> None:

@@ -28,6 +28,7 @@ from facecli.runtime import resolve_runtime
 from facecli.training import train
 from facecli.training.optim import build_optimizer
 from facecli.training.options import TrainOptions
+from facecli.training.precision import Precision
 from facecli.training.step import TrainStep, train_step
 
 
@@ -38,13 +39,14 @@ def model_only(backbone: str, size: int, batch: int, classes: int, steps: int) -
     loss = build_loss("arcface", 128, classes, check_loss_options("arcface", {}))
     runtime = resolve_runtime("cpu").for_model(model.config.backbone, size, training=True)
     net = runtime.prepare(TrainStep(model, loss))
-    optimizer = build_optimizer(net, "adamw", 1e-3, 5e-4, None, {})
+    optimizer = build_optimizer(net, "adamw", 1e-3, 5e-4)
+    precision = Precision(runtime)
     images, labels = torch.randn(batch, 3, size, size), torch.randint(0, classes, (batch,))
     for _ in range(3):
-        train_step(net, images, labels, optimizer, None, runtime, None)
+        train_step(net, images, labels, optimizer, precision)
     started = time.perf_counter()
     for _ in range(steps):
-        train_step(net, images, labels, optimizer, None, runtime, None)
+        train_step(net, images, labels, optimizer, precision)
     return steps * batch / (time.perf_counter() - started)
 
 

@@ -20,13 +20,13 @@ from rich.table import Table
 
 from facecli.data.samplers import TrainBatchSampler
 from facecli.data.synth import synth
-from facecli.data.training_set import TrainImages, read_training_set
+from facecli.data.training_set import TrainImages, read_training_set, train_loader
 from facecli.data.workers import default_workers
 from facecli.losses import margin  # noqa: F401  (registers the losses)
 from facecli.models import create_model
 from facecli.registry import BACKBONES, LOSSES
 from facecli.runtime import Runtime, resolve_runtime
-from facecli.training.loop import train_loader
+from facecli.training.precision import precision_for
 from facecli.training.step import TrainStep, train_step
 
 
@@ -57,12 +57,11 @@ def measure(name: str, data, runtime: Runtime, batch_size: int, steps: int, work
     loss = LOSSES.get("arcface")(model.config.embedding_size, data.num_classes)
     net = runtime.prepare(TrainStep(model, loss))
     optimizer = torch.optim.AdamW(net.parameters(), lr=1e-4)
-    scaler = runtime.grad_scaler()
+    precision = precision_for(runtime)
     sync = torch.cuda.synchronize if runtime.device.type == "cuda" else (lambda: None)
 
     def step(images: torch.Tensor, labels: torch.Tensor) -> None:  # the loader's uint8, normalised as train does
-        train_step(net, model.config.preprocessing.normalize(runtime.batch(images)), labels, optimizer, scaler,
-                   runtime, None)  # fmt: skip
+        train_step(net, model.config.preprocessing.normalize(runtime.batch(images)), labels, optimizer, precision)
 
     sampler = TrainBatchSampler(data.labels, 1, batch_size, "random", seed=0)
     loader = train_loader(TrainImages(data, model.config.preprocessing, "light"), sampler, workers, runtime.device)

@@ -82,7 +82,7 @@ def test_training_state_round_trips_with_weights_only_and_restores_rng(tmp_path)
 
     import numpy as np
 
-    from facecli.checkpoint import load_training_state, restore_rng_state, rng_state, save_training_state
+    from facecli.training.resume_file import load_training_state, restore_rng_state, rng_state, save_training_state
 
     model = torch.nn.Linear(4, 2)
     optimizer = torch.optim.AdamW(model.parameters(), lr=0.1)
@@ -104,7 +104,7 @@ def test_training_state_round_trips_with_weights_only_and_restores_rng(tmp_path)
 def test_training_state_with_code_objects_is_refused(tmp_path):
     import argparse
 
-    from facecli.checkpoint import load_training_state
+    from facecli.training.resume_file import load_training_state
 
     torch.save({"args": argparse.Namespace(lr=1)}, tmp_path / "state.pt")
     with pytest.raises(FaceCliError, match="unsafe training state"):
@@ -114,8 +114,8 @@ def test_training_state_with_code_objects_is_refused(tmp_path):
 def test_a_training_state_from_before_digests_still_resumes_and_a_changed_one_is_refused(tmp_path):
     import torch
 
-    from facecli.checkpoint import load_training_state, save_training_state
     from facecli.errors import FaceCliError
+    from facecli.training.resume_file import load_training_state, save_training_state
 
     old = {"model": {"w": torch.ones(3)}, "optimizer": {}, "epoch": 1}
     torch.save(old, tmp_path / "old.pt")

@@ -11,11 +11,12 @@ import pytest
 import torch
 
 import facecli.fileio as fileio
-from facecli.checkpoint import save_model, save_training_state
+from facecli.checkpoint import save_model
 from facecli.errors import FaceCliError
 from facecli.fileio import atomic_path, write_text_atomic
 from facecli.identification.gallery import Gallery
 from facecli.models import create_model
+from facecli.training.resume_file import save_training_state
 
 
 @pytest.fixture

@@ -5,10 +5,9 @@ from facecli.errors import FaceCliError
 from facecli.runtime import resolve_runtime
 
 
-def test_cpu_resolves_to_fp32_without_scaler():
+def test_cpu_resolves_to_fp32():
     rt = resolve_runtime("cpu", "auto")
     assert rt.device == torch.device("cpu") and rt.precision == "fp32"
-    assert rt.grad_scaler() is None
     assert "cpu, fp32" in rt.describe()
 
 
@@ -35,12 +34,7 @@ def test_bf16_autocast_runs_a_model_on_cpu():
     with rt.autocast():
         out = model(rt.batch(torch.randn(2, 3, 8, 8)))
     assert out.dtype == torch.bfloat16
-    assert rt.grad_scaler() is None
     assert "channels_last" in rt.describe()
-
-
-def test_fp16_gets_a_grad_scaler():
-    assert resolve_runtime("cpu", "fp16").grad_scaler() is not None
 
 
 def test_the_memory_format_left_to_auto_follows_the_measured_table_and_a_flag_wins():

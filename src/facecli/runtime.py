@@ -38,12 +38,6 @@ class Runtime:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=AUTOCAST_DTYPES[self.precision])
 
-    def grad_scaler(self) -> torch.amp.GradScaler | None:
-        """A GradScaler for fp16 training; bf16 and fp32 need none."""
-        if self.precision != "fp16":
-            return None
-        return torch.amp.GradScaler(self.device.type)
-
     def prepare(self, model: nn.Module) -> nn.Module:
         """Move a model to the device and memory format, compiling it when asked."""
         model = model.to(self.device)

@@ -15,10 +15,11 @@ import safetensors.torch
 import torch
 from safetensors.torch import load_file
 
-from facecli.checkpoint import load, load_training_state, save_model, save_training_state
+from facecli.checkpoint import load, save_model
 from facecli.data.annotation import annotate
 from facecli.data.synth import synth
 from facecli.models import create_model
+from facecli.training.resume_file import load_training_state, save_training_state
 
 FACECLI = [sys.executable, "-m", "facecli"]
 

@@ -12,7 +12,6 @@ import torch
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
-import facecli.training.loop as train_module
 from facecli.cli import app
 from facecli.data.annotation import annotate
 from facecli.data.pairs import read_pairs, resolve_images
@@ -65,20 +64,16 @@ def test_bad_images_are_replaced_listed_and_the_run_finishes(data):
     assert len(noted) == 1 and "bad_images.txt" in noted[0]  # noted once
 
 
-def test_an_interrupted_run_with_bad_images_resumes_to_the_same_weights(data, monkeypatch):
+def test_an_interrupted_run_with_bad_images_resumes_to_the_same_weights(data):
     folder, _ = data
     train(_options(folder, folder / "straight", epochs=3))
-    real_step, calls = train_module.train_step, [0]
 
-    def interrupted_step(*args, **kwargs):
-        calls[0] += 1
-        if calls[0] == 7:  # mid second epoch
+    def ctrl_c_mid_second_epoch(step: int, loss: torch.Tensor) -> torch.Tensor:
+        if step == 7:  # what Ctrl-C does, delivered to this process
             os.kill(os.getpid(), signal.SIGINT)
-        return real_step(*args, **kwargs)
+        return loss
 
-    monkeypatch.setattr(train_module, "train_step", interrupted_step)
-    assert train(_options(folder, folder / "cut", epochs=3)).stopped == "interrupted"
-    monkeypatch.setattr(train_module, "train_step", real_step)
+    assert train(_options(folder, folder / "cut", epochs=3), step_hook=ctrl_c_mid_second_epoch).stopped == "interrupted"
     result = train(resolve_options({}, resume=folder / "cut"), resume=True)
     assert result.stopped == "finished" and result.bad_images == 2
     assert _same_weights(folder / "straight", folder / "cut")

@@ -11,13 +11,14 @@ import torch
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
-import facecli.training.loop as train_module
-from facecli.checkpoint import load, load_training_state, read_config
+from facecli.checkpoint import load, read_config
 from facecli.cli import app
 from facecli.data.annotation import annotate
 from facecli.errors import FaceCliError
+from facecli.models import create_model
 from facecli.registry import LOSSES
 from facecli.training import TrainOptions, resolve_options, train
+from facecli.training.resume_file import load_training_state
 
 runner = CliRunner()
 
@@ -60,7 +61,7 @@ def _weights(path):
 def _parameters(weights: dict) -> dict:
     """The trainable parameters among a model's saved tensors (BatchNorm statistics change without a step)."""
     names = {
-        name for name, _ in train_module.create_model("mobilenet", input_size=32, embedding_size=16).named_parameters()
+        name for name, _ in create_model("mobilenet", input_size=32, embedding_size=16).named_parameters()
     }
     return {k: v for k, v in weights.items() if k in names}
 
@@ -93,7 +94,7 @@ def test_every_registered_loss_trains_and_changes_the_weights(data, tmp_path, lo
     assert np.isfinite(result.last["loss"])
     state = load_training_state(run / "last_state.pt")
     torch.manual_seed(0)  # the run's seed: the same initial weights
-    fresh = train_module.create_model("mobilenet", input_size=32, embedding_size=16).state_dict()
+    fresh = create_model("mobilenet", input_size=32, embedding_size=16).state_dict()
     changed = [k for k, v in _parameters(state["model"]).items() if not torch.equal(v, fresh[k])]
     assert changed, "no optimizer step changed a parameter"
 
@@ -119,47 +120,47 @@ def test_one_epoch_then_resume_equals_two_epochs(data, tmp_path):
     assert np.allclose(history_a["loss"], history_b["loss"], rtol=0, atol=0)
 
 
-def test_ctrl_c_mid_epoch_saves_a_state_that_resumes_exactly(data, tmp_path, monkeypatch):
+def test_ctrl_c_mid_epoch_saves_a_state_that_resumes_exactly(data, tmp_path):
     opts = dict(epochs=2, loss="softmax", aug="light")
     train(_options(data, tmp_path / "straight", **opts))
-    real_step, calls = train_module.train_step, [0]
-
-    def interrupted_step(*args, **kwargs):
-        calls[0] += 1
-        if calls[0] == 6:  # mid second epoch: what Ctrl-C does, delivered to this process
-            os.kill(os.getpid(), signal.SIGINT)
-        return real_step(*args, **kwargs)
-
-    monkeypatch.setattr(train_module, "train_step", interrupted_step)
-    result = train(_options(data, tmp_path / "cut", **opts))
+    result = train(_options(data, tmp_path / "cut", **opts), step_hook=_ctrl_c_after_step(6))  # mid second epoch
     assert result.stopped == "interrupted" and result.steps == 6
     state = load_training_state(tmp_path / "cut" / "last_state.pt")
     assert (state["epoch"], state["batch"], state["step"]) == (1, 2, 6)
-    monkeypatch.setattr(train_module, "train_step", real_step)
     result = train(resolve_options({}, resume=tmp_path / "cut"), resume=True)
     assert result.stopped == "finished" and result.steps == 8
     a, b = _weights(tmp_path / "straight" / "last.safetensors"), _weights(tmp_path / "cut" / "last.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def _second_step_gives_nan(monkeypatch) -> None:
-    """The loop's second train_step from now on returns a NaN loss; the others train as usual."""
-    real_step, calls = train_module.train_step, [0]
+def _ctrl_c_after_step(stop_at: int):
+    """A step hook that does what Ctrl-C does, delivered to this process, after global step `stop_at`."""
 
-    def exploding(*args, **kwargs):
+    def hook(step: int, loss: torch.Tensor) -> torch.Tensor:
+        if step == stop_at:
+            os.kill(os.getpid(), signal.SIGINT)
+        return loss
+
+    return hook
+
+
+def _nan_at_second_step():
+    """A step hook that makes the second step of this call return a NaN loss; the others train as usual."""
+    calls = [0]
+
+    def hook(step: int, loss: torch.Tensor) -> torch.Tensor:
         calls[0] += 1
-        return torch.tensor(float("nan")) if calls[0] == 2 else real_step(*args, **kwargs)
+        return torch.tensor(float("nan")) if calls[0] == 2 else loss
 
-    monkeypatch.setattr(train_module, "train_step", exploding)
+    return hook
 
 
-def test_nan_loss_stops_naming_the_step_and_keeps_the_last_checkpoint(data, tmp_path, monkeypatch):
+def test_nan_loss_stops_naming_the_step_and_keeps_the_last_checkpoint(data, tmp_path):
     run = tmp_path / "run"
     train(_options(data, run, epochs=1))
     before = (run / "last.safetensors").read_bytes()
-    _second_step_gives_nan(monkeypatch)
     with pytest.raises(FaceCliError, match=r"loss became nan at step 6 \(epoch 2, batch 2\)"):
-        train(resolve_options({"epochs": 2}, resume=run), resume=True)
+        train(resolve_options({"epochs": 2}, resume=run), resume=True, step_hook=_nan_at_second_step())
     assert (run / "last.safetensors").read_bytes() == before
 
 
@@ -173,9 +174,8 @@ def test_losses_read_back_every_few_steps_give_the_same_run_and_the_same_nan_ste
     assert [row["loss"] for row in batched.history] == [row["loss"] for row in every_step.history]
     a, b = _weights(tmp_path / "every" / "last.safetensors"), _weights(tmp_path / "batched" / "last.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)
-    _second_step_gives_nan(monkeypatch)
     with pytest.raises(FaceCliError, match=r"loss became nan at step 2 \(epoch 1, batch 2\)"):
-        train(_options(data, tmp_path / "nan", epochs=2))
+        train(_options(data, tmp_path / "nan", epochs=2), step_hook=_nan_at_second_step())
 
 
 def test_an_existing_run_is_not_overwritten_without_force(data, tmp_path):
@@ -311,7 +311,6 @@ def test_partial_fc_sharded_over_two_processes_checkpoints_whole_and_resumes_on_
     import subprocess
     import sys
 
-    from facecli.checkpoint import load_training_state
     from facecli.training.run_folder import STATE_FILE
 
     run = tmp_path / "run"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, get_worker_info
+from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 
 from facecli.data.augment import augment
 from facecli.data.images import ImageError, decode, read_image
@@ -18,6 +18,7 @@ from facecli.data.recordio import RecordFile, open_record_set
 from facecli.data.scan import scan_dataset
 from facecli.data.training_lists import read_training_list
 from facecli.data.transforms import Preprocessing
+from facecli.data.workers import init_worker, worker_start
 from facecli.errors import FaceCliError
 
 
@@ -182,3 +183,18 @@ class TrainImages(Dataset):
         yield index
         order = np.random.default_rng([seed, 1]).permutation(self.members[label])
         yield from (int(i) for i in order if i != index)
+
+
+def train_loader(dataset: TrainImages, sampler: Sampler, workers: int, device: torch.device) -> DataLoader:
+    """The training batches: worker processes decode and augment ahead of the model."""
+    return DataLoader(
+        dataset,
+        batch_sampler=sampler,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+        prefetch_factor=4 if workers else None,
+        pin_memory=device.type == "cuda",
+        worker_init_fn=init_worker,
+        multiprocessing_context=worker_start(workers),
+        generator=torch.Generator().manual_seed(0),  # keeps the global RNG (dropout) untouched
+    )

@@ -16,16 +16,13 @@ BAD_FILE = "bad_images.txt"
 class BadImages:
     """The distinct images that failed, in the order found, with the first reason seen for each."""
 
-    def __init__(self, run_dir: Path, total: int, max_fraction: float, write: bool) -> None:
+    def __init__(self, run_dir: Path, total: int, max_fraction: float, write: bool, found: dict[str, str]) -> None:
+        """`found` is the run state's record (empty for a new run), kept up to date in place."""
         self.path, self.total, self.max_fraction, self.write = run_dir / BAD_FILE, total, max_fraction, write
-        self.found: dict[str, str] = {}
+        self.found = found
 
     def __len__(self) -> int:
         return len(self.found)
-
-    def restore(self, found: dict[str, str]) -> None:
-        """The record of a resumed run."""
-        self.found = dict(found)
 
     def add(self, failures: list[str]) -> list[str]:
         """Record `path<TAB>reason` lines; returns the paths not seen before (and rewrites the file if any)."""

@@ -23,10 +23,14 @@ class PendingLosses:
     def for_device(cls, device: torch.device) -> PendingLosses:
         return cls(READ_EVERY_ON_GPU if device.type == "cuda" else 1)
 
-    def add(self, loss: torch.Tensor, step: int, lr: float, images: int) -> bool:
-        """Keep one step's loss (detached, on its device); True when it is time to read them back."""
+    def add(self, loss: torch.Tensor, step: int, lr: float, images: int) -> None:
+        """Keep one step's loss (detached, on its device)."""
         self.losses.append(loss.detach())
         self.steps.append((step, lr, images))
+
+    @property
+    def due(self) -> bool:
+        """Whether it is time to read the kept losses back."""
         return len(self.losses) >= self.every
 
     def read(self) -> list[tuple[int, float, float, int]]:

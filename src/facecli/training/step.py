@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from facecli.models import FaceEmbedder
-from facecli.runtime import Runtime
+from facecli.training.precision import Precision
 
 
 class TrainStep(nn.Module):
@@ -31,28 +31,20 @@ def train_step(
     images: torch.Tensor,
     labels: torch.Tensor,
     optimizer: torch.optim.Optimizer,
-    scaler: torch.amp.GradScaler | None,
-    runtime: Runtime,
-    clip_grad: float | None,
+    precision: Precision,
+    clip_grad: float | None = None,
 ) -> torch.Tensor:
     """One optimizer step; returns the loss as a tensor on the device, not read back (no host sync here).
 
     A non-finite loss is found when the loop reads the losses back, and the run stops there without saving;
     with fp16 the gradient scaler skips such steps itself."""
+    runtime = precision.runtime
     optimizer.zero_grad(set_to_none=True)
-    with runtime.autocast():
+    with precision.forward_context():
         loss = net(runtime.batch(images), labels.to(runtime.device, non_blocking=True))
-    if scaler is not None:
-        scaler.scale(loss).backward()
-        scaler.unscale_(optimizer)
-    else:
-        loss.backward()
+    precision.backward(loss, optimizer)
     if clip_grad:
         params = [p for group in optimizer.param_groups for p in group["params"]]
         torch.nn.utils.clip_grad_norm_(params, clip_grad)
-    if scaler is not None:
-        scaler.step(optimizer)
-        scaler.update()
-    else:
-        optimizer.step()
+    precision.step(optimizer)
     return loss.detach()

@@ -1,0 +1,229 @@
+"""A run set up: options planned from the data, model, loss, optimizer and schedule, loader, log and saver,
+and where it stands (a new run, or the state it resumes from)."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+
+import facecli.losses  # noqa: F401  (registers the losses)
+from facecli.checkpoint import read_config
+from facecli.data.samplers import TrainBatchSampler
+from facecli.data.training_set import TrainImages, TrainingSet, decoded_cache_budget, read_training_set, train_loader
+from facecli.data.workers import default_workers
+from facecli.errors import FaceCliError
+from facecli.fileio import write_text_atomic
+from facecli.losses.options import build_loss
+from facecli.models import FaceEmbedder, ModelConfig, create_model, default_config
+from facecli.runtime import Runtime, resolve_runtime
+from facecli.training import distributed
+from facecli.training.bad_images import BadImages
+from facecli.training.finetune import fine_tune_config, start_from
+from facecli.training.optim import build_optimizer, effective_lr, lr_factor
+from facecli.training.options import TrainOptions, save_options
+from facecli.training.pending_losses import PendingLosses
+from facecli.training.precision import Precision, precision_for
+from facecli.training.recipe import fingerprint, plan
+from facecli.training.run_folder import existing_run
+from facecli.training.run_log import RunLog
+from facecli.training.saver import StateSaver
+from facecli.training.sharded_head import describe, ignore_in_ddp, sharded
+from facecli.training.state import EarlyStopping, TrainState
+from facecli.training.step import TrainStep
+from facecli.training.validation import Validation
+
+StepHook = Callable[[int, torch.Tensor], torch.Tensor]  # (step done, its loss) -> the loss the loop keeps
+
+
+@dataclass
+class Run:
+    """Everything a run is made of once set up; the loop reads it and changes only the TrainState."""
+
+    options: TrainOptions
+    proc: distributed.Process
+    runtime: Runtime
+    model: FaceEmbedder
+    net: nn.Module  # the model and loss as one module, wrapped by DDP across processes
+    sampler: TrainBatchSampler
+    loader: DataLoader
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    precision: Precision
+    saver: StateSaver
+    log: RunLog
+    bad: BadImages
+    validation: Validation | None
+    early_stop: EarlyStopping
+    pending: PendingLosses
+    step_hook: StepHook | None = None  # tests: see or replace each step's loss
+
+
+def set_up(
+    options: TrainOptions,
+    proc: distributed.Process,
+    device: str,
+    *,
+    resume: bool,
+    force: bool,
+    lock_note: str | None,
+    step_hook: StepHook | None = None,
+) -> tuple[Run, TrainState]:
+    """The run, and the state it starts from; every check that can fail runs before an old run is replaced."""
+    runtime = resolve_runtime(device, options.precision, options.channels_last, options.compile)
+    replaced = existing_run(options.run_dir, resume, force) if proc.is_main else []
+    init = read_config(options.init) if options.init is not None else None  # a bad file fails before any work
+    data = read_training_set(options.data, options.root, options.columns)
+    if not resume:
+        options = plan(options, fingerprint(data, str(runtime.device)), init).check()
+    for path in replaced:  # --force: the old run goes once the new one has passed every check
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    workers = default_workers() if options.workers is None else options.workers
+    validation = _validation(options, runtime, workers) if proc.is_main else None
+
+    torch.manual_seed(options.seed + proc.rank)
+    np.random.seed(options.seed + proc.rank)
+    model, start_note = _model(options, data.num_classes, init)
+    loss = build_loss(options.loss, model.config.embedding_size, data.num_classes, options.loss_options())
+    # compiled inside TrainStep (the embedding only), so prepare() just moves it and sets the memory format
+    runtime = runtime.for_model(model.config.backbone, model.config.input_size[0], training=True)
+    step_module = dataclasses.replace(runtime, compile=False).prepare(TrainStep(model, loss, options.compile))
+    sampler = _sampler(options, data, proc)
+    precision = precision_for(runtime)
+    lr = effective_lr(options.lr, options.batch_size * proc.world_size, options.lr_scale_batch)
+    optimizer = _optimizer(options, model, step_module, lr, precision)
+    factor = lr_factor(
+        options.scheduler, len(sampler), options.epochs, options.warmup_epochs, options.lr_steps, options.lr_gamma
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    saver = StateSaver(options.run_dir, model, loss, optimizer, scheduler, precision, proc.is_main)
+    state = saver.restore() if resume else _new_run(options, data, proc)
+
+    net = _wrapped(step_module, loss, options, proc)
+    images = TrainImages(data, model.config.preprocessing, options.aug, decoded_cache_budget())
+    log = RunLog(options.run_dir, proc.is_main, options.tensorboard, state.step if resume else None)
+    run = Run(
+        options=options,
+        proc=proc,
+        runtime=runtime,
+        model=model,
+        net=net,
+        sampler=sampler,
+        loader=train_loader(images, sampler, workers, runtime.device),
+        optimizer=optimizer,
+        scheduler=scheduler,
+        precision=precision,
+        saver=saver,
+        log=log,
+        bad=BadImages(options.run_dir, len(data.paths), options.max_bad_fraction, proc.is_main, state.bad_images),
+        validation=validation,
+        early_stop=EarlyStopping(options.patience),
+        pending=PendingLosses.for_device(runtime.device),
+        step_hook=step_hook,
+    )
+    if proc.is_main:
+        _first_notes(run, data, lr, [lock_note, start_note, describe(loss), *sampler.notes])
+    return run, state
+
+
+def _validation(options: TrainOptions, runtime: Runtime, workers: int) -> Validation | None:
+    """The validation set, checked once; None where none is given."""
+    if options.val_pairs is None and options.val_bin is None:
+        return None
+    pairs = options.val_pairs
+    root = options.val_root if options.val_root is not None else pairs.parent if pairs is not None else None
+    return Validation(pairs, root, runtime, options.val_batch_size, workers, options.val_bin)
+
+
+def _model(options: TrainOptions, num_classes: int, init: ModelConfig | None) -> tuple[FaceEmbedder, str | None]:
+    """A fresh model, or with --init one that starts from the file's trunk (and neck where it fits)."""
+    if init is None:
+        config = default_config(
+            options.backbone, options.embedding_size, options.img_size, options.dropout,
+            loss=options.loss, num_classes=num_classes,
+        )  # fmt: skip
+        return create_model(config), None
+    if options.backbone != init.backbone:
+        raise FaceCliError(
+            f"--init {options.init} is a {init.backbone} model; --backbone {options.backbone} cannot start from it"
+        )
+    config = fine_tune_config(
+        init, options.embedding_size, options.img_size, options.dropout, options.loss, num_classes
+    )
+    return start_from(options.init, config)
+
+
+def _sampler(options: TrainOptions, data: TrainingSet, proc: distributed.Process) -> TrainBatchSampler:
+    return TrainBatchSampler(
+        data.labels,
+        options.epochs,
+        options.batch_size,
+        options.sampler_kind(),
+        options.images_per_identity,
+        options.seed,
+        proc.rank,
+        proc.world_size,
+        file_order=np.argsort(data.offsets, kind="stable") if data.offsets is not None else None,
+    )
+
+
+def _optimizer(
+    options: TrainOptions, model: FaceEmbedder, step_module: nn.Module, lr: float, precision: Precision
+) -> torch.optim.Optimizer:
+    slow = {id(p): options.trunk_lr_mult for p in model.trunk.parameters()} if options.trunk_lr_mult is not None else {}
+    return build_optimizer(
+        step_module,
+        options.optimizer,
+        lr,
+        options.weight_decay,
+        momentum=options.momentum,
+        lr_mult=slow,
+        scaled=precision.scales,
+    )
+
+
+def _new_run(options: TrainOptions, data: TrainingSet, proc: distributed.Process) -> TrainState:
+    """A new run's folder with its options and classes; the state of a run not started."""
+    if proc.is_main:
+        options.run_dir.mkdir(parents=True, exist_ok=True)
+        save_options(options, options.run_dir / "config.json")
+        write_text_atomic(options.run_dir / "classes.txt", "".join(f"{n};{c}\n" for n, c in enumerate(data.classes)))
+    return TrainState()
+
+
+def _wrapped(step_module: nn.Module, loss: nn.Module, options: TrainOptions, proc: distributed.Process) -> nn.Module:
+    """The step module, wrapped by DDP across processes."""
+    if not proc.distributed:
+        return step_module
+    ignore_in_ddp(step_module, loss)  # a Partial FC head's rows are each rank's own
+    if options.clip_grad and sharded(loss):
+        raise FaceCliError("--clip-grad cannot clip a Partial FC head sharded across processes by one norm")
+    # while the trunk is frozen DDP must expect parameters without gradients
+    return DistributedDataParallel(step_module, find_unused_parameters=options.freeze_trunk_epochs > 0)
+
+
+def _first_notes(run: Run, data: TrainingSet, lr: float, notes: list[str | None]) -> None:
+    """The log's opening: runtime, data, model and schedule in one line, the recipe table, then any notes."""
+    options, log = run.options, run.log
+    log.note(
+        f"{run.runtime.describe()}; {run.proc.world_size} process(es); {len(data.paths)} images of "
+        f"{data.num_classes} identities; {options.loss} on {options.backbone} {run.model.config.input_size[0]}px; "
+        f"{len(run.sampler)} steps per epoch; lr {lr:g}"
+    )
+    log.recipe(options)
+    for note in notes:
+        if note:
+            log.note(note)
+    if data.left_out:
+        first, reason = data.left_out[0]
+        log.note(
+            f"left out {len(data.left_out)} unusable image(s), first {first}: {reason} "
+            f"(list them all with: facecli annotate {data.source} --check)"
+        )

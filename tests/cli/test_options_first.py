@@ -11,7 +11,7 @@ import facecli.align.folder  # noqa: F401  (imported up front: the clock below t
 import facecli.embed.files as embed_files
 import facecli.exporting  # noqa: F401
 import facecli.identification  # noqa: F401
-import facecli.training.loop as training_loop
+import facecli.training.setup as training_setup
 from facecli.checkpoint import save_model
 from facecli.cli import app
 from facecli.data.annotation import annotate
@@ -86,7 +86,7 @@ def test_a_bad_option_fails_at_once_and_writes_nothing(world, tmp_path, monkeypa
         pytest.fail("work started before the options were checked")
 
     monkeypatch.setattr(embed_files, "embed_images", no_work)
-    monkeypatch.setattr(training_loop, "read_training_set", no_work)
+    monkeypatch.setattr(training_setup, "read_training_set", no_work)
     args, message = _cases(world, tmp_path)[case]
     start = time.perf_counter()
     result = runner.invoke(app, args)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import inspect
@@ -44,11 +45,30 @@ def _options(
     """Face verification and metric learning with PyTorch."""
 
 
+def _in_panel(hint: Any, panel: str | None) -> Any:
+    """An `Annotated[type, typer.Option(...)]` hint whose option is shown in `panel`, unless it names its own."""
+    if panel is None:
+        return hint
+    kind, *extras = typing.get_args(hint)
+    options = [copy.copy(extra) if isinstance(extra, typer.models.OptionInfo) else extra for extra in extras]
+    for option in options:
+        if isinstance(option, typer.models.OptionInfo) and option.rich_help_panel is None:
+            option.rich_help_panel = panel
+    return typing.Annotated[(kind, *options)]
+
+
 def _group_parameters(group: type) -> list[inspect.Parameter]:
-    """An option group's fields as keyword parameters, each with its Typer option in the annotation."""
+    """An option group's fields as keyword parameters, each with its Typer option in the annotation
+    (shown in the group's help panel, where it names one as PANEL)."""
     hints = typing.get_type_hints(group, include_extras=True)
+    panel = getattr(group, "PANEL", None)
     return [
-        inspect.Parameter(f.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=f.default, annotation=hints[f.name])
+        inspect.Parameter(
+            f.name,
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+            default=f.default,
+            annotation=_in_panel(hints[f.name], panel),
+        )
         for f in dataclasses.fields(group)
     ]
 

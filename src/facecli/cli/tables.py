@@ -37,13 +37,19 @@ def backbones_table(rows: list[BackboneInfo]) -> Table:
     return table
 
 
-def registry_table(title: str, entries: dict[str, object]) -> Table:
-    """Names of a registry with the first line of each entry's docstring."""
+def registry_table(title: str, entries: dict[str, object], options: dict[str, dict] | None = None) -> Table:
+    """Names of a registry with the first line of each entry's docstring, and each entry's options with
+    their defaults where given."""
     table = Table(title=title)
     table.add_column("name", no_wrap=True)
     table.add_column("what it is")
+    if options is not None:
+        table.add_column("options (default)")
     for name, entry in entries.items():
-        table.add_row(name, (entry.__doc__ or "").strip().splitlines()[0])
+        row = [name, (entry.__doc__ or "").strip().splitlines()[0]]
+        if options is not None:
+            row.append(", ".join(f"{k} {v}" for k, v in options[name].items()))
+        table.add_row(*row)
     return table
 
 

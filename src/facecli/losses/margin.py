@@ -48,7 +48,7 @@ def arcface(
     easy_margin: bool = False,
     sample_rate: float = 1.0,
 ) -> nn.Module:
-    """Additive angular margin: cos(theta + m), s=64, m=0.5."""
+    """ArcFace, additive angular margin: s * cos(theta + m) for the true class."""
     return head_loss(
         lambda classes: MarginHead(embedding_size, classes, scale, m2=margin, easy_margin=easy_margin),
         num_classes,
@@ -60,7 +60,7 @@ def arcface(
 def cosface(
     embedding_size: int, num_classes: int, scale: float = 64.0, margin: float = 0.35, sample_rate: float = 1.0
 ) -> nn.Module:
-    """Additive cosine margin: cos(theta) - m, s=64, m=0.35."""
+    """CosFace, additive cosine margin: s * (cos(theta) - m) for the true class."""
     return head_loss(lambda classes: MarginHead(embedding_size, classes, scale, m3=margin), num_classes, sample_rate)
 
 

@@ -87,7 +87,7 @@ def triplet(
     mining: str = "batch_hard",
     aux_ce_weight: float = 0.0,
 ) -> TripletLoss:
-    """FaceNet triplet loss (margin 0.2) with a miner, optionally with the auxiliary softmax."""
+    """FaceNet triplet loss with a miner, optionally with the auxiliary softmax."""
     from facecli.models.heads import LinearHead
 
     head = LinearHead(embedding_size, num_classes) if aux_ce_weight > 0 else None

@@ -1,7 +1,21 @@
-"""Training: the loop, its options, optimizer and schedule, run log and multi-process start-up."""
+"""Training: the loop, its options, optimizer and schedule, run log and multi-process start-up.
 
-from facecli.training.loop import train
-from facecli.training.options import TrainOptions, resolve_options
-from facecli.training.run_log import TrainResult
+The loop is imported on first use, so that the options (and the CLI's help, which reads their defaults)
+load without PyTorch.
+"""
 
-__all__ = ["TrainOptions", "TrainResult", "resolve_options", "train"]
+from importlib import import_module
+
+_API = {
+    "TrainOptions": "facecli.training.options",
+    "resolve_options": "facecli.training.options",
+    "TrainResult": "facecli.training.run_log",
+    "train": "facecli.training.loop",
+}
+__all__ = sorted(_API)
+
+
+def __getattr__(name: str) -> object:
+    if name in _API:
+        return getattr(import_module(_API[name]), name)
+    raise AttributeError(f"module 'facecli.training' has no attribute {name!r}")

@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Literal, get_args
 
 import torch
 from torch import nn
 
 from facecli.errors import unknown_choice
+from facecli.training.options import DEFAULT_LR_GAMMA, DEFAULT_MOMENTUM, OPTIMIZERS, SCHEDULERS
 
-Optimizer = Literal["sgd", "adam", "adamw"]
-Scheduler = Literal["cos", "step"]
-OPTIMIZERS: tuple[str, ...] = get_args(Optimizer)
-SCHEDULERS: tuple[str, ...] = get_args(Scheduler)
 NOMINAL_BATCH = 64  # --lr-scale-batch: the lr given is the lr for a batch of 64, as FaceNet ports do
 FUSED_DEVICES = ("cpu", "cuda")  # where PyTorch's one-kernel SGD, Adam and AdamW run
 
@@ -50,7 +46,7 @@ def build_optimizer(
     ]
     fused = all(p.device.type in FUSED_DEVICES for group in params for p in group["params"]) or None
     if name == "sgd":
-        momentum = 0.9 if momentum is None else momentum
+        momentum = DEFAULT_MOMENTUM if momentum is None else momentum
         fused = None if scaled else fused
         return torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=momentum > 0, fused=fused)
     if name == "adam":
@@ -84,7 +80,7 @@ def lr_factor(
     total = max(1, steps_per_epoch * epochs)
     warmup = int(warmup_epochs * steps_per_epoch)
     steps = sorted(milestones) if milestones else [round(0.6 * epochs), round(0.85 * epochs)]
-    gamma = 0.1 if gamma is None else gamma
+    gamma = DEFAULT_LR_GAMMA if gamma is None else gamma
 
     def factor(step: int) -> float:
         if step < warmup:

@@ -7,17 +7,22 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, get_args
 
-from facecli.data.augment import AUGMENTATIONS
-from facecli.data.samplers import SAMPLERS
 from facecli.errors import FaceCliError, did_you_mean, unknown_choice
 from facecli.fileio import read_text
-from facecli.training.optim import OPTIMIZERS, SCHEDULERS, Optimizer, Scheduler
+
+Optimizer = Literal["sgd", "adam", "adamw"]
+Scheduler = Literal["cos", "step"]
+OPTIMIZERS: tuple[str, ...] = get_args(Optimizer)
+SCHEDULERS: tuple[str, ...] = get_args(Scheduler)
 
 PATH_FIELDS = ("data", "root", "run_dir", "val_pairs", "val_root", "val_bin", "init")
 LOSS_FIELDS = ("margin", "scale", "margins", "mining", "aux_ce_weight", "easy_margin", "sample_rate")
 PK_LOSSES = ("triplet", "contrastive", "siamese")
-DEFAULT_K = 4
+DEFAULT_K = 4  # K of a P x K batch
+DEFAULT_LR_GAMMA = 0.1  # the step scheduler's decay
+DEFAULT_MOMENTUM = 0.9  # sgd's
 
 
 @dataclass
@@ -45,12 +50,12 @@ class TrainOptions:
     dropout: float | None = None
     optimizer: Optimizer = "adamw"
     lr: float | None = None
-    momentum: float | None = None  # sgd only (0.9 when not given)
+    momentum: float | None = None  # sgd only (DEFAULT_MOMENTUM when not given)
     weight_decay: float = 5e-4
     scheduler: Scheduler = "cos"
     warmup_epochs: float | None = None
     lr_steps: list[int] | None = None  # step scheduler only
-    lr_gamma: float | None = None  # step scheduler only (0.1 when not given)
+    lr_gamma: float | None = None  # step scheduler only (DEFAULT_LR_GAMMA when not given)
     lr_scale_batch: bool = False
     aug: str | None = None
     sampler: str = "auto"
@@ -119,6 +124,8 @@ class TrainOptions:
     def check(self) -> TrainOptions:
         """Every name, value and combination given checked before any work; once the loss is known, returns
         the options with the loss's defaults filled in, so that config.json records exactly what is built."""
+        from facecli.data.augment import AUGMENTATIONS
+        from facecli.data.samplers import SAMPLERS
         from facecli.losses.options import check_loss_options, losses_taking_all
         from facecli.losses.partial_fc import check_sample_rate
         from facecli.models import default_config

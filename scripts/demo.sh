@@ -16,11 +16,11 @@ folder = Path(sys.argv[1]) / "photos" / "astronaut"
 folder.mkdir(parents=True)
 cv2.imwrite(str(folder / "eileen_collins.jpg"), cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
 PY
-facecli align "$OUT/photos" "$OUT/aligned" --size 112 --template arcface
+facecli align "$OUT/photos" "$OUT/aligned" --size 112 --align-template arcface
 
 facecli synth "$OUT/faces" --identities 300 --images 8 --size 32 --seed 0
 facecli annotate "$OUT/faces" --out "$OUT" --csv "$OUT/train.csv" \
-    --holdout 20 --pairs 200 --pairs-out "$OUT/pairs.txt" --check
+    --holdout 20 --num-pairs 200 --pairs-out "$OUT/pairs.txt" --check
 
 # A short triplet run (8 epochs, under a minute on 2 cores) on the 280 training identities,
 # validated each epoch on pairs of the 20 held-out identities.

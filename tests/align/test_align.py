@@ -118,7 +118,7 @@ def _folder(tmp_path, photo):
 
 def test_folder_alignment_report_resume_and_keep_unaligned(photo, tmp_path):
     root, out = _folder(tmp_path, photo), tmp_path / "aligned"
-    report = align_folder(root, out, AlignOptions(size=96, workers=2))
+    report = align_folder(root, out, AlignOptions(size=96, threads=2))
     rows = pd.read_csv(out / "align_report.csv").set_index("path")
     assert rows.loc["kate/portrait.jpg", "status"] == "aligned"
     assert rows.loc["kate/noise.png", "status"] == "no face" and "no face found" in rows.loc["kate/noise.png", "reason"]
@@ -132,10 +132,10 @@ def test_folder_alignment_report_resume_and_keep_unaligned(photo, tmp_path):
 
 def test_cli_align_with_arcface_template(photo, tmp_path):
     root, out = _folder(tmp_path, photo), tmp_path / "aligned"
-    result = runner.invoke(app, ["align", str(root), str(out), "--size", "112", "--template", "arcface"])
+    result = runner.invoke(app, ["align", str(root), str(out), "--size", "112", "--align-template", "arcface"])
     assert result.exit_code == 0, result.output
     assert "aligned" in result.output and read_image(out / "kate" / "portrait.jpg").shape == (112, 112, 3)
-    bad = runner.invoke(app, ["align", str(root), str(out), "--template", "arcfase"])
+    bad = runner.invoke(app, ["align", str(root), str(out), "--align-template", "arcfase"])
     assert bad.exit_code == 2 and "did you mean 'arcface'" in bad.output
 
 

@@ -179,7 +179,7 @@ def test_one_identity_only(base, tmp_path):
     shutil.copytree(person, data / person.name)
     args = ["train", "--data", str(data), "--run-dir", str(tmp_path / "run"), "--device", "cpu"]
     _assert_clean_failure(runner.invoke(app, args), "needs at least 2 identities", tmp_path, ("run/config.json",))
-    args = ["annotate", str(data), "--out", str(tmp_path / "ann"), "--pairs", "40", "--pairs-out",
+    args = ["annotate", str(data), "--out", str(tmp_path / "ann"), "--num-pairs", "40", "--pairs-out",
             str(tmp_path / "ann" / "pairs.txt")]  # fmt: skip
     _assert_clean_failure(runner.invoke(app, args), "identities", tmp_path, ("ann/pairs.txt",))
 

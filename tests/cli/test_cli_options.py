@@ -6,7 +6,10 @@ forced either way), the whole runtime and loading groups to index/identify/eval-
 to train (its help and the README named it; only a YAML file could set it); then --init,
 --freeze-trunk-epochs and --trunk-lr-mult to train for fine-tuning, and --val-every; then --max-bad-fraction
 to train, the compare and embed commands, and --align/--align-template to every command that embeds images
-(raw photos are aligned first; off by default outside compare and embed).
+(raw photos are aligned first; off by default outside compare and embed). Then flags with two meanings
+were renamed, the old spelling kept as a hidden alias (so the pinned names below only grew): align's
+--template, --margin and --workers are --align-template, --crop-margin and --threads, annotate's --pairs
+(a count) and --workers are --num-pairs and --threads, and synth's --workers is --threads.
 """
 
 import click
@@ -17,6 +20,9 @@ from facecli.cli import app
 
 OPTIONS = {
     "align": {
+        "--align-template",
+        "--crop-margin",
+        "--threads",
         "--all",
         "--detector",
         "--detector-model",
@@ -31,6 +37,8 @@ OPTIONS = {
         "out_dir",
     },
     "annotate": {
+        "--num-pairs",
+        "--threads",
         "--check",
         "--csv",
         "--folds",
@@ -268,7 +276,7 @@ OPTIONS = {
         "--no-channels-last",
         "--no-compile",
     },
-    "synth": {"--force", "--identities", "--images", "--seed", "--size", "--workers", "out_dir"},
+    "synth": {"--threads", "--force", "--identities", "--images", "--seed", "--size", "--workers", "out_dir"},
     "train": {
         "--val-bin",
         "--sample-rate",

@@ -73,7 +73,7 @@ def _cases(w, out):
             ["export", "-c", model, "--out", str(out / "m.pt"), "--format", "torchscript", "--fp16"],
             "--fp16",
         ),
-        "align template": (["align", root, str(out / "aligned"), "--template", "dlib"], "unknown template"),
+        "align template": (["align", root, str(out / "aligned"), "--align-template", "dlib"], "unknown template"),
     }
 
 

@@ -35,7 +35,7 @@ class AlignOptions:
     min_face: int = 20
     all_faces: bool = False
     keep_unaligned: bool = False
-    workers: int = 2
+    threads: int = 2
     force: bool = False
 
 
@@ -122,7 +122,7 @@ def align_folder(in_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str]
     aligner = Aligner(options)
     report = AlignReport(out_dir)
     names = [p.relative_to(in_dir).as_posix() for p in photos]
-    pool = ThreadPoolExecutor(max(1, options.workers))
+    pool = ThreadPoolExecutor(max(1, options.threads))
     try:
         with Progress(console=err_console, transient=True) as progress:
             task = progress.add_task("aligning", total=len(photos))

@@ -102,11 +102,60 @@ def _expand_groups(fn: Callable[..., Any]) -> Callable[..., Any]:
     return run
 
 
-def command(name: str, panel: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register a command in a help panel; its user errors become one red line on stderr and exit code 2."""
+def _flags(hint: Any) -> tuple[str, ...]:
+    """The flags of an `Annotated[type, typer.Option(...)]` hint."""
+    flags: tuple[str, ...] = ()
+    for extra in typing.get_args(hint)[1:]:
+        if isinstance(extra, typer.models.OptionInfo):
+            first = (extra.default,) if isinstance(extra.default, str) else ()
+            flags += tuple(f for part in (*first, *extra.param_decls) for f in part.split("/"))
+    return flags
+
+
+def _with_old_names(fn: Callable[..., Any], renamed: dict[str, str]) -> Callable[..., Any]:
+    """Keep each old flag of `renamed` (old -> new) as a hidden option that still works and prints a
+    one-line note naming the new one."""
+    hints = typing.get_type_hints(fn, include_extras=True)
+    signature = inspect.signature(fn)
+    parameters = [p.replace(annotation=hints.get(p.name, p.annotation)) for p in signature.parameters.values()]
+    aliases = {}  # hidden parameter -> (the renamed parameter, old flag, new flag)
+    for number, (old, new) in enumerate(renamed.items()):
+        target = next(p for p in parameters if new in _flags(p.annotation))
+        kind = typing.get_args(target.annotation)[0]
+        alias = f"old_name_{number}"
+        option = typer.Option(old, hidden=True)
+        parameters.append(
+            inspect.Parameter(
+                alias, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=typing.Annotated[kind, option]
+            )
+        )
+        aliases[alias] = (target.name, old, new)
+
+    @functools.wraps(fn)
+    def run(**kwargs: Any) -> Any:
+        for alias, (name, old, new) in aliases.items():
+            value = kwargs.pop(alias)
+            if value is not None:
+                err_console.print(f"note: {old} is now {new}; {old} will be removed", highlight=False)
+                kwargs[name] = value
+        return fn(**kwargs)
+
+    run.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    run.__annotations__ = {p.name: p.annotation for p in parameters}
+    del run.__wrapped__
+    return run
+
+
+def command(
+    name: str, panel: str, renamed: dict[str, str] | None = None
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register a command in a help panel; its user errors become one red line on stderr and exit code 2.
+    `renamed` maps old flags to their new names: the old ones keep working, hidden, with a note."""
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         expanded = _expand_groups(fn)
+        if renamed:
+            expanded = _with_old_names(expanded, renamed)
 
         @functools.wraps(expanded)
         def run(*args: Any, **kwargs: Any) -> Any:

@@ -8,70 +8,91 @@ from typing import Annotated
 import typer
 
 from facecli.cli.app import DATA, command
-from facecli.cli.options import Force, Threads
+from facecli.cli.defaults import Defaults, given
+from facecli.cli.options import Force
 from facecli.cli.tables import alignment_table, annotation_tables
 from facecli.console import console
 from facecli.errors import FaceCliError
 
+ALIGN = Defaults("align/folder", "AlignOptions")
+ANNOTATE = Defaults("data/annotation", "annotate")
+SYNTH = Defaults("data/synth", "synth")
 
-@command("align", DATA)
+
+@command(
+    "align", DATA, renamed={"--template": "--align-template", "--margin": "--crop-margin", "--workers": "--threads"}
+)
 def align_command(
     in_dir: Annotated[Path, typer.Argument(help="Folder of photos (any layout; sub-folders are kept).")],
     out_dir: Annotated[Path, typer.Argument(help="Folder for the aligned crops, same relative paths.")],
-    size: Annotated[int, typer.Option("--size", help="Crop side in pixels (112 for ArcFace, 160 for FaceNet).")] = 160,
-    margin: Annotated[
-        float, typer.Option("--margin", help="facenet template: extra border, fraction of the box.")
-    ] = 0.2,
-    template: Annotated[
-        str, typer.Option("--template", help="facenet (eye-levelled box) or arcface (5 points).")
-    ] = "facenet",
-    detector: Annotated[str, typer.Option("--detector", help="mtcnn, haar (OpenCV cascades) or onnx.")] = "mtcnn",
-    detector_model: Annotated[
-        Path | None, typer.Option("--detector-model", help="Your ONNX detector (see README: Plugging in a detector).")
+    size: Annotated[
+        int | None, typer.Option("--size", help=ALIGN("Crop side in pixels (112 for ArcFace, 160 for FaceNet)", "size"))
     ] = None,
-    min_face: Annotated[int, typer.Option("--min-face", min=12, help="Smallest face side to find, in pixels.")] = 20,
+    margin: Annotated[
+        float | None,
+        typer.Option("--crop-margin", help=ALIGN("facenet template: extra border, fraction of the box", "margin")),
+    ] = None,
+    template: Annotated[
+        str | None,
+        typer.Option("--align-template", help=ALIGN("facenet (eye-levelled box) or arcface (5 points)", "template")),
+    ] = None,
+    detector: Annotated[
+        str | None, typer.Option("--detector", help=ALIGN("mtcnn, haar (OpenCV cascades) or onnx", "detector"))
+    ] = None,
+    detector_model: Annotated[
+        Path | None, typer.Option("--detector-model", help="Your ONNX detector (see docs/commands.md: align).")
+    ] = None,
+    min_face: Annotated[
+        int | None, typer.Option("--min-face", min=12, help=ALIGN("Smallest face side to find, in pixels", "min_face"))
+    ] = None,
     all_faces: Annotated[
         bool, typer.Option("--all", help="Write every face (NAME_face1, ...), not only the largest.")
     ] = False,
     keep_unaligned: Annotated[
         bool, typer.Option("--keep-unaligned", help="Write a centre crop for photos with no face.")
     ] = False,
-    workers: Annotated[int, typer.Option("--workers", min=1, help="Photos processed in parallel.")] = 2,
+    threads: Annotated[
+        int | None, typer.Option("--threads", min=1, help=ALIGN("Photos processed in parallel", "threads"))
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="Redo photos whose output exists.")] = False,
 ) -> None:
     """Detect faces and five landmarks, warp to a template, write crops and align_report.csv."""
     from facecli.align.folder import AlignOptions, align_folder
 
     options = AlignOptions(
-        size=size,
-        margin=margin,
-        template=template,
-        detector=detector,
+        **given(size=size, margin=margin, template=template, detector=detector, min_face=min_face, threads=threads),
         detector_model=detector_model,
-        min_face=min_face,
         all_faces=all_faces,
         keep_unaligned=keep_unaligned,
-        workers=workers,
         force=force,
     )
     console.print(alignment_table(align_folder(in_dir, out_dir, options)))
 
 
-@command("annotate", DATA)
+@command("annotate", DATA, renamed={"--pairs": "--num-pairs", "--workers": "--threads"})
 def annotate_command(
     dataset_dir: Annotated[Path, typer.Argument(help="Image-folder dataset: one folder per identity.")],
-    out: Annotated[Path, typer.Option("--out", help="Folder for cls_train.txt and classes.txt.")] = Path("."),
+    out: Annotated[
+        Path | None, typer.Option("--out", help=ANNOTATE("Folder for cls_train.txt and classes.txt", "out_dir"))
+    ] = None,
     csv: Annotated[Path | None, typer.Option(help="Also write a CSV with columns path,label,identity.")] = None,
-    pairs: Annotated[int, typer.Option(help="Draw this many verification pairs (half genuine).")] = 0,
+    num_pairs: Annotated[
+        int | None,
+        typer.Option("--num-pairs", help=ANNOTATE("Draw this many verification pairs (half genuine)", "pairs")),
+    ] = None,
     pairs_out: Annotated[Path | None, typer.Option(help="Pairs file to write (LFW pairs.txt layout).")] = None,
-    holdout: Annotated[int, typer.Option(help="Keep this many identities out of training, for the pairs.")] = 0,
-    folds: Annotated[int, typer.Option(min=2, help="Folds in the pairs file.")] = 10,
-    seed: Annotated[int, typer.Option(help="Seed for the hold-out and pair draws.")] = 0,
+    holdout: Annotated[
+        int | None, typer.Option(help=ANNOTATE("Keep this many identities out of training, for the pairs", "holdout"))
+    ] = None,
+    folds: Annotated[int | None, typer.Option(min=2, help=ANNOTATE("Folds in the pairs file", "folds"))] = None,
+    seed: Annotated[int | None, typer.Option(help=ANNOTATE("Seed for the hold-out and pair draws", "seed"))] = None,
     check: Annotated[
         bool, typer.Option("--check", help="Decode every image fully (slower, finds truncation).")
     ] = False,
     relative: Annotated[bool, typer.Option("--relative", help="Write paths relative to DATASET_DIR.")] = False,
-    workers: Threads = 4,
+    threads: Annotated[
+        int | None, typer.Option("--threads", min=1, help=ANNOTATE("Parallel reader threads", "threads"))
+    ] = None,
     force: Force = False,
 ) -> None:
     """Write cls_train.txt (id;path), classes.txt, optional CSV and pairs, and print a data report."""
@@ -79,16 +100,11 @@ def annotate_command(
 
     report = annotate(
         dataset_dir,
-        out_dir=out,
+        **given(out_dir=out, pairs=num_pairs, holdout=holdout, folds=folds, seed=seed, threads=threads),
         csv=csv,
-        pairs=pairs,
         pairs_out=pairs_out,
-        holdout=holdout,
-        folds=folds,
-        seed=seed,
         check=check,
         relative=relative,
-        workers=workers,
         force=force,
     )
     for table in annotation_tables(report):
@@ -96,21 +112,24 @@ def annotate_command(
     console.print("wrote " + ", ".join(str(p) for p in report.outputs))
 
 
-@command("synth", DATA)
+@command("synth", DATA, renamed={"--workers": "--threads"})
 def synth_command(
     out_dir: Annotated[Path, typer.Argument(help="Folder to write person_NNNN/person_NNNN_NNNN.jpg into.")],
-    identities: Annotated[int, typer.Option(help="Number of identities.")] = 20,
-    images: Annotated[int, typer.Option(help="Images per identity.")] = 10,
-    size: Annotated[int, typer.Option(help="Image side in pixels.")] = 64,
-    seed: Annotated[int, typer.Option(help="Random seed (same seed, same images).")] = 0,
-    workers: Threads = 4,
+    identities: Annotated[int | None, typer.Option(help=SYNTH("Number of identities", "identities"))] = None,
+    images: Annotated[int | None, typer.Option(help=SYNTH("Images per identity", "images"))] = None,
+    size: Annotated[int | None, typer.Option(help=SYNTH("Image side in pixels", "size"))] = None,
+    seed: Annotated[int | None, typer.Option(help=SYNTH("Random seed (same seed, same images)", "seed"))] = None,
+    threads: Annotated[
+        int | None, typer.Option("--threads", min=1, help=SYNTH("Parallel writer threads", "threads"))
+    ] = None,
     force: Force = False,
 ) -> None:
     """Generate a synthetic face-like dataset with identity structure."""
     from facecli.data.synth import synth
 
-    count = synth(out_dir, identities=identities, images=images, size=size, seed=seed, workers=workers, force=force)
-    console.print(f"wrote {count} images of {identities} identities to {out_dir}")
+    options = given(identities=identities, images=images, size=size, seed=seed, threads=threads)
+    count = synth(out_dir, **options, force=force)
+    console.print(f"wrote {count} images to {out_dir}")
 
 
 @command("pack", DATA)

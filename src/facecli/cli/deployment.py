@@ -8,19 +8,24 @@ from typing import Annotated
 import typer
 
 from facecli.cli.app import DEPLOYMENT, command
+from facecli.cli.defaults import Defaults, given
 from facecli.cli.options import Force, ModelFile
 from facecli.console import console
+
+EXPORT = Defaults("exporting/exporter", "export")
 
 
 @command("export", DEPLOYMENT)
 def export_command(
     checkpoint: ModelFile,
     out: Annotated[Path, typer.Option("--out", help="File to write (model.onnx or model.pt).")],
-    fmt: Annotated[str, typer.Option("--format", help="onnx or torchscript.")] = "onnx",
-    opset: Annotated[int, typer.Option("--opset", help="ONNX opset version.")] = 17,
+    fmt: Annotated[str | None, typer.Option("--format", help=EXPORT("onnx or torchscript", "fmt"))] = None,
+    opset: Annotated[int | None, typer.Option("--opset", help=EXPORT("ONNX opset version", "opset"))] = None,
     static_batch: Annotated[int | None, typer.Option("--static-batch", min=1, help="Fix the ONNX batch size.")] = None,
     fp16: Annotated[bool, typer.Option("--fp16", help="Half-precision ONNX graph (float32 input and output).")] = False,
-    verify: Annotated[bool, typer.Option("--verify/--no-verify", help="Check the export against PyTorch.")] = True,
+    verify: Annotated[
+        bool | None, typer.Option("--verify/--no-verify", help=EXPORT("Check the export against PyTorch", "verify"))
+    ] = None,
     verify_images: Annotated[
         list[Path] | None, typer.Option("--verify-image", help="Face image to check with (repeatable).")
     ] = None,
@@ -32,11 +37,9 @@ def export_command(
     result = export(
         checkpoint=checkpoint,
         out=out,
-        fmt=fmt,  # type: ignore[arg-type]
-        opset=opset,
+        **given(fmt=fmt, opset=opset, verify=verify),  # type: ignore[arg-type]
         static_batch=static_batch,
         fp16=fp16,
-        verify=verify,
         verify_images=verify_images,
         force=force,
     )

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from facecli.cli.app import EVALUATION, command
+from facecli.cli.defaults import Defaults, given
 from facecli.cli.options import EmbeddingOptions, Force, ModelFile, PairsOptions
 from facecli.cli.tables import sweep_table, verification_table
 from facecli.console import console
@@ -36,7 +37,12 @@ def eval_command(
     template_pairs: Annotated[
         Path | None, typer.Option("--template-pairs", help="Labelled template pairs (*_template_pair_label.txt).")
     ] = None,
-    folds: Annotated[int, typer.Option("--folds", min=2, help="Folds for files without folds.")] = 10,
+    folds: Annotated[
+        int | None,
+        typer.Option(
+            "--folds", min=2, help=Defaults("verification/api", "evaluate")("Folds for files without folds", "folds")
+        ),
+    ] = None,
     report: Annotated[Path | None, typer.Option("--report", help="Write the metrics as JSON.")] = None,
     plot: Annotated[Path | None, typer.Option("--plot", help="Write ROC + score histograms (png/pdf/svg).")] = None,
     scores: Annotated[
@@ -62,8 +68,8 @@ def eval_command(
         embedding=embedding.embed_options() if embedded else None,
         from_scores=from_scores,
         bin_set=bin_set,
-        templates=TemplatePairs(templates, template_pairs, pairs_options.root_if_given()) if templates else None,
-        folds=folds,
+        templates=TemplatePairs(templates, template_pairs, pairs_options.root) if templates else None,
+        **given(folds=folds),
         report=report,
         plot=plot,
         scores=scores,
@@ -79,7 +85,13 @@ def sweep_command(
     start: Annotated[float | None, typer.Option("--start", help="First threshold (default: lowest score).")] = None,
     stop: Annotated[float | None, typer.Option("--stop", help="Last threshold (default: highest score).")] = None,
     step: Annotated[float | None, typer.Option("--step", help="Threshold step (default: 200 steps).")] = None,
-    select: Annotated[str, typer.Option("--select", help="accuracy, f1 or far=<rate> (e.g. far=1e-3).")] = "accuracy",
+    select: Annotated[
+        str | None,
+        typer.Option(
+            "--select",
+            help=Defaults("verification/api", "sweep")("accuracy, f1 or far=<rate> (e.g. far=1e-3)", "select"),
+        ),
+    ] = None,
     out: Annotated[Path | None, typer.Option("--out", help="CSV of the rates per threshold.")] = None,
     plot: Annotated[Path | None, typer.Option("--plot", help="Plot accuracy/FAR/FRR against threshold.")] = None,
     save_threshold: Annotated[
@@ -99,7 +111,7 @@ def sweep_command(
         start=start,
         stop=stop,
         step=step,
-        select=select,
+        **given(select=select),
         out=out,
         plot=plot,
         save_threshold=save_threshold,

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from facecli.cli.defaults import Defaults, given, library_constant
 from facecli.console import err_console
 
 if TYPE_CHECKING:
@@ -17,9 +18,10 @@ if TYPE_CHECKING:
     from facecli.verification import PairsInput
 
 RUNTIME_PANEL, LOADING_PANEL = "Runtime", "Loading"
+PAIRS = Defaults("verification/scoring", "PairsInput")
+RUNTIME = Defaults("runtime", "resolve_runtime")
 
 Force = Annotated[bool, typer.Option("--force", help="Overwrite existing outputs.")]
-Threads = Annotated[int, typer.Option("--workers", min=1, help="Parallel reader threads.")]
 LoaderWorkers = Annotated[
     int | None,
     typer.Option("--workers", min=0, help="Image loader processes (default: cores-1).", rich_help_panel=LOADING_PANEL),
@@ -36,10 +38,14 @@ class RuntimeOptions:
     """Where and how the model runs; an option left out is None and takes the runtime's default."""
 
     device: Annotated[
-        str | None, typer.Option("--device", help="auto, cpu, cuda[:N] or mps.", rich_help_panel=RUNTIME_PANEL)
+        str | None,
+        typer.Option("--device", help=RUNTIME("auto, cpu, cuda[:N] or mps", "device"), rich_help_panel=RUNTIME_PANEL),
     ] = None
     precision: Annotated[
-        str | None, typer.Option("--precision", help="auto, fp32, fp16 or bf16.", rich_help_panel=RUNTIME_PANEL)
+        str | None,
+        typer.Option(
+            "--precision", help=RUNTIME("auto, fp32, fp16 or bf16", "precision"), rich_help_panel=RUNTIME_PANEL
+        ),
     ] = None
     channels_last: Annotated[
         bool | None,
@@ -51,14 +57,20 @@ class RuntimeOptions:
     ] = None
     compile: Annotated[
         bool | None,
-        typer.Option("--compile/--no-compile", help="torch.compile the model.", rich_help_panel=RUNTIME_PANEL),
+        typer.Option(
+            "--compile/--no-compile", help=RUNTIME("torch.compile the model", "compile"), rich_help_panel=RUNTIME_PANEL
+        ),
     ] = None
 
     def resolve(self) -> Runtime:
         """The resolved runtime (defaults for what was left out)."""
         from facecli.runtime import resolve_runtime
 
-        return resolve_runtime(self.device or "auto", self.precision or "auto", self.channels_last, bool(self.compile))
+        return resolve_runtime(
+            **given(
+                device=self.device, precision=self.precision, channels_last=self.channels_last, compile=self.compile
+            )
+        )
 
 
 @dataclass
@@ -70,7 +82,8 @@ class LoadingOptions:
         typer.Option(
             "--batch-size",
             min=1,
-            help="Images per forward pass (default: 8 for PyTorch on a CPU, else 64; measured fastest).",
+            help=f"Images per forward pass (default: {library_constant('embed/backends', 'CPU_TORCH_BATCH')} for "
+            f"PyTorch on a CPU, else {library_constant('embed/backends', 'DEFAULT_BATCH')}; measured fastest).",
             rich_help_panel=LOADING_PANEL,
         ),
     ] = None
@@ -159,9 +172,13 @@ class EmbeddingOptions(LoadingOptions, RuntimeOptions):
 class PairsOptions:
     """How to read a pairs file and score its pairs."""
 
-    root: Annotated[Path, typer.Option("--root", help="Folder the pair paths are relative to.")] = Path(".")
-    metric: Annotated[str, typer.Option("--metric", help="cosine (similarity) or euclidean (distance).")] = "cosine"
-    fmt: Annotated[str, typer.Option("--format", help="auto, lfw, paths or csv.")] = "auto"
+    root: Annotated[
+        Path | None, typer.Option("--root", help="Folder the pair paths are relative to (default: the current one).")
+    ] = None
+    metric: Annotated[
+        str | None, typer.Option("--metric", help=PAIRS("cosine (similarity) or euclidean (distance)", "metric"))
+    ] = None
+    fmt: Annotated[str | None, typer.Option("--format", help=PAIRS("auto, lfw, paths or csv", "fmt"))] = None
     columns: Annotated[str | None, typer.Option("--columns", help="CSV columns: image1,image2[,label].")] = None
     allow_outside_root: Annotated[
         bool, typer.Option("--allow-outside-root", help="Allow pair paths that leave --root.")
@@ -172,22 +189,23 @@ class PairsOptions:
         from facecli.errors import FaceCliError
 
         changed = (
-            ("--metric", self.metric, "cosine"),
-            ("--format", self.fmt, "auto"),
-            ("--columns", self.columns, None),
-            ("--allow-outside-root", self.allow_outside_root, False),
+            ("--metric", self.metric),
+            ("--format", self.fmt),
+            ("--columns", self.columns),
+            ("--allow-outside-root", self.allow_outside_root or None),
         )
-        given = [flag for flag, value, default in changed if value != default]
+        given = [flag for flag, value in changed if value is not None]
         if given:
             raise FaceCliError(f"{', '.join(given)}: template pairs are IJB's own files, scored by cosine")
-
-    def root_if_given(self) -> Path | None:
-        """--root, or None where it was left at its default (the current folder)."""
-        return None if self.root == Path(".") else self.root
 
     def read(self, pairs: Path) -> PairsInput:
         """The library's pairs input for the file `pairs`, checked."""
         from facecli.verification import PairsInput
 
-        columns = self.columns.split(",") if self.columns else None
-        return PairsInput(pairs, self.root, self.metric, self.fmt, columns, self.allow_outside_root)  # type: ignore[arg-type]
+        return PairsInput(
+            pairs=pairs,
+            root=self.root or Path("."),
+            **given(metric=self.metric, fmt=self.fmt),  # type: ignore[arg-type]
+            columns=self.columns.split(",") if self.columns else None,
+            allow_outside_root=self.allow_outside_root,
+        )

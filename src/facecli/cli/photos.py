@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from facecli.cli.app import PHOTOS, command
+from facecli.cli.defaults import Defaults, given
 from facecli.cli.options import EmbeddingOptions, Force, ModelFile
 from facecli.console import console
 
@@ -66,8 +67,14 @@ def embed_command(
     out: Annotated[Path, typer.Option("--out", help="embeddings.npy (with a .csv of paths) or .parquet.")],
     plot: Annotated[Path | None, typer.Option("--plot", help="A 2-D map of the embeddings by identity (.png).")] = None,
     projection: Annotated[
-        str, typer.Option("--projection", help="How --plot maps to 2-D: pca, or tsne (scikit-learn's t-SNE).")
-    ] = "pca",
+        str | None,
+        typer.Option(
+            "--projection",
+            help=Defaults("photos/embed_out", "embed_to_file")(
+                "How --plot maps to 2-D: pca, or tsne (scikit-learn's t-SNE)", "projection"
+            ),
+        ),
+    ] = None,
     tensorboard: Annotated[
         Path | None, typer.Option("--tensorboard", help="Write TensorBoard projector files (with thumbnails) here.")
     ] = None,
@@ -79,7 +86,7 @@ def embed_command(
 
     result = embed_to_file(
         source, checkpoint=checkpoint, out=out, embedding=embedding.embed_options(align="auto"), plot=plot,
-        projection=projection, tensorboard=tensorboard, force=force,
+        **given(projection=projection), tensorboard=tensorboard, force=force,
     )  # fmt: skip
     beside = f" and {result.table}" if result.table else ""
     console.print(f"wrote {len(result.paths)} embeddings of size {result.embeddings.shape[1]} to {result.out}{beside}")

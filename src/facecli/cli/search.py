@@ -8,9 +8,13 @@ from typing import Annotated
 import typer
 
 from facecli.cli.app import SEARCH, command
+from facecli.cli.defaults import Defaults, given
 from facecli.cli.options import EmbeddingOptions, Force, GalleryIndex, GalleryModel
 from facecli.cli.tables import identification_table
 from facecli.console import console
+
+BUILD = Defaults("identification/search", "build_index")
+IDENTIFY = Defaults("identification/search", "identify")
 
 
 @command("index", SEARCH)
@@ -23,11 +27,17 @@ def index_command(
     add: Annotated[Path | None, typer.Option("--add", help="Append the images of this image-folder dataset.")] = None,
     remove: Annotated[list[str] | None, typer.Option("--remove", help="Remove this identity (repeatable).")] = None,
     template: Annotated[
-        str, typer.Option("--template", help="image (every image) or mean (one per identity).")
-    ] = "image",
-    index_type: Annotated[str, typer.Option("--index-type", help="flat (exact) or ivf (approximate).")] = "flat",
-    nlist: Annotated[int, typer.Option("--nlist", min=0, help="IVF lists (default 4 sqrt(N)).")] = 0,
-    nprobe: Annotated[int, typer.Option("--nprobe", min=1, help="IVF lists searched per query.")] = 32,
+        str | None, typer.Option("--template", help=BUILD("image (every image) or mean (one per identity)", "template"))
+    ] = None,
+    index_type: Annotated[
+        str | None, typer.Option("--index-type", help=BUILD("flat (exact) or ivf (approximate)", "index_type"))
+    ] = None,
+    nlist: Annotated[
+        int | None, typer.Option("--nlist", min=0, help=BUILD("IVF lists (0: 4 sqrt(N))", "nlist"))
+    ] = None,
+    nprobe: Annotated[
+        int | None, typer.Option("--nprobe", min=1, help=BUILD("IVF lists searched per query", "nprobe"))
+    ] = None,
     embedding: EmbeddingOptions = EmbeddingOptions(),  # noqa: B008  (a group: expanded into options by `command`)
     force: Force = False,
 ) -> None:
@@ -41,10 +51,7 @@ def index_command(
         gallery_dir=gallery_dir,
         add=add,
         remove=remove,
-        template=template,
-        index_type=index_type,
-        nlist=nlist,
-        nprobe=nprobe,
+        **given(template=template, index_type=index_type, nlist=nlist, nprobe=nprobe),
         force=force,
     )
     console.print(
@@ -58,7 +65,9 @@ def identify_command(
     query: Annotated[Path, typer.Argument(help="An image, or a folder of images.")],
     index: GalleryIndex,
     out: Annotated[Path, typer.Option("--out", help="CSV: query, identity, score, top-k identities and scores.")],
-    top_k: Annotated[int, typer.Option("--top-k", min=1, help="Identities to list per query.")] = 5,
+    top_k: Annotated[
+        int | None, typer.Option("--top-k", min=1, help=IDENTIFY("Identities to list per query", "top_k"))
+    ] = None,
     threshold: Annotated[float | None, typer.Option("--threshold", help="Below this best score: unknown.")] = None,
     checkpoint: GalleryModel = None,
     embedding: EmbeddingOptions = EmbeddingOptions(),  # noqa: B008
@@ -72,7 +81,7 @@ def identify_command(
         query=query,
         out=out,
         embedding=embedding.embed_options(),
-        top_k=top_k,
+        **given(top_k=top_k),
         threshold=threshold,
         checkpoint=checkpoint,
         force=force,

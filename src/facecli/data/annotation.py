@@ -60,19 +60,19 @@ def annotate(
     seed: int = 0,
     check: bool = False,
     relative: bool = False,
-    workers: int = 4,
+    threads: int = 4,
     force: bool = False,
 ) -> AnnotationReport:
     """Scan `dataset_dir` and write cls_train.txt (`id;path`), classes.txt and optional CSV and pairs."""
     out = Path(out_dir)
     cls_train, classes = out / "cls_train.txt", out / "classes.txt"
     if (pairs or holdout) and pairs_out is None:
-        raise FaceCliError("--pairs and --holdout need --pairs-out FILE for the pairs file")
+        raise FaceCliError("--num-pairs and --holdout need --pairs-out FILE for the pairs file")
     if pairs_out is not None and not pairs:
-        raise FaceCliError("--pairs-out needs --pairs N (the number of pairs to draw)")
+        raise FaceCliError("--pairs-out needs --num-pairs N (the number of pairs to draw)")
     check_writable(cls_train, classes, csv, pairs_out, force=force)
 
-    scan = scan_dataset(dataset_dir, check=check, workers=workers)
+    scan = scan_dataset(dataset_dir, check=check, threads=threads)
     root = scan.root.resolve()
     held = _choose_holdout(scan, holdout, seed) if holdout else []
     train_ids = [name for name in scan.identities if name not in held]

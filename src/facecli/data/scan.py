@@ -103,7 +103,7 @@ def _leaves(folder: Path, scan: DatasetScan) -> list[Path]:
     return leaves
 
 
-def scan_dataset(root: str | os.PathLike[str], check: bool = False, workers: int = 4) -> DatasetScan:
+def scan_dataset(root: str | os.PathLike[str], check: bool = False, threads: int = 4) -> DatasetScan:
     """Read every file once (hash + header check, or a full decode with `check`), in parallel."""
     root = Path(root)
     if not root.is_dir():
@@ -126,7 +126,7 @@ def scan_dataset(root: str | os.PathLike[str], check: bool = False, workers: int
                 candidates.append((name, file))
     if not scan.images:
         raise FaceCliError(f"{root}: no identity folders found (expected {root}/<identity>/<image>.jpg)")
-    with ThreadPoolExecutor(max(1, workers)) as pool:
+    with ThreadPoolExecutor(max(1, threads)) as pool:
         results = list(pool.map(lambda c: _inspect(c[1], check), candidates))
     by_hash: dict[str, list[Path]] = defaultdict(list)
     for (identity, file), (digest, reason) in zip(candidates, results, strict=True):

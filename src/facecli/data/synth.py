@@ -212,7 +212,7 @@ def synth(
     images: int = 10,
     size: int = 64,
     seed: int = 0,
-    workers: int = 4,
+    threads: int = 4,
     force: bool = False,
 ) -> int:
     """Write `identities` folders of `images` JPEGs each (LFW naming: name/name_0001.jpg); returns the count."""
@@ -221,6 +221,6 @@ def synth(
         raise FaceCliError("synth needs --identities >= 1, --images >= 1 and --size >= 16")
     if out.exists() and any(out.iterdir()) and not force:
         raise FaceCliError(f"{out} is not empty; pass --force to write into it")
-    with ThreadPoolExecutor(max(1, workers)) as pool:
+    with ThreadPoolExecutor(max(1, threads)) as pool:
         counts = pool.map(lambda i: _write_identity(out, i, images, size, seed), range(identities))
         return sum(counts)

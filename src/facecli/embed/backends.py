@@ -26,7 +26,8 @@ ONNX_DIGEST_KEY = "facecli_sha256"  # of the initializers (the weights), checked
 # images per forward pass when none is asked for (benchmarks/RESULTS.md, "Batch size per backend"):
 # PyTorch on a CPU is fastest at small batches (mobilenet 160 px: 114 img/s at 8, 49 at 64), ONNX Runtime
 # is flat from 8 to 64, GPUs want large batches
-CPU_TORCH_BATCH, DEFAULT_BATCH = 8, 64
+CPU_TORCH_BATCH = 8  # images per forward pass for PyTorch on a CPU (measured fastest)
+DEFAULT_BATCH = 64  # elsewhere
 
 
 class Embedder(Protocol):

@@ -25,7 +25,7 @@ class EmbedOptions:
 
     runtime: Runtime
     backend: Backend = "auto"  # ONNX Runtime on CPUs where it is faster (embed/auto_backend.py)
-    batch_size: int | None = None  # None: the backend's preferred batch (8 for PyTorch on a CPU, else 64)
+    batch_size: int | None = None  # None: the backend's preferred batch (backends.py)
     workers: int | None = None
     flip: bool | None = None  # None: off (identification: as the gallery was built)
     cache_dir: Path | None = None

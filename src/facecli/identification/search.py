@@ -46,7 +46,7 @@ def _as_built(gallery: Gallery, embedding: EmbedOptions) -> EmbedOptions:
 
 
 def _scan_gallery(folder: str | os.PathLike[str]) -> tuple[list[Path], list[str], int]:
-    scan = scan_dataset(folder, workers=SCAN_THREADS)
+    scan = scan_dataset(folder, threads=SCAN_THREADS)
     files = [f for name in scan.identities for f in scan.images[name]]
     names = [name for name in scan.identities for _ in scan.images[name]]
     return files, names, len(scan.bad_images)

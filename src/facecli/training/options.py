@@ -74,7 +74,7 @@ class TrainOptions:
     checkpoint_every: int = 0
     tensorboard: bool = False
     workers: int | None = None
-    val_batch_size: int | None = None  # the validation model's preferred batch (8 on a CPU, else 64)
+    val_batch_size: int | None = None  # None: the validation model's preferred batch
     seed: int = 0
     device: str = "auto"
     precision: str = "auto"

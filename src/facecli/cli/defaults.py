@@ -1,0 +1,59 @@
+"""The library's defaults for the CLI's help, read from the library's source: each default is written once,
+in the signature the option feeds, and showing it in `--help` does not import PyTorch."""
+
+from __future__ import annotations
+
+import ast
+import functools
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1]
+
+
+@functools.cache
+def library_defaults(module: str, name: str) -> dict[str, str]:
+    """The keyword defaults of function or dataclass `name` in `module` (as 'data/annotation'), as text."""
+    tree = ast.parse((PACKAGE / f"{module}.py").read_text(encoding="utf-8"))
+    node = next(n for n in tree.body if isinstance(n, ast.FunctionDef | ast.ClassDef) and n.name == name)
+    if isinstance(node, ast.ClassDef):
+        fields = [s for s in node.body if isinstance(s, ast.AnnAssign) and isinstance(s.target, ast.Name)]
+        return {s.target.id: _shown(s.value) for s in fields if s.value is not None}  # type: ignore[union-attr]
+    args = node.args
+    positional = [*args.posonlyargs, *args.args]
+    pairs = [
+        *zip(positional[len(positional) - len(args.defaults) :], args.defaults, strict=True),
+        *zip(args.kwonlyargs, args.kw_defaults, strict=True),
+    ]
+    return {arg.arg: _shown(default) for arg, default in pairs if default is not None}
+
+
+@functools.cache
+def library_constant(module: str, name: str) -> str:
+    """The value of constant `name` in `module` (as 'embed/backends'), as text."""
+    tree = ast.parse((PACKAGE / f"{module}.py").read_text(encoding="utf-8"))
+    assignments = [n for n in tree.body if isinstance(n, ast.Assign | ast.AnnAssign)]
+    targets = {id(n): n.targets if isinstance(n, ast.Assign) else [n.target] for n in assignments}
+    node = next(n for n in assignments if any(getattr(t, "id", None) == name for t in targets[id(n)]))
+    return _shown(node.value)  # type: ignore[arg-type]
+
+
+def _shown(node: ast.expr) -> str:
+    try:
+        return str(ast.literal_eval(node))
+    except ValueError:
+        return ast.unparse(node)
+
+
+def given(**options: object) -> dict[str, object]:
+    """The options that were given (not None), to pass on so that the library's defaults apply to the rest."""
+    return {name: value for name, value in options.items() if value is not None}
+
+
+class Defaults:
+    """Help texts ending with the defaults of one library function or dataclass."""
+
+    def __init__(self, module: str, name: str) -> None:
+        self.values = library_defaults(module, name)
+
+    def __call__(self, text: str, option: str) -> str:
+        return f"{text} (default: {self.values[option]})."

@@ -8,6 +8,7 @@ import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from facecli.errors import FaceCliError
 
@@ -86,6 +87,12 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
     """Write UTF-8 text to `path` atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def write_csv_atomic(path: str | os.PathLike[str], table: Any) -> None:
+    """Write a pandas DataFrame to `path` as CSV (no index), atomically."""
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, index=False)
 
 
 def read_text(path: Path) -> str:

@@ -18,7 +18,7 @@ from facecli.align.warp import TEMPLATES, align_face, centre_crop
 from facecli.console import err_console
 from facecli.data.images import ImageError, is_image_file, read_image
 from facecli.errors import FaceCliError, unknown_choice
-from facecli.fileio import atomic_path
+from facecli.fileio import atomic_path, write_csv_atomic
 
 REPORT = "align_report.csv"
 
@@ -134,6 +134,5 @@ def align_folder(in_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str]
         pool.shutdown(wait=True, cancel_futures=True)  # on Ctrl-C: finish the photos in hand, start no more
         if report.rows:
             out_dir.mkdir(parents=True, exist_ok=True)
-            with atomic_path(out_dir / REPORT) as tmp:
-                pd.DataFrame(report.rows).to_csv(tmp, index=False)
+            write_csv_atomic(out_dir / REPORT, pd.DataFrame(report.rows))
     return report

@@ -14,7 +14,9 @@ PACKAGE = Path(__file__).resolve().parents[1]
 def library_defaults(module: str, name: str) -> dict[str, str]:
     """The keyword defaults of function or dataclass `name` in `module` (as 'data/annotation'), as text."""
     tree = ast.parse((PACKAGE / f"{module}.py").read_text(encoding="utf-8"))
-    node = next(n for n in tree.body if isinstance(n, ast.FunctionDef | ast.ClassDef) and n.name == name)
+    node = next((n for n in tree.body if isinstance(n, ast.FunctionDef | ast.ClassDef) and n.name == name), None)
+    if node is None:
+        raise LookupError(f"facecli/{module}.py defines no function or class {name}")
     if isinstance(node, ast.ClassDef):
         fields = [s for s in node.body if isinstance(s, ast.AnnAssign) and isinstance(s.target, ast.Name)]
         return {s.target.id: _shown(s.value) for s in fields if s.value is not None}  # type: ignore[union-attr]

@@ -18,6 +18,9 @@ PairsFile = Annotated[
     Path, typer.Option("--pairs", help="Pairs file: LFW pairs.txt, 'path1 path2 label' lines or CSV.")
 ]
 
+EVALUATE = Defaults("verification/evaluation", "evaluate")
+SWEEP = Defaults("verification/api", "sweep")
+
 
 @command("eval", EVALUATION)
 def eval_command(
@@ -39,9 +42,7 @@ def eval_command(
     ] = None,
     folds: Annotated[
         int | None,
-        typer.Option(
-            "--folds", min=2, help=Defaults("verification/api", "evaluate")("Folds for files without folds", "folds")
-        ),
+        typer.Option("--folds", min=2, help=EVALUATE("Folds for files without folds", "folds")),
     ] = None,
     report: Annotated[Path | None, typer.Option("--report", help="Write the metrics as JSON.")] = None,
     plot: Annotated[Path | None, typer.Option("--plot", help="Write ROC + score histograms (png/pdf/svg).")] = None,
@@ -89,7 +90,7 @@ def sweep_command(
         str | None,
         typer.Option(
             "--select",
-            help=Defaults("verification/api", "sweep")("accuracy, f1 or far=<rate> (e.g. far=1e-3)", "select"),
+            help=SWEEP("accuracy, f1 or far=<rate> (e.g. far=1e-3)", "select"),
         ),
     ] = None,
     out: Annotated[Path | None, typer.Option("--out", help="CSV of the rates per threshold.")] = None,

@@ -157,14 +157,14 @@ class EmbeddingOptions(LoadingOptions, RuntimeOptions):
         runtime = RuntimeOptions.resolve(self)
         err_console.print(runtime.describe() if backend != "onnx" else "runtime: onnxruntime", highlight=False)
         return EmbedOptions(
-            runtime,
-            backend,
-            self.batch_size,
-            self.workers,
-            self.flip,
-            self.cache,
-            self.align or align,
-            self.align_template,
+            runtime=runtime,
+            backend=backend,
+            batch_size=self.batch_size,
+            workers=self.workers,
+            flip=self.flip,
+            cache_dir=self.cache,
+            align=self.align or align,
+            template=self.align_template,
         )
 
 

@@ -16,7 +16,7 @@ from facecli.embed import EmbedOptions, embed_files
 from facecli.embed.backends import model_config
 from facecli.embed.cache import file_hash
 from facecli.errors import FaceCliError, unknown_choice
-from facecli.fileio import atomic_path, check_writable
+from facecli.fileio import check_writable, write_csv_atomic
 from facecli.identification.gallery import Gallery
 from facecli.writer_lock import writer_lock
 
@@ -181,8 +181,7 @@ def identify(
             row[f"score{rank + 1}"] = round(float(row_scores[rank]), 6) if rank < len(row_names) else np.nan
         rows.append(row)
     table = pd.DataFrame(rows)
-    with atomic_path(out) as tmp:
-        table.to_csv(tmp, index=False)
+    write_csv_atomic(out, table)
     return table
 
 

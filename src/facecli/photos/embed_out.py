@@ -13,7 +13,7 @@ import pandas as pd
 from facecli.data.images import image_files
 from facecli.embed import EmbedOptions, embed_files
 from facecli.errors import FaceCliError, unknown_choice
-from facecli.fileio import atomic_path, check_writable, read_text
+from facecli.fileio import atomic_path, check_writable, read_text, write_csv_atomic
 
 OUTPUTS = (".npy", ".parquet")
 PROJECTIONS = ("pca", "tsne")
@@ -86,8 +86,7 @@ def embed_to_file(
     if table is not None:
         with atomic_path(out) as tmp, open(tmp, "wb") as f:
             np.save(f, vectors)
-        with atomic_path(table) as tmp:
-            rows.assign(row=range(len(rows))).to_csv(tmp, index=False)
+        write_csv_atomic(table, rows.assign(row=range(len(rows))))
     else:
         with atomic_path(out) as tmp:
             rows.assign(embedding=list(vectors)).to_parquet(tmp, index=False)

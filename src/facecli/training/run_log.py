@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from facecli.console import err_console, printable
-from facecli.fileio import atomic_path
+from facecli.fileio import write_csv_atomic
 from facecli.training.options import TrainOptions
 
 
@@ -95,8 +95,7 @@ class RunLog:
             return
         shown = ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items())
         err_console.print(shown, highlight=False)
-        with atomic_path(self.run_dir / "metrics.csv") as tmp:
-            pd.DataFrame(history).to_csv(tmp, index=False)
+        write_csv_atomic(self.run_dir / "metrics.csv", pd.DataFrame(history))
         if plot:
             from facecli.plots import training_curves
 

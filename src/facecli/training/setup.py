@@ -139,7 +139,14 @@ def _validation(options: TrainOptions, runtime: Runtime, workers: int) -> Valida
         return None
     pairs = options.val_pairs
     root = options.val_root if options.val_root is not None else pairs.parent if pairs is not None else None
-    return Validation(pairs, root, runtime, options.val_batch_size, workers, options.val_bin)
+    return Validation(
+        pairs=pairs,
+        root=root,
+        runtime=runtime,
+        batch_size=options.val_batch_size,
+        workers=workers,
+        bin_set=options.val_bin,
+    )
 
 
 def _model(options: TrainOptions, num_classes: int, init: ModelConfig | None) -> tuple[FaceEmbedder, str | None]:

@@ -28,7 +28,7 @@ class Validation:
         bin_set: Path | None = None,
     ) -> None:  # fmt: skip
         self.bin = read_bin(bin_set) if bin_set is not None else None  # insightface's set, scored its own way
-        self.checked = check_pairs(PairsInput(pairs, root)) if pairs is not None else None
+        self.checked = check_pairs(PairsInput(pairs=pairs, root=root)) if pairs is not None else None
         self.runtime = dataclasses.replace(runtime, compile=False)
         self.batch_size, self.workers = batch_size, workers
         self.note: str | None = None  # what the last validation left out, if anything

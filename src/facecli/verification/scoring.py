@@ -98,3 +98,12 @@ def score_checked(
 def score_pairs(checkpoint: Path, checked: CheckedPairs, metric: Metric, opts: EmbedOptions) -> ScoredPairs:
     """Score checked pairs with a model file."""
     return score_checked(checked, lambda files: embed_files(checkpoint, files, opts), metric)
+
+
+def labelled(scored: ScoredPairs) -> np.ndarray:
+    """The pairs' labels, for measuring; a one-line error where there are none or images are missing."""
+    if scored.pairs.labels is None:
+        raise FaceCliError(f"{scored.pairs.source}: has no labels (or identity columns) to evaluate against")
+    if np.isnan(scored.scores).any():
+        raise FaceCliError("cannot evaluate with missing images; remove those pairs")
+    return scored.pairs.labels

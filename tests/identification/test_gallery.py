@@ -228,3 +228,22 @@ def test_one_image_per_identity_is_allowed_and_unusable_gallery_is_refused(world
             embedding=EMB,
             gallery_dir=tmp_path / "broken",
         )
+
+
+def _unit(*rows):
+    vectors = np.asarray(rows, np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("template", ["image", "mean"])
+def test_gallery_add_and_remove_change_what_search_finds(template):
+    gallery = Gallery(_unit([1, 0, 0]), ["ann"], ["a.jpg"], checkpoint="m", model_hash="h", template=template)
+    query = _unit([0, 1, 0.1])
+    assert gallery.search(query, 1)[1] == [["ann"]]
+    gallery.add(_unit([0, 1, 0]), ["bob"], ["b.jpg"])
+    assert gallery.search(query, 1)[1] == [["bob"]]  # the index built before the add is not reused
+    with pytest.raises(FaceCliError, match="no identity carl"):
+        gallery.remove(["bob", "carl"])
+    assert gallery.identities == ["ann", "bob"] and len(gallery.embeddings) == 2  # nothing dropped
+    gallery.remove(["bob"])
+    assert gallery.paths == ["a.jpg"] and gallery.search(query, 1)[1] == [["ann"]]

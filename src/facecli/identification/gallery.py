@@ -33,6 +33,24 @@ class Gallery:
     _index: object = field(default=None, repr=False)
     _labels: list[str] = field(default_factory=list, repr=False)
 
+    def add(self, embeddings: np.ndarray, identities: list[str], paths: list[str]) -> None:
+        """Append images; the search structures are rebuilt (IVF retrained) when next used or saved."""
+        self.embeddings = np.concatenate([self.embeddings, embeddings])
+        self.identities = [*self.identities, *identities]
+        self.paths = [*self.paths, *paths]
+        self._index = None
+
+    def remove(self, identities: list[str]) -> None:
+        """Drop every image of `identities`; a name not in the gallery is an error, and nothing is dropped."""
+        unknown = sorted(set(identities) - set(self.identities))
+        if unknown:
+            raise FaceCliError(f"no identity {', '.join(unknown)} in the gallery")
+        keep = [i for i, name in enumerate(self.identities) if name not in set(identities)]
+        self.embeddings = self.embeddings[keep]
+        self.identities = [self.identities[i] for i in keep]
+        self.paths = [self.paths[i] for i in keep]
+        self._index = None
+
     def _build(self) -> None:
         import faiss
 

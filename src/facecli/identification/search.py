@@ -82,70 +82,52 @@ def build_index(
         check_writable(out, force=force)
     out = Path(out)
     with writer_lock(out.with_name(f".{out.name}.lock"), f"gallery index {out}"):
-        return _build_or_change(
-            out, embedding, checkpoint, gallery_dir, add, remove, template, index_type, nlist, nprobe
-        )
+        if gallery_dir is not None:
+            settings = {"template": template, "index_type": index_type, "nlist": nlist, "nprobe": nprobe}
+            gallery, model = _new_gallery(checkpoint, embedding, settings)
+            source = gallery_dir
+        else:
+            gallery, model, embedding = _open_search(out, checkpoint, embedding)
+            source = add
+        if remove:
+            try:
+                gallery.remove(remove)
+            except FaceCliError as exc:
+                raise FaceCliError(f"{out}: {exc}") from None
+        embedded, skipped = _add_images(gallery, source, model, embedding) if source is not None else (0, 0)
+        if not gallery.identities:
+            raise FaceCliError(f"{source or out}: the gallery has no usable images")
+        gallery.save(out)
+        return gallery, embedded, skipped
 
 
-def _build_or_change(
-    out: Path,
-    embedding: EmbedOptions,
-    checkpoint: str | os.PathLike[str] | None,
-    gallery_dir: str | os.PathLike[str] | None,
-    add: str | os.PathLike[str] | None,
-    remove: list[str] | None,
-    template: str,
-    index_type: str,
-    nlist: int,
-    nprobe: int,
-) -> tuple[Gallery, int, int]:
-    if gallery_dir is not None:
-        if checkpoint is None:
-            raise FaceCliError("building a gallery needs --checkpoint")
-        model, digest = _model_file(checkpoint)
-        size = model_config(model, embedding.backend).embedding_size
-        gallery = Gallery(
-            np.zeros((0, size), np.float32),
-            [],
-            [],
-            checkpoint=str(model.resolve()),
-            model_hash=digest,
-            template=template,
-            index_type=index_type,
-            nlist=nlist,
-            nprobe=nprobe,
-            flip=bool(embedding.flip),
-        )
-        source = gallery_dir
-    else:
-        gallery, model, embedding = _open_search(out, checkpoint, embedding)
-        source = add
-    skipped = embedded = 0
-    if remove:
-        unknown = sorted(set(remove) - set(gallery.identities))
-        if unknown:
-            raise FaceCliError(f"{out}: no identity {', '.join(unknown)} in the gallery")
-        dropped = set(remove)
-        keep = [i for i, name in enumerate(gallery.identities) if name not in dropped]
-        gallery.embeddings = gallery.embeddings[keep]
-        gallery.identities = [gallery.identities[i] for i in keep]
-        gallery.paths = [gallery.paths[i] for i in keep]
-    if source is not None:
-        files, names, skipped = _scan_gallery(source)
-        known = set(gallery.paths)
-        resolved = [str(f.resolve()) for f in files]
-        new = [i for i, path in enumerate(resolved) if path not in known]
-        if new:
-            vectors, _ = embed_files(model, [files[i] for i in new], embedding)
-            gallery.embeddings = np.concatenate([gallery.embeddings, vectors])
-            gallery.identities += [names[i] for i in new]
-            gallery.paths += [resolved[i] for i in new]
-            embedded = len(new)
-    if not gallery.identities:
-        raise FaceCliError(f"{source or out}: the gallery has no usable images")
-    gallery._index = None  # contents changed: search structures are rebuilt (IVF retrained) on save
-    gallery.save(out)
-    return gallery, embedded, skipped
+def _new_gallery(
+    checkpoint: str | os.PathLike[str] | None, embedding: EmbedOptions, settings: dict
+) -> tuple[Gallery, Path]:
+    """An empty gallery for the model, with its search settings."""
+    if checkpoint is None:
+        raise FaceCliError("building a gallery needs --checkpoint")
+    model, digest = _model_file(checkpoint)
+    size = model_config(model, embedding.backend).embedding_size
+    empty = np.zeros((0, size), np.float32)
+    gallery = Gallery(
+        empty, [], [], checkpoint=str(model.resolve()), model_hash=digest, flip=bool(embedding.flip), **settings
+    )
+    return gallery, model
+
+
+def _add_images(
+    gallery: Gallery, folder: str | os.PathLike[str], model: Path, embedding: EmbedOptions
+) -> tuple[int, int]:
+    """Embed and add the images of `folder` the gallery does not hold yet; (embedded, unreadable skipped)."""
+    files, names, skipped = _scan_gallery(folder)
+    known = set(gallery.paths)
+    resolved = [str(f.resolve()) for f in files]
+    new = [i for i, path in enumerate(resolved) if path not in known]
+    if new:
+        vectors, _ = embed_files(model, [files[i] for i in new], embedding)
+        gallery.add(vectors, [names[i] for i in new], [resolved[i] for i in new])
+    return len(new), skipped
 
 
 def _open_search(index: str | os.PathLike[str], checkpoint, embedding: EmbedOptions):  # noqa: ANN001, ANN202

@@ -20,6 +20,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from facecli.data.batch_plan import plan_batches
 from facecli.data.packing import pack_images
 from facecli.data.samplers import TrainBatchSampler
 from facecli.data.training_set import TrainImages, read_training_set, train_loader
@@ -42,9 +43,11 @@ def loader_rate(data, images: int, split: bool = False) -> float:  # noqa: ANN00
     preprocessing = Preprocessing((112, 112), (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), "RGB", "resize")
     if split:
         order = np.argsort(data.offsets, kind="stable")
-        sampler = TrainBatchSampler(data.labels, 1, 64, "random", rank=0, world_size=2, file_order=order)
+        sampler = TrainBatchSampler(
+            plan_batches(data.labels, 64, "random", rank=0, world_size=2, file_order=order), epochs=1
+        )
     else:
-        sampler = TrainBatchSampler(data.labels, 1, 64, "random")
+        sampler = TrainBatchSampler(plan_batches(data.labels, 64, "random"), epochs=1)
     loader = train_loader(TrainImages(data, preprocessing, "light"), sampler, 1, torch.device("cpu"))
     started, seen = time.perf_counter(), 0
     for batch, *_ in loader:

@@ -18,6 +18,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from facecli.data.batch_plan import plan_batches
 from facecli.data.samplers import TrainBatchSampler
 from facecli.data.synth import synth
 from facecli.data.training_set import TrainImages, read_training_set, train_loader
@@ -63,7 +64,7 @@ def measure(name: str, data, runtime: Runtime, batch_size: int, steps: int, work
     def step(images: torch.Tensor, labels: torch.Tensor) -> None:  # the loader's uint8, normalised as train does
         train_step(net, model.config.preprocessing.normalize(runtime.batch(images)), labels, optimizer, precision)
 
-    sampler = TrainBatchSampler(data.labels, 1, batch_size, "random", seed=0)
+    sampler = TrainBatchSampler(plan_batches(data.labels, batch_size, "random"), epochs=1)
     loader = train_loader(TrainImages(data, model.config.preprocessing, "light"), sampler, workers, runtime.device)
     batches = ((images, labels) for _ in itertools.count() for images, labels, *_ in loader)
     in_memory = itertools.repeat(next(batches))

@@ -3,11 +3,16 @@
 import numpy as np
 import pytest
 
+from facecli.data.batch_plan import plan_batches
 from facecli.data.samplers import TrainBatchSampler
 
 
 def _labels(counts):
     return np.concatenate([np.full(n, c) for c, n in enumerate(counts)])
+
+
+def _sampler(labels, epochs, batch, kind, k=4, seed=0, rank=0, world=1, file_order=None):
+    return TrainBatchSampler(plan_batches(labels, batch, kind, k, rank, world, file_order), epochs, seed)
 
 
 @pytest.mark.parametrize(("counts", "batch", "k", "expect"), [
@@ -17,10 +22,10 @@ def _labels(counts):
     ([4] * 20, 64, 4, (16, 4)),  # enough identities: unchanged
 ])  # fmt: skip
 def test_pk_batches_adapt_to_the_identities(counts, batch, k, expect):
-    sampler = TrainBatchSampler(_labels(counts), 1, batch, "pk", k)
+    sampler = _sampler(_labels(counts), 1, batch, "pk", k)
     p, per_identity = expect
     assert (sampler.batch_size // sampler.k, sampler.k) == (p, per_identity)
-    assert bool(sampler.notes) == (expect != (batch // k, k))
+    assert bool(sampler.plan.notes) == (expect != (batch // k, k))
     for chosen in sampler:
         labels = _labels(counts)[[i for i, _ in chosen]]
         assert len(chosen) == p * per_identity and len(set(labels.tolist())) == p
@@ -29,20 +34,20 @@ def test_pk_batches_adapt_to_the_identities(counts, batch, k, expect):
 
 def test_one_image_identities_are_left_out_of_pk_batches_but_not_shuffled_ones():
     labels = _labels([1, 1, 1, 6, 6, 6, 6])
-    pk = TrainBatchSampler(labels, 1, 8, "pk", 2)
-    assert "3 one-image identities" in " ".join(pk.notes)
+    pk = _sampler(labels, 1, 8, "pk", 2)
+    assert "3 one-image identities" in " ".join(pk.plan.notes)
     seen = {int(labels[i]) for batch in pk for i, _ in batch}
     assert seen <= {3, 4, 5, 6}
-    shuffled = TrainBatchSampler(labels, 1, 8, "random")
+    shuffled = _sampler(labels, 1, 8, "random")
     assert {int(labels[i]) for batch in shuffled for i, _ in batch} >= {0, 1, 2} or len(shuffled) * 8 < len(labels)
 
 
 def test_one_iteration_runs_every_epoch_and_a_resumed_one_continues_where_it_stopped():
     labels = _labels([5] * 8)
-    whole = TrainBatchSampler(labels, 3, 8, "pk", 2, seed=4)
+    whole = _sampler(labels, 3, 8, "pk", 2, seed=4)
     batches = list(whole)
     assert len(batches) == 3 * len(whole)
-    resumed = TrainBatchSampler(labels, 3, 8, "pk", 2, seed=4)
+    resumed = _sampler(labels, 3, 8, "pk", 2, seed=4)
     resumed.set_epoch(1, 2)
     assert list(resumed) == batches[len(whole) + 2 :]
 
@@ -50,13 +55,13 @@ def test_one_iteration_runs_every_epoch_and_a_resumed_one_continues_where_it_sto
 def _split(labels, world, kind, batch=8, k=2, epochs=2, seed=3):
     file_order = np.arange(len(labels))[::-1].copy()  # records lie in the file in reverse index order
     return [
-        TrainBatchSampler(labels, epochs, batch, kind, k, seed, rank, world, file_order=file_order)
-        for rank in range(world)
+        _sampler(labels, epochs, batch, kind, k, seed, rank, world, file_order) for rank in range(world)
     ], file_order
 
 
 def test_packed_data_split_by_rank_reads_each_record_once_per_epoch_from_its_own_part():
-    from facecli.data.samplers import BLOCK, WINDOW
+    from facecli.data.batch_plan import BLOCK
+    from facecli.data.samplers import WINDOW
 
     labels = _labels([7] * 600)  # 4200 records: 2100 per rank, over 4 blocks of 512 and a part block
     samplers, file_order = _split(labels, 2, "random", batch=50)
@@ -89,5 +94,13 @@ def test_split_pk_batches_agree_on_the_batch_and_resume_exactly():
 
 def test_one_process_or_unpacked_data_is_not_split():
     labels = _labels([5] * 8)
-    assert TrainBatchSampler(labels, 1, 8, "random", file_order=np.arange(40)).share is None
-    assert TrainBatchSampler(labels, 1, 8, "random", rank=1, world_size=2).share is None
+    assert plan_batches(labels, 8, "random", file_order=np.arange(40)).share is None
+    assert plan_batches(labels, 8, "random", rank=1, world_size=2).share is None
+
+
+def test_the_sampler_draws_the_plan_it_is_given():
+    labels = _labels([6] * 4)
+    plan = plan_batches(labels, 64, "pk", 4)  # 24 images: the plan shrinks the batch; the sampler keeps it
+    assert plan.batch_size == 24 and plan.notes
+    sampler = TrainBatchSampler(plan, epochs=1)
+    assert sampler.batch_size == plan.batch_size and all(len(batch) == 24 for batch in sampler)

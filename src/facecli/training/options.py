@@ -125,7 +125,7 @@ class TrainOptions:
         """Every name, value and combination given checked before any work; once the loss is known, returns
         the options with the loss's defaults filled in, so that config.json records exactly what is built."""
         from facecli.data.augment import AUGMENTATIONS
-        from facecli.data.samplers import SAMPLERS
+        from facecli.data.batch_plan import SAMPLERS
         from facecli.losses.options import check_loss_options, losses_taking_all
         from facecli.losses.partial_fc import check_sample_rate
         from facecli.models import default_config

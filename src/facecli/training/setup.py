@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader
 
 import facecli.losses  # noqa: F401  (registers the losses)
 from facecli.checkpoint import read_config
+from facecli.data.batch_plan import plan_batches
 from facecli.data.samplers import TrainBatchSampler
 from facecli.data.training_set import TrainImages, TrainingSet, decoded_cache_budget, read_training_set, train_loader
 from facecli.data.workers import default_workers
@@ -129,7 +130,7 @@ def set_up(
         step_hook=step_hook,
     )
     if proc.is_main:
-        _first_notes(run, data, lr, [lock_note, start_note, describe(loss), *sampler.notes])
+        _first_notes(run, data, lr, [lock_note, start_note, describe(loss), *sampler.plan.notes])
     return run, state
 
 
@@ -168,17 +169,16 @@ def _model(options: TrainOptions, num_classes: int, init: ModelConfig | None) ->
 
 
 def _sampler(options: TrainOptions, data: TrainingSet, proc: distributed.Process) -> TrainBatchSampler:
-    return TrainBatchSampler(
+    plan = plan_batches(
         data.labels,
-        options.epochs,
-        options.batch_size,
-        options.sampler_kind(),
-        options.images_per_identity,
-        options.seed,
-        proc.rank,
-        proc.world_size,
+        batch_size=options.batch_size,
+        kind=options.sampler_kind(),
+        k=options.images_per_identity,
+        rank=proc.rank,
+        world_size=proc.world_size,
         file_order=np.argsort(data.offsets, kind="stable") if data.offsets is not None else None,
     )
+    return TrainBatchSampler(plan, epochs=options.epochs, seed=options.seed)
 
 
 def _optimizer(

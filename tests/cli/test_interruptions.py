@@ -162,7 +162,7 @@ def test_sigint_during_eval_exits_130_and_writes_no_report(tmp_path):
     sent = time.monotonic()
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, f"exit {proc.returncode} {time.monotonic() - sent:.1f}s after SIGINT\n{err}"
-    assert "interrupted" in err and "Traceback" not in err
+    assert "interrupted" in err and "Traceback" not in err, err
     assert not report.exists() and not scores.exists() and not list(tmp_path.glob("*.tmp"))
 
 

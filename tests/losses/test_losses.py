@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 import facecli.losses  # noqa: F401  (registration)
 from facecli.errors import FaceCliError
+from facecli.losses.options import build_loss, check_loss_options
 from facecli.registry import HEADS, LOSSES
 
 
@@ -17,15 +18,42 @@ def batch():
     return torch.randn(12, 8, generator=g), torch.tensor([0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3])
 
 
-def test_every_loss_is_registered_and_trains(batch):
+# every registered loss and the test that checks it against a reference written out by hand
+REFERENCES = {
+    "softmax": "test_softmax_is_cross_entropy_of_w_e_plus_b",
+    "arcface": "test_margin_losses_match_the_formula",
+    "cosface": "test_margin_losses_match_the_formula",
+    "combined": "test_margin_losses_match_the_formula",
+    "triplet": "test_triplet_miners_against_loops",
+    "contrastive": "test_contrastive_and_siamese_use_balanced_pairs",
+    "siamese": "test_contrastive_and_siamese_use_balanced_pairs",
+}
+
+
+def test_every_registered_loss_has_a_reference_test():
+    assert set(LOSSES.names()) == set(REFERENCES)
+
+
+@pytest.mark.parametrize("name", LOSSES.names())
+def test_every_registered_loss_trains(batch, name):
     emb, labels = batch
-    for name in ("softmax", "arcface", "cosface", "combined", "triplet", "contrastive", "siamese"):
-        loss_fn = LOSSES.get(name)(embedding_size=8, num_classes=4)
-        x = emb.clone().requires_grad_(True)
-        loss = loss_fn(x, labels)
-        loss.backward()
-        assert loss.ndim == 0 and torch.isfinite(loss) and x.grad.abs().sum() > 0, name
+    loss_fn = LOSSES.get(name)(embedding_size=8, num_classes=4)
+    x = emb.clone().requires_grad_(True)
+    loss = loss_fn(x, labels)
+    loss.backward()
+    assert loss.ndim == 0 and torch.isfinite(loss) and x.grad.abs().sum() > 0
     assert {"linear", "margin"} <= set(HEADS.names())
+
+
+def test_softmax_is_cross_entropy_of_w_e_plus_b(batch):
+    emb, labels = batch
+    loss_fn = LOSSES.get("softmax")(8, 4)
+    weight, bias = loss_fn.head.fc.weight.detach(), loss_fn.head.fc.bias.detach()
+    terms = []
+    for e, y in zip(emb, labels, strict=True):
+        logits = [float(weight[c] @ e + bias[c]) for c in range(4)]
+        terms.append(math.log(sum(math.exp(z) for z in logits)) - logits[y])
+    assert loss_fn(emb, labels).item() == pytest.approx(sum(terms) / len(terms), rel=1e-5)
 
 
 def _naive_margin_logits(emb, weight, labels, s, m1, m2, m3):
@@ -40,14 +68,34 @@ def _naive_margin_logits(emb, weight, labels, s, m1, m2, m3):
     return logits
 
 
-@pytest.mark.parametrize(("name", "m1", "m2", "m3"), [("arcface", 1, 0.5, 0), ("cosface", 1, 0, 0.35)])
-def test_margin_losses_match_the_formula(batch, name, m1, m2, m3):
+def _margins(name: str, options: dict) -> tuple[float, float, float]:
+    """(m1, m2, m3) of cos(m1 * theta + m2) - m3 for each margin loss's own options."""
+    if name == "arcface":
+        return 1.0, options["margin"], 0.0
+    if name == "cosface":
+        return 1.0, 0.0, options["margin"]
+    return tuple(options["margins"])
+
+
+@pytest.mark.parametrize(
+    ("name", "given"),
+    [
+        ("arcface", {}),
+        ("cosface", {}),
+        ("combined", {}),
+        ("arcface", {"scale": 32.0, "margin": 0.3}),
+        ("combined", {"scale": 16.0, "margins": (0.9, 0.4, 0.15)}),  # all three margins at once
+    ],
+)
+def test_margin_losses_match_the_formula(batch, name, given):
     emb, labels = batch
-    loss_fn = LOSSES.get(name)(embedding_size=8, num_classes=4)
+    options = check_loss_options(name, given)
+    loss_fn = build_loss(name, 8, 4, options)
     with torch.no_grad():
         loss_fn.head.weight.copy_(emb[[0, 3, 6, 9]] + 0.3)  # true-class angles well inside (0, pi - m)
-    expected = F.cross_entropy(_naive_margin_logits(emb, loss_fn.head.weight.detach(), labels, 64, m1, m2, m3), labels)
-    assert loss_fn(emb, labels).item() == pytest.approx(expected.item(), rel=1e-4)
+    weight = loss_fn.head.weight.detach()
+    logits = _naive_margin_logits(emb, weight, labels, options["scale"], *_margins(name, options))
+    assert loss_fn(emb, labels).item() == pytest.approx(F.cross_entropy(logits, labels).item(), rel=1e-4)
 
 
 def test_triplet_miners_against_loops(batch):

@@ -3,9 +3,6 @@ and an interrupted run with them still resumes exactly."""
 
 import os
 import signal
-import subprocess
-import sys
-import time
 
 import pytest
 import torch
@@ -102,25 +99,24 @@ def test_past_the_limit_the_run_stops_cleanly_and_resumes_exactly_with_a_higher_
 
 
 def test_an_image_spoiled_or_deleted_while_the_run_goes_on_is_replaced(tmp_path):
-    """A real process: after its first epoch one image becomes an empty file and another is deleted."""
+    """At the end of the first epoch (a step hook, not a wait) one image becomes an empty file and another
+    is deleted; the decoded-image cache notices both, and the run goes on without them."""
     synth(tmp_path / "faces", identities=6, images=6, size=32, seed=6)
     annotate(tmp_path / "faces", out_dir=tmp_path)
     spoiled, deleted = sorted((tmp_path / "faces").rglob("*.jpg"))[3:5]
-    run = tmp_path / "run"
-    command = [sys.executable, "-m", "facecli", "train", "--data", str(tmp_path / "cls_train.txt"),
-               "--run-dir", str(run), "--backbone", "mobilenet", "--img-size", "32", "--embedding-size", "8",
-               "--loss", "softmax", "--epochs", "60", "--batch-size", "6", "--workers", "1", "--device", "cpu",
-               "--max-bad-fraction", "0.1"]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while not (run / "metrics.csv").exists() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    spoiled.write_bytes(b"")
-    deleted.unlink()
-    _, stderr = process.communicate(timeout=300)
-    assert process.returncode == 0, stderr[-3000:]
-    listed = _listed(run)
-    assert listed.keys() == {str(spoiled), str(deleted)}, stderr[-2000:]
+    steps_per_epoch = 36 // 6
+
+    def spoil_after_first_epoch(step, loss):
+        if step == steps_per_epoch:
+            spoiled.write_bytes(b"")
+            deleted.unlink()
+        return loss
+
+    options = _options(tmp_path, tmp_path / "run", loss="softmax", k=None, batch_size=6, epochs=3, embedding_size=8)
+    result = train(options, step_hook=spoil_after_first_epoch)
+    assert result.stopped == "finished" and result.steps == 3 * steps_per_epoch
+    listed = _listed(tmp_path / "run")
+    assert listed.keys() == {str(spoiled), str(deleted)}
     assert "empty file" in listed[str(spoiled)] and "cannot read" in listed[str(deleted)]
 
 

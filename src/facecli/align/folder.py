@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pandas as pd
-from rich.progress import Progress
 
 from facecli.align.detectors import open_detector
 from facecli.align.warp import TEMPLATES, align_face, centre_crop
-from facecli.console import err_console
 from facecli.data.images import ImageError, is_image_file, read_image
 from facecli.errors import FaceCliError, unknown_choice
 from facecli.fileio import atomic_path, write_csv_atomic
@@ -105,8 +104,14 @@ class Aligner:
         return row | {"status": "aligned", "score": float(boxes[chosen[0], 4])}
 
 
-def align_folder(in_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str], options: AlignOptions) -> AlignReport:
-    """Detect, align and crop every photo under `in_dir` into `out_dir` (same relative paths).
+def align_folder(
+    in_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    options: AlignOptions,
+    track: Callable[[list[Future], int], Iterable[Future]] = lambda jobs, total: jobs,
+) -> AlignReport:
+    """Detect, align and crop every photo under `in_dir` into `out_dir` (same relative paths); `track`
+    wraps the photos' jobs to show progress (the CLI's bar).
 
     Photos whose output exists are skipped unless `force`, so a stopped run continues where it was;
     every photo, aligned or not, gets a row in OUT_DIR/align_report.csv.
@@ -124,12 +129,9 @@ def align_folder(in_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str]
     names = [p.relative_to(in_dir).as_posix() for p in photos]
     pool = ThreadPoolExecutor(max(1, options.threads))
     try:
-        with Progress(console=err_console, transient=True) as progress:
-            task = progress.add_task("aligning", total=len(photos))
-            jobs = [pool.submit(aligner, p, out_dir / n, n) for p, n in zip(photos, names, strict=True)]
-            for job in jobs:
-                report.rows.append(job.result())
-                progress.advance(task)
+        jobs = [pool.submit(aligner, p, out_dir / n, n) for p, n in zip(photos, names, strict=True)]
+        for job in track(jobs, len(jobs)):
+            report.rows.append(job.result())
     finally:
         pool.shutdown(wait=True, cancel_futures=True)  # on Ctrl-C: finish the photos in hand, start no more
         if report.rows:

@@ -6,12 +6,14 @@ import copy
 import dataclasses
 import functools
 import inspect
+import sys
 import typing
 from collections.abc import Callable
 from typing import Any
 
 import typer
 
+from facecli.cli.logs import show_library_logs
 from facecli.console import err_console, error_line, quiet_after_interrupt
 from facecli.errors import FaceCliError
 
@@ -43,6 +45,7 @@ def _options(
     ] = False,
 ) -> None:
     """Face verification and metric learning with PyTorch."""
+    show_library_logs()
 
 
 def _in_panel(hint: Any, panel: str | None) -> Any:
@@ -166,7 +169,9 @@ def command(
                 raise typer.Exit(2) from None
             except KeyboardInterrupt:
                 quiet_after_interrupt()
-                err_console.print("[bold red]interrupted[/]")
+                # written past rich: a Ctrl-C that lands inside one of rich's prints can leave its buffer
+                # held, and every later print through it would then be lost
+                sys.stderr.write("interrupted\n")
                 raise typer.Exit(130) from None
 
         return app.command(name, rich_help_panel=panel)(run)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated
 
@@ -11,7 +12,7 @@ from facecli.cli.app import DATA, command
 from facecli.cli.defaults import Defaults, given
 from facecli.cli.options import Force
 from facecli.cli.tables import alignment_table, annotation_tables
-from facecli.console import console
+from facecli.console import console, err_console
 from facecli.errors import FaceCliError
 
 ALIGN = Defaults("align/folder", "AlignOptions")
@@ -57,6 +58,8 @@ def align_command(
     force: Annotated[bool, typer.Option("--force", help="Redo photos whose output exists.")] = False,
 ) -> None:
     """Detect faces and five landmarks, warp to a template, write crops and align_report.csv."""
+    from rich import progress
+
     from facecli.align.folder import AlignOptions, align_folder
 
     options = AlignOptions(
@@ -66,7 +69,11 @@ def align_command(
         keep_unaligned=keep_unaligned,
         force=force,
     )
-    console.print(alignment_table(align_folder(in_dir, out_dir, options)))
+
+    def track(jobs: list, total: int) -> Iterable:
+        return progress.track(jobs, total=total, description="aligning", console=err_console, transient=True)
+
+    console.print(alignment_table(align_folder(in_dir, out_dir, options, track)))
 
 
 @command("annotate", DATA, renamed={"--pairs": "--num-pairs", "--workers": "--threads"})

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from facecli.cli.defaults import Defaults, given, library_constant
-from facecli.console import err_console
 
 if TYPE_CHECKING:
     from facecli.embed import EmbedOptions
@@ -141,8 +140,8 @@ class EmbeddingOptions(LoadingOptions, RuntimeOptions):
             raise FaceCliError(f"{', '.join(given)}: {because}")
 
     def embed_options(self, align: str = "never") -> EmbedOptions:
-        """The library's embedding options, after printing the runtime line every embedding command starts with;
-        `align` is the command's default for --align (photos commands align, the others take crops)."""
+        """The library's embedding options, checked; `align` is the command's default for --align (photos
+        commands align, the others take crops)."""
         from facecli.align.warp import TEMPLATES
         from facecli.embed import EmbedOptions
         from facecli.embed.backends import check_backend
@@ -155,7 +154,6 @@ class EmbeddingOptions(LoadingOptions, RuntimeOptions):
             raise unknown_choice("template", self.align_template, TEMPLATES)
         backend = check_backend(self.backend or "auto")
         runtime = RuntimeOptions.resolve(self)
-        err_console.print(runtime.describe() if backend != "onnx" else "runtime: onnxruntime", highlight=False)
         return EmbedOptions(
             runtime=runtime,
             backend=backend,

@@ -8,13 +8,11 @@ too (tried once), and runs on PyTorch with a one-line note.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
-from rich.text import Text
-
 from facecli.checkpoint import load, read_config
-from facecli.console import err_console
 from facecli.embed.backends import Backend, Embedder, OnnxEmbedder, TorchEmbedder, open_embedder
 from facecli.embed.cache import file_hash
 from facecli.embed.onnx_export import check_agreement, export_onnx, verification_inputs
@@ -27,6 +25,7 @@ from facecli.runtime import Runtime
 # 19.9, vgg16 25.9 vs 22.5, resnet10t at 32 px 2639 vs 1635; level for inception_resnetv1 51.1 vs 50.1 and
 # iresnet50 12.2 vs 12.5)
 ONNX_SLOWER_ON_CPU: frozenset[str] = frozenset()
+log = logging.getLogger(__name__)
 
 
 def cache_root() -> Path:
@@ -60,6 +59,7 @@ def cached_onnx(checkpoint: Path, model_hash: str) -> tuple[Path | None, str]:
 
 def open_model(path: Path, backend: Backend, runtime: Runtime) -> Embedder:
     """The model behind `backend`; for `auto`, the faster backend for this device and backbone, said in one line."""
+    log.info(runtime.describe() if backend != "onnx" else "runtime: onnxruntime")
     if backend != "auto":
         return open_embedder(path, backend, runtime)
     if path.suffix == ".onnx":
@@ -75,11 +75,7 @@ def open_model(path: Path, backend: Backend, runtime: Runtime) -> Embedder:
             onnx.unlink(missing_ok=True)
             how = str(exc)
         else:
-            _note(f"backend: onnxruntime (auto: faster than PyTorch for {config.backbone} on CPUs; {how})")
+            log.info(f"backend: onnxruntime (auto: faster than PyTorch for {config.backbone} on CPUs; {how})")
             return embedder
-    _note(f"backend: torch ({how})")
+    log.info(f"backend: torch ({how})")
     return TorchEmbedder(load(path), runtime)
-
-
-def _note(text: str) -> None:
-    err_console.print(Text(text))

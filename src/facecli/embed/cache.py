@@ -11,18 +11,19 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import os
 import time
 import zipfile
 from pathlib import Path
 
 import numpy as np
-from rich.text import Text
 
-from facecli.console import err_console
 from facecli.fileio import atomic_path
 
 MAX_SHARDS = 32
+
+log = logging.getLogger(__name__)
 
 
 def file_hash(path: str | os.PathLike[str]) -> str:
@@ -58,9 +59,7 @@ def _read_shard(path: Path) -> tuple[list[str], np.ndarray] | None:
         return None  # merged away by another process meanwhile
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
         reason = " ".join(str(exc).split()) or type(exc).__name__
-        err_console.print(
-            Text(f"warning: {path}: damaged cache file ignored, its images are embedded again ({reason})")
-        )
+        log.warning(f"{path}: damaged cache file ignored, its images are embedded again ({reason})")
         path.unlink(missing_ok=True)
         return None
     return keys, embeddings

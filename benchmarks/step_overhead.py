@@ -37,7 +37,7 @@ def model_only(backbone: str, size: int, batch: int, classes: int, steps: int) -
     torch.manual_seed(0)
     model = create_model(default_config(backbone, 128, size, 0.0, loss="arcface", num_classes=classes))
     loss = build_loss("arcface", 128, classes, check_loss_options("arcface", {}))
-    runtime = resolve_runtime("cpu").for_model(model.config.backbone, size, training=True)
+    runtime = resolve_runtime("cpu").for_model(model.config.backbone, training=True)
     net = runtime.prepare(TrainStep(model, loss))
     optimizer = build_optimizer(net, "adamw", 1e-3, 5e-4)
     precision = Precision(runtime)

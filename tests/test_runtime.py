@@ -40,13 +40,13 @@ def test_bf16_autocast_runs_a_model_on_cpu():
 def test_the_memory_format_left_to_auto_follows_the_measured_table_and_a_flag_wins():
     auto = resolve_runtime("cpu", "fp32")
     assert auto.channels_last is None and "memory format auto" in auto.describe()
-    assert auto.for_model("mobilenet", 160, training=True).channels_last is True
-    assert auto.for_model("inception_resnetv1", 160, training=True).channels_last is False  # measured slower
-    assert auto.for_model("inception_resnetv1", 160, training=False).channels_last is True
-    assert auto.for_model("timm/resnet10t", 32, training=False).channels_last is True
-    assert auto.for_model("timm/resnet10t", 32, training=True).channels_last is False  # level: kept simple
+    assert auto.for_model("mobilenet", training=True).channels_last is True
+    assert auto.for_model("inception_resnetv1", training=True).channels_last is False  # measured slower
+    assert auto.for_model("inception_resnetv1", training=False).channels_last is True
+    assert auto.for_model("timm/resnet10t", training=False).channels_last is True
+    assert auto.for_model("timm/resnet10t", training=True).channels_last is False  # level: kept simple
     forced = resolve_runtime("cpu", "fp32", channels_last=False)
-    assert forced.for_model("mobilenet", 160, training=True).channels_last is False
+    assert forced.for_model("mobilenet", training=True).channels_last is False
 
 
 def test_auto_memory_format_embeds_as_contiguous_does():

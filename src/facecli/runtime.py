@@ -26,11 +26,11 @@ class Runtime:
     channels_last: bool | None = None  # None: chosen per backbone by `for_model` (auto)
     compile: bool = False
 
-    def for_model(self, backbone: str, side: int, training: bool) -> Runtime:
+    def for_model(self, backbone: str, training: bool) -> Runtime:
         """The runtime with the memory format chosen where it was left to auto (see channels_last_faster)."""
         if self.channels_last is not None:
             return self
-        return dataclasses.replace(self, channels_last=channels_last_faster(self.device, backbone, side, training))
+        return dataclasses.replace(self, channels_last=channels_last_faster(self.device, backbone, training))
 
     def autocast(self) -> contextlib.AbstractContextManager[None]:
         """Autocast context for the forward pass; a no-op in fp32."""
@@ -73,11 +73,11 @@ class Runtime:
 CHANNELS_LAST_FASTER_CPU_TRAINING = frozenset({"mobilenet", "iresnet18"})
 
 
-def channels_last_faster(device: torch.device, backbone: str, side: int, training: bool) -> bool:
+def channels_last_faster(device: torch.device, backbone: str, training: bool) -> bool:
     """Whether channels_last runs this backbone faster here: on GPUs, where it feeds tensor cores, always;
-    on CPUs as measured (see the table above); `side` is the input size (kept for rules that need it)."""
+    on CPUs as measured (see the table above)."""
     if device.type == "cuda":
-        return True  # not measured here (no GPU was lent); the PyTorch guidance for convolutional nets
+        return True  # PyTorch's guidance for convolutional nets on tensor cores; no GPU figure in RESULTS.md yet
     if device.type != "cpu":
         return False
     return not training or backbone in CHANNELS_LAST_FASTER_CPU_TRAINING

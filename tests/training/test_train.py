@@ -60,9 +60,7 @@ def _weights(path):
 
 def _parameters(weights: dict) -> dict:
     """The trainable parameters among a model's saved tensors (BatchNorm statistics change without a step)."""
-    names = {
-        name for name, _ in create_model("mobilenet", input_size=32, embedding_size=16).named_parameters()
-    }
+    names = {name for name, _ in create_model("mobilenet", input_size=32, embedding_size=16).named_parameters()}
     return {k: v for k, v in weights.items() if k in names}
 
 

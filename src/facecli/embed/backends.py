@@ -46,7 +46,7 @@ class TorchEmbedder:
 
     def __init__(self, model: FaceEmbedder, runtime: Runtime) -> None:
         self.config = model.config
-        self.runtime = runtime.for_model(model.config.backbone, model.config.input_size[0], training=False)
+        self.runtime = runtime.for_model(model.config.backbone, training=False)
         self.net = self.runtime.prepare(model.eval())
         self.preferred_batch = CPU_TORCH_BATCH if self.runtime.device.type == "cpu" else DEFAULT_BATCH
 

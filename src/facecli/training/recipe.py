@@ -123,7 +123,7 @@ def _img_size(fp: Fingerprint) -> tuple[int, str]:
 def _epochs(fp: Fingerprint, img_size: int, fine_tune: bool) -> tuple[int, str]:
     budget = IMAGE_BUDGET_32PX * (32 / img_size) ** 2 * max(1, fp.cores) / 2
     if fp.device.startswith("cuda"):
-        budget *= 10  # not measured here (no GPU was lent): a conservative multiple of the CPU budget
+        budget *= 10  # a conservative multiple of the CPU budget; no GPU figure in RESULTS.md yet
     if fine_tune:
         budget /= 2
     # A cap of 10 steps per identity for small sets was tried and dropped: on 7 and 20 identities it

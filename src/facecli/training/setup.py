@@ -94,7 +94,7 @@ def set_up(
     model, start_note = _model(options, data.num_classes, init)
     loss = build_loss(options.loss, model.config.embedding_size, data.num_classes, options.loss_options())
     # compiled inside TrainStep (the embedding only), so prepare() just moves it and sets the memory format
-    runtime = runtime.for_model(model.config.backbone, model.config.input_size[0], training=True)
+    runtime = runtime.for_model(model.config.backbone, training=True)
     step_module = dataclasses.replace(runtime, compile=False).prepare(TrainStep(model, loss, options.compile))
     sampler = _sampler(options, data, proc)
     precision = precision_for(runtime)

@@ -3,7 +3,7 @@
 The public API is imported on first use, so that `facecli --help` does not wait for PyTorch.
 """
 
-from importlib import import_module
+from facecli.lazy_api import lazy_api
 
 __version__ = "0.1.0"
 
@@ -33,9 +33,4 @@ _API = {
     "evaluate_identification": "facecli.identification",
 }
 __all__ = sorted(_API)
-
-
-def __getattr__(name: str) -> object:
-    if name in _API:
-        return getattr(import_module(_API[name]), name)
-    raise AttributeError(f"module 'facecli' has no attribute '{name}'")
+__getattr__ = lazy_api(__name__, _API)

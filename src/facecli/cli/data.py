@@ -41,7 +41,7 @@ def align_command(
         str | None, typer.Option("--detector", help=ALIGN("mtcnn, haar (OpenCV cascades) or onnx", "detector"))
     ] = None,
     detector_model: Annotated[
-        Path | None, typer.Option("--detector-model", help="Your ONNX detector (see docs/commands.md: align).")
+        Path | None, typer.Option("--detector-model", help="Your ONNX detector (see docs/data.md).")
     ] = None,
     min_face: Annotated[
         int | None, typer.Option("--min-face", min=12, help=ALIGN("Smallest face side to find, in pixels", "min_face"))

@@ -4,7 +4,7 @@ The loop is imported on first use, so that the options (and the CLI's help, whic
 load without PyTorch.
 """
 
-from importlib import import_module
+from facecli.lazy_api import lazy_api
 
 _API = {
     "TrainOptions": "facecli.training.options",
@@ -13,9 +13,4 @@ _API = {
     "train": "facecli.training.loop",
 }
 __all__ = sorted(_API)
-
-
-def __getattr__(name: str) -> object:
-    if name in _API:
-        return getattr(import_module(_API[name]), name)
-    raise AttributeError(f"module 'facecli.training' has no attribute {name!r}")
+__getattr__ = lazy_api(__name__, _API)

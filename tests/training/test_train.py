@@ -344,7 +344,11 @@ def test_training_learns_the_training_identities(data, tmp_path):
 def test_config_json_records_exactly_the_loss_that_was_built(data, tmp_path):
     train(_options(data, tmp_path / "run", loss="arcface", scale=32.0))
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert (saved["scale"], saved["margin"], saved["easy_margin"]) == (32.0, 0.5, False)  # given, then arcface's own
+    # given, the recipe's measured margin, arcface's own default; each recorded with who chose it (the margin
+    # was arcface's 0.5 "by you" until the recipe filled the options the user did not type)
+    assert (saved["scale"], saved["margin"], saved["easy_margin"]) == (32.0, 0.3, False)
+    by = {name: saved["recipe"][name]["by"] for name in ("scale", "margin", "easy_margin", "sample_rate")}
+    assert by == {"scale": "you", "margin": "recipe", "easy_margin": "loss", "sample_rate": "loss"}
     assert saved["mining"] is None and saved["aux_ce_weight"] is None and saved["margins"] is None  # not arcface's
     with pytest.raises(FaceCliError, match="--mining applies to triplet; the loss is arcface"):
         train(_options(data, tmp_path / "other", loss="arcface", mining="semi_hard"))

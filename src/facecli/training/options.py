@@ -60,7 +60,8 @@ class TrainOptions:
     aug: str | None = None
     sampler: str = "auto"
     k: int | None = None  # pk sampler only (DEFAULT_K when not given)
-    # the loss's own options: None until given, then filled with the loss's defaults by with_loss_defaults()
+    # the loss's own options: None until given; the recipe fills the rest (its measured choice, else the
+    # loss's own default) and records who chose each
     margin: float | None = None
     scale: float | None = None
     margins: list[float] | None = None
@@ -122,8 +123,7 @@ class TrainOptions:
         return options
 
     def check(self) -> TrainOptions:
-        """Every name, value and combination given checked before any work; once the loss is known, returns
-        the options with the loss's defaults filled in, so that config.json records exactly what is built."""
+        """Every name, value and combination given checked before any work; returns the options unchanged."""
         from facecli.data.augment import AUGMENTATIONS
         from facecli.data.batch_plan import SAMPLERS
         from facecli.losses.options import check_loss_options, losses_taking_all
@@ -174,11 +174,9 @@ class TrainOptions:
             )
         if self.loss is None:
             losses_taking_all(self.loss_options())  # given loss options one loss must take together
-            return self
-        filled = check_loss_options(self.loss, self.loss_options())
-        if "margins" in filled:
-            filled["margins"] = list(filled["margins"])
-        return dataclasses.replace(self, **filled)
+        else:
+            check_loss_options(self.loss, self.loss_options())
+        return self
 
 
 def _choice(kind: str, value: str, allowed: tuple[str, ...]) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,7 +14,7 @@ from PIL import Image
 
 from facecli.data.images import ImageError
 from facecli.data.training_set import TrainingSet
-from facecli.losses.options import losses_taking_all
+from facecli.losses.options import loss_defaults, losses_taking_all
 from facecli.models import ModelConfig
 from facecli.training.options import PK_LOSSES, TrainOptions
 
@@ -100,7 +101,7 @@ class Choice:
     option: str
     value: object
     reason: str
-    by: str  # "you", "recipe" or "fine-tune"
+    by: str  # "you", "recipe", "fine-tune" or "loss" (the loss's own default)
 
 
 def _loss(options: TrainOptions, fp: Fingerprint) -> tuple[str, str]:
@@ -142,6 +143,29 @@ def _augmentation(fp: Fingerprint) -> tuple[str, str]:
     return "light", "mirror, small shifts and zoom: trained the sets of 270 identities and more"
 
 
+# the recipe's own values for a loss's options, where measured; the rest are the loss's defaults
+MEASURED_LOSS_OPTIONS = {
+    "arcface": {
+        "scale": (32.0, "s=32 trains at once from scratch (0.93), s=64 barely moves (0.75)"),
+        "margin": (0.3, "m=0.3 with s=32, as measured"),
+    },
+}
+
+
+def _loss_options(loss: str, choose: Callable[..., object]) -> dict[str, object]:
+    """Every option of `loss`: given, else the recipe's measured value, else the loss's own default."""
+    measured = MEASURED_LOSS_OPTIONS.get(loss, {})
+    filled = {}
+    for option, default in loss_defaults(loss).items():
+        if option in measured:
+            filled[option] = choose(option, *measured[option])
+        else:
+            filled[option] = choose(option, default, f"{loss}'s own default", "loss")
+    if isinstance(filled.get("margins"), tuple):
+        filled["margins"] = list(filled["margins"])
+    return filled
+
+
 def plan(options: TrainOptions, fp: Fingerprint, init: ModelConfig | None = None) -> TrainOptions:
     """The options with every choice left open filled from the fingerprint; `recipe` records all of them."""
     choices: list[Choice] = []
@@ -178,9 +202,7 @@ def plan(options: TrainOptions, fp: Fingerprint, init: ModelConfig | None = None
         every = max(1, math.ceil(filled["epochs"] / VALIDATIONS))
         filled["val_every"] = choose("val_every", every, f"about {VALIDATIONS} validations a run: they cost images too")
     filled["warmup_epochs"] = choose("warmup_epochs", 0.5, "half an epoch of linear warm-up")
-    if loss == "arcface":
-        filled["scale"] = choose("scale", 32.0, "s=32 trains at once from scratch (0.93), s=64 barely moves (0.75)")
-        filled["margin"] = choose("margin", 0.3, "m=0.3 with s=32, as measured")
+    filled |= _loss_options(loss, choose)
     filled["aug"] = choose("aug", *_augmentation(fp))
     recipe = {c.option: {"value": c.value, "reason": c.reason, "by": c.by} for c in choices}
     return dataclasses.replace(options, **filled, recipe=recipe)

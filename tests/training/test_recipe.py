@@ -132,7 +132,9 @@ def test_fine_tuning_beats_training_from_scratch_on_a_small_new_set(tmp_path):
 
     synth(tmp_path / "pre", identities=100, images=6, size=32, seed=31)
     common = dict(backbone="timm/resnet10t", img_size=32, embedding_size=64, workers=0, device="cpu")
-    train(TrainOptions(data=tmp_path / "pre", run_dir=tmp_path / "pre_run", loss="arcface", epochs=6, **common))
+    # pretrained on the whole population (the recipe would hold back a tenth of it to validate on)
+    pre = dict(loss="arcface", epochs=6, val_holdout=0)
+    train(TrainOptions(data=tmp_path / "pre", run_dir=tmp_path / "pre_run", **pre, **common))
     synth(tmp_path / "new", identities=30, images=5, size=32, seed=32)
     annotate(tmp_path / "new", out_dir=tmp_path, pairs=120, folds=10, pairs_out=tmp_path / "pairs.txt", holdout=10)
     small = dict(data=tmp_path / "cls_train.txt", loss="triplet", epochs=8, val_pairs=tmp_path / "pairs.txt",
@@ -148,3 +150,34 @@ def test_few_identities_with_few_images_get_strong_augmentation_and_others_light
     assert _planned(_fp(identities=7, images=1200, median=180.0)).aug == "light"
     assert _planned(_fp(identities=TRIPLET_BELOW, images=5000)).aug == "light"
     assert _planned(_fp(identities=20), aug="none").aug == "none"  # given wins
+
+
+def test_without_a_validation_set_a_tenth_of_the_identities_is_held_back_and_patience_planned():
+    planned = plan(TrainOptions(data="d", run_dir="r"), _fp_positives(200), None).check()
+    assert planned.val_holdout == 20 and planned.recipe["val_holdout"]["by"] == "recipe"
+    assert planned.patience == 5 and planned.val_every >= 1
+    assert plan(TrainOptions(data="d", run_dir="r"), _fp_positives(19), None).check().val_holdout == 0
+    assert plan(TrainOptions(data="d", run_dir="r"), _fp_positives(5000), None).check().val_holdout == 100
+    given = plan(TrainOptions(data="d", run_dir="r", val_pairs="p.txt"), _fp_positives(200), None).check()
+    assert given.val_holdout is None and given.patience == 5  # the user's pairs validate instead
+    fixed = plan(TrainOptions(data="d", run_dir="r", epochs=3), _fp_positives(200), None).check()
+    assert fixed.patience is None  # a length the user fixed runs in full
+
+
+def _fp_positives(identities):
+    return Fingerprint(identities, identities * 5, 2, 5.0, 0, 32, False, "cpu", 2, with_positives=identities)
+
+
+def test_a_run_without_validation_holds_identities_back_and_calibrates_the_threshold(tmp_path):
+    from facecli.checkpoint import read_config
+
+    synth(tmp_path / "faces", identities=24, images=4, size=32, seed=12)
+    run = tmp_path / "run"
+    result = train(TrainOptions(data=tmp_path / "faces", run_dir=run, epochs=2, workers=0, device="cpu"))
+    held = set((run / "val_pairs.csv").read_text().split()[1:])  # imageA,imageB,label,fold rows
+    trained = {line.split(";")[1] for line in (run / "classes.txt").read_text().splitlines()}
+    assert len(trained) == 24 - 4 and result.history[-1]["val_accuracy"] is not None
+    assert not any(row.split("/")[0] in trained for row in held)  # never trained on
+    config = read_config(run / "best.safetensors")
+    assert config.threshold is not None and config.threshold_metric == "cosine"
+    assert any("4 identities held back" in note for note in result.notes)

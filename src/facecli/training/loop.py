@@ -141,7 +141,7 @@ def _end_epoch(run: Run, state: TrainState) -> str | None:
     row = _row(state, _lr(run.optimizer), run.log.images_per_second, report)
     judged = validation is None or validate  # by validation accuracy where there is validation, else by loss
     if judged and state.best.update(number, state.mean_loss, report.accuracy_mean if report else None):
-        run.saver.save_best()
+        run.saver.save_best(report)
     state.next_epoch(row)
     patience_out = run.proc.from_main(run.early_stop(state.best))
     if state.epoch == options.epochs or patience_out or run.proc.from_main(run.saver.due()):  # every rank, or none

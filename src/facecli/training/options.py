@@ -43,6 +43,7 @@ class TrainOptions:
     val_bin: Path | None = None  # an insightface .bin validation set (instead of --val-pairs)
     val_root: Path | None = None
     val_every: int | None = None  # validate every N epochs (and after the last)
+    val_holdout: int | None = None  # identities held back to validate on where no validation set is given
     epochs: int | None = None
     batch_size: int | None = None
     img_size: int | None = None
@@ -154,7 +155,11 @@ class TrainOptions:
         _applies("lr_gamma", self.lr_gamma, "--scheduler step", self.scheduler == "step", "the scheduler is cos")
         _applies("momentum", self.momentum, "--optimizer sgd", self.optimizer == "sgd", f"it is {self.optimizer}")
         _applies("--val-root", self.val_root, "--val-pairs", self.val_pairs is not None, "none are given")
-        validated = self.val_pairs is not None or self.val_bin is not None
+        given = self.val_pairs is not None or self.val_bin is not None
+        _applies(
+            "val_holdout", self.val_holdout or None, "runs without --val-pairs or --val-bin", not given, "one is given"
+        )
+        validated = given or bool(self.val_holdout)
         _applies("--val-every", self.val_every, "--val-pairs or --val-bin", validated, "neither is given")
         if self.val_pairs is not None and self.val_bin is not None:
             raise FaceCliError("validate on --val-pairs or on --val-bin, not both")

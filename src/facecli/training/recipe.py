@@ -32,6 +32,10 @@ TRIPLET_BELOW = 150
 # vs 0.73). The bound on images per identity lies between 10 and 180, not measured more finely.
 STRONG_AUG_BELOW = TRIPLET_BELOW
 STRONG_AUG_MAX_PER_IDENTITY = 20
+# validation held back from the training data where none is given: below HOLDOUT_MIN_IDENTITIES identities
+# every one is worth more to training than to judging it (not measured finely); a tenth, 4 to HOLDOUT_MOST
+HOLDOUT_MIN_IDENTITIES, HOLDOUT_FRACTION, HOLDOUT_MOST = 20, 0.1, 100
+PATIENCE = 5  # validations without a better accuracy: a quarter of the VALIDATIONS a run makes
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,8 @@ class Fingerprint:
     grey: bool  # most sampled images have one channel
     device: str
     cores: int
+    with_positives: int = 0  # identities with 2+ images
+    packed: bool = False  # a RecordIO set
 
     def describe(self) -> str:
         """One line for the run log."""
@@ -91,6 +97,8 @@ def fingerprint(data: TrainingSet, device: str) -> Fingerprint:
         grey=grey > len(sides) / 2,
         device=device,
         cores=os.cpu_count() or 1,
+        with_positives=int((counts >= 2).sum()),
+        packed=data.records is not None,
     )
 
 
@@ -132,6 +140,18 @@ def _epochs(fp: Fingerprint, img_size: int, fine_tune: bool) -> tuple[int, str]:
     epochs = int(min(200, max(3, round(budget / fp.images))))
     half = "half of " if fine_tune else ""
     return epochs, f"{half}a budget of ~{budget / 1000:.0f}k images at {img_size} px on {fp.cores} cores"
+
+
+def _holdout(fp: Fingerprint) -> tuple[int, str]:
+    if fp.packed:
+        return 0, "packed data: give --val-bin (insightface's lfw.bin) to validate"
+    if fp.with_positives < HOLDOUT_MIN_IDENTITIES:
+        return 0, f"{fp.with_positives} identities with 2+ images (< {HOLDOUT_MIN_IDENTITIES}): all are needed to train"
+    count = int(min(HOLDOUT_MOST, max(4, round(HOLDOUT_FRACTION * fp.identities))))
+    return (
+        count,
+        f"a tenth of the identities (4 to {HOLDOUT_MOST}), never trained on: best model, early stop, threshold",
+    )
 
 
 def _augmentation(fp: Fingerprint) -> tuple[str, str]:
@@ -198,9 +218,15 @@ def plan(options: TrainOptions, fp: Fingerprint, init: ModelConfig | None = None
         filled["lr"] = choose("lr", 2e-4, "fine-tuning: a tenth of the from-scratch lr", "fine-tune")
     else:
         filled["lr"] = choose("lr", 2e-3, "AdamW at 2e-3 trained every set in the recipe table")
-    if options.val_pairs is not None or options.val_bin is not None:
+    validated = options.val_pairs is not None or options.val_bin is not None
+    if not validated:
+        filled["val_holdout"] = choose("val_holdout", *_holdout(fp))
+        validated = filled["val_holdout"] > 0
+    if validated:
         every = max(1, math.ceil(filled["epochs"] / VALIDATIONS))
         filled["val_every"] = choose("val_every", every, f"about {VALIDATIONS} validations a run: they cost images too")
+        if options.epochs is None:  # a length the user fixed is run in full unless they give --patience
+            filled["patience"] = choose("patience", PATIENCE, f"{PATIENCE} validations without a better accuracy")
     filled["warmup_epochs"] = choose("warmup_epochs", 0.5, "half an epoch of linear warm-up")
     filled |= _loss_options(loss, choose)
     filled["aug"] = choose("aug", *_augmentation(fp))

@@ -10,13 +10,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from facecli.checkpoint import save_model
+from facecli.checkpoint import save_model, update_config
 from facecli.models import FaceEmbedder
 from facecli.training.precision import Precision
 from facecli.training.resume_file import load_training_state, restore_rng_state, rng_state, save_training_state
 from facecli.training.run_folder import BEST_FILE, LAST_FILE, STATE_FILE
 from facecli.training.sharded_head import full_state, load_state
 from facecli.training.state import TrainState
+from facecli.verification import VerificationReport
 
 STATE_EVERY_S = 30  # end-of-epoch state is saved when this long has passed since the last save, and at the end
 
@@ -55,9 +56,14 @@ class StateSaver:
         save_training_state(self.run_dir / STATE_FILE, parts | state.to_dict())
         save_model(self.model, self.run_dir / LAST_FILE, force=True)
 
-    def save_best(self) -> None:
-        if self.is_main:
-            save_model(self.model, self.run_dir / BEST_FILE, force=True)
+    def save_best(self, report: VerificationReport | None = None) -> None:
+        """The model as it is now, as the run's best; with the validation `report` that judged it, carrying the
+        threshold that separated the validation pairs best (so `predict` and `compare` can decide with it)."""
+        if not self.is_main:
+            return
+        save_model(self.model, self.run_dir / BEST_FILE, force=True)
+        if report is not None:
+            update_config(self.run_dir / BEST_FILE, threshold=report.best_threshold, threshold_metric=report.metric)
 
     def restore(self) -> TrainState:
         """Load the saved state into the model, loss, optimizer, schedule, precision and RNGs."""

@@ -7,8 +7,10 @@ import dataclasses
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
@@ -28,6 +30,7 @@ from facecli.runtime import Runtime, resolve_runtime
 from facecli.training import distributed
 from facecli.training.bad_images import BadImages
 from facecli.training.finetune import fine_tune_config, start_from
+from facecli.training.holdout import hold_back, write_holdout
 from facecli.training.optim import build_optimizer, effective_lr, lr_factor
 from facecli.training.options import TrainOptions, save_options
 from facecli.training.pending_losses import PendingLosses
@@ -87,7 +90,11 @@ def set_up(
     for path in replaced:  # --force: the old run goes once the new one has passed every check
         shutil.rmtree(path) if path.is_dir() else path.unlink()
     workers = default_workers() if options.workers is None else options.workers
-    validation = _validation(options, runtime, workers) if proc.is_main else None
+    held_back = None
+    if options.val_holdout:
+        data, table, root = hold_back(data, options.val_holdout, options.seed)
+        held_back = (table, root)
+    validation = _validation(options, runtime, workers) if proc.is_main and held_back is None else None
 
     torch.manual_seed(options.seed + proc.rank)
     np.random.seed(options.seed + proc.rank)
@@ -106,6 +113,9 @@ def set_up(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
     saver = StateSaver(options.run_dir, model, loss, optimizer, scheduler, precision, proc.is_main)
     state = saver.restore() if resume else _new_run(options, data, proc)
+    if held_back is not None and proc.is_main:
+        validation, note = _held_back_validation(options, runtime, workers, *held_back)
+        lock_note = "; ".join(n for n in (lock_note, note) if n)
 
     net = _wrapped(step_module, loss, options, proc)
     images = TrainImages(data, model.config.preprocessing, options.aug, decoded_cache_budget())
@@ -148,6 +158,16 @@ def _validation(options: TrainOptions, runtime: Runtime, workers: int) -> Valida
         workers=workers,
         bin_set=options.val_bin,
     )
+
+
+def _held_back_validation(
+    options: TrainOptions, runtime: Runtime, workers: int, table: pd.DataFrame, root: Path
+) -> tuple[Validation, str]:
+    """Validation on the identities held back from training, its pairs written into the run folder."""
+    pairs = write_holdout(table, options.run_dir)
+    validation = Validation(pairs=pairs, root=root, runtime=runtime, batch_size=options.val_batch_size, workers=workers)
+    note = f"validation: {options.val_holdout} identities held back, {len(table)} pairs in {pairs} (--root {root})"
+    return validation, note
 
 
 def _model(options: TrainOptions, num_classes: int, init: ModelConfig | None) -> tuple[FaceEmbedder, str | None]:

@@ -9,7 +9,8 @@ to train, the compare and embed commands, and --align/--align-template to every 
 (raw photos are aligned first; off by default outside compare and embed). Then flags with two meanings
 were renamed, the old spelling kept as a hidden alias (so the pinned names below only grew): align's
 --template, --margin and --workers are --align-template, --crop-margin and --threads, annotate's --pairs
-(a count) and --workers are --num-pairs and --threads, and synth's --workers is --threads.
+(a count) and --workers are --num-pairs and --threads, and synth's --workers is --threads. Then
+--time-budget to train: the run's length is sized to it from a timed step.
 """
 
 import click
@@ -307,6 +308,7 @@ OPTIONS = {
         "--freeze-trunk-epochs",
         "--trunk-lr-mult",
         "--val-every",
+        "--time-budget",
         "--lr-steps",
         "--margin",
         "--margins",

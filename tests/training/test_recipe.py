@@ -9,7 +9,15 @@ from facecli.data.synth import synth
 from facecli.errors import FaceCliError
 from facecli.models import create_model, default_config
 from facecli.training import TrainOptions, train
-from facecli.training.recipe import TRIPLET_BELOW, Fingerprint, plan
+from facecli.training.recipe import (
+    LOADER_EFFICIENCY,
+    TIME_BUDGET_CPU_S,
+    TIME_BUDGET_GPU_S,
+    TRIPLET_BELOW,
+    Fingerprint,
+    plan,
+    size_run,
+)
 
 
 def _fp(identities=20, images=200, side=32, median=10.0):
@@ -28,11 +36,27 @@ def test_few_identities_get_triplet_and_many_get_arcface_with_a_small_scale():
     assert few.backbone == many.backbone == "timm/resnet10t" and few.recipe["loss"]["by"] == "recipe"
 
 
-def test_the_size_follows_the_images_and_the_epochs_a_budget():
+def test_the_size_follows_the_images_and_the_length_a_time_budget():
     small, large = _planned(_fp(side=24)), _planned(_fp(side=250))
     assert (small.img_size, large.img_size) == (32, 112)
-    assert _planned(_fp(images=300)).epochs > _planned(_fp(images=3000)).epochs >= 3
-    assert _planned(_fp(images=300, side=64)).epochs < _planned(_fp(images=300, side=32)).epochs
+    assert small.epochs is None and small.time_budget == TIME_BUDGET_CPU_S  # epochs wait for the step time
+    assert small.recipe["time_budget"]["by"] == "recipe"
+    gpu = plan(TrainOptions(data="d", run_dir="r"), Fingerprint(20, 200, 2, 10.0, 0, 32, False, "cuda:0", 2), None)
+    assert gpu.time_budget == TIME_BUDGET_GPU_S
+
+
+def test_the_epochs_fill_the_budget_at_the_measured_step_time():
+    planned = _planned(_fp())  # 210 s, no validation
+    assert size_run(planned, 0.1, 10, 0).epochs == int(210 // (0.1 * 10 / LOADER_EFFICIENCY))  # 189
+    assert size_run(planned, 0.2, 10, 0).epochs < size_run(planned, 0.1, 10, 0).epochs  # slower steps: fewer
+    assert size_run(planned, 0.1, 20, 0).epochs < size_run(planned, 0.1, 10, 0).epochs  # more data: fewer
+    assert size_run(planned, 10.0, 100, 0).epochs == 3 and size_run(planned, 0.001, 1, 0).epochs == 200  # clamped
+    validated = _planned(_fp(), val_pairs="p.txt")
+    assert size_run(validated, 0.1, 10, 5000).epochs < size_run(validated, 0.1, 10, 0).epochs  # validation's cost
+    sized = size_run(validated, 0.1, 10, 100)
+    assert "100 ms a step (measured here)" in sized.recipe["epochs"]["reason"] and sized.val_every >= 1
+    given = _planned(_fp(), epochs=4)
+    assert size_run(given, 0.1, 10, 0) is given and given.time_budget is None
 
 
 def test_what_the_user_gives_wins_and_loss_options_imply_the_loss():
@@ -49,7 +73,7 @@ def test_a_fine_tune_keeps_the_models_backbone_and_size_and_lowers_the_lr():
     init = default_config("iresnet18")
     tuned, scratch = _planned(_fp(side=112), init), _planned(_fp(side=112))
     assert (tuned.backbone, tuned.img_size) == ("iresnet18", 112) and tuned.recipe["backbone"]["by"] == "fine-tune"
-    assert tuned.lr == scratch.lr / 10 and tuned.epochs < scratch.epochs
+    assert tuned.lr == scratch.lr / 10 and tuned.time_budget == scratch.time_budget / 2
 
 
 @pytest.fixture(scope="module")
@@ -155,7 +179,7 @@ def test_few_identities_with_few_images_get_strong_augmentation_and_others_light
 def test_without_a_validation_set_a_tenth_of_the_identities_is_held_back_and_patience_planned():
     planned = plan(TrainOptions(data="d", run_dir="r"), _fp_positives(200), None).check()
     assert planned.val_holdout == 20 and planned.recipe["val_holdout"]["by"] == "recipe"
-    assert planned.patience == 5 and planned.val_every >= 1
+    assert planned.patience == 5 and planned.val_every is None  # set with the epochs, once a step is timed
     assert plan(TrainOptions(data="d", run_dir="r"), _fp_positives(19), None).check().val_holdout == 0
     assert plan(TrainOptions(data="d", run_dir="r"), _fp_positives(5000), None).check().val_holdout == 100
     given = plan(TrainOptions(data="d", run_dir="r", val_pairs="p.txt"), _fp_positives(200), None).check()
@@ -181,3 +205,37 @@ def test_a_run_without_validation_holds_identities_back_and_calibrates_the_thres
     config = read_config(run / "best.safetensors")
     assert config.threshold is not None and config.threshold_metric == "cosine"
     assert any("4 identities held back" in note for note in result.notes)
+
+
+def test_the_step_probe_times_steps_and_puts_everything_back():
+    import torch
+
+    from facecli.losses.options import build_loss
+    from facecli.runtime import resolve_runtime
+    from facecli.training.optim import build_optimizer
+    from facecli.training.precision import precision_for
+    from facecli.training.probe import probe_labels, seconds_per_step
+    from facecli.training.step import TrainStep
+
+    model = create_model("timm/resnet10t", input_size=32, embedding_size=8)
+    net = TrainStep(model, build_loss("arcface", 8, 4, {}), False)
+    optimizer = build_optimizer(net, "adamw", 1e-3, 5e-4)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    rng = torch.random.get_rng_state()
+    labels = probe_labels(8, 2, 4)
+    assert labels.tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
+    seconds = seconds_per_step(
+        net, optimizer, precision_for(resolve_runtime("cpu")), model.config.preprocessing, labels, 32
+    )
+    assert 0 < seconds < 10
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+    assert not optimizer.state and torch.equal(torch.random.get_rng_state(), rng)
+
+
+def test_a_run_given_a_time_budget_sizes_its_epochs_from_a_timed_step(ten, tmp_path):
+    result = train(TrainOptions(data=ten / "faces", run_dir=tmp_path / "run", time_budget=6, img_size=32, workers=0,
+                                device="cpu"))  # fmt: skip
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["time_budget"] == 6 and saved["recipe"]["time_budget"]["by"] == "you"
+    assert "measured here" in saved["recipe"]["epochs"]["reason"] and saved["epochs"] == len(result.history)
+    assert result.seconds < 60

@@ -11,6 +11,7 @@ from typing import Annotated, ClassVar
 
 import typer
 
+from facecli.cli.defaults import library_constant
 from facecli.cli.options import LoaderWorkers
 from facecli.errors import FaceCliError
 from facecli.training.options import DEFAULT_K, DEFAULT_LR_GAMMA, TrainOptions
@@ -130,6 +131,15 @@ class LossGroup(_Group):
 class ScheduleGroup(_Group):
     PANEL: ClassVar[str] = "Schedule"
     epochs: Annotated[int | None, _option("--epochs", "Epochs (one epoch ~ every image once)", min=1)] = None
+    time_budget: Annotated[
+        float | None,
+        _option(
+            "--time-budget",
+            "Seconds of training; the epochs are sized to it from a timed step",
+            default=f"{library_constant('training/recipe', 'TIME_BUDGET_CPU_S')} on a CPU, "
+            f"{library_constant('training/recipe', 'TIME_BUDGET_GPU_S')} on a GPU, half to fine-tune",
+        ),
+    ] = None
     batch_size: Annotated[int | None, _option("--batch-size", "Images per step per process", min=2)] = None
     optimizer: Annotated[str | None, _option("--optimizer", "sgd, adam or adamw")] = None
     lr: Annotated[float | None, _option("--lr", "Learning rate")] = None

@@ -45,6 +45,7 @@ class TrainOptions:
     val_every: int | None = None  # validate every N epochs (and after the last)
     val_holdout: int | None = None  # identities held back to validate on where no validation set is given
     epochs: int | None = None
+    time_budget: float | None = None  # seconds the run is sized to, where the epochs are not given
     batch_size: int | None = None
     img_size: int | None = None
     embedding_size: int | None = None
@@ -145,6 +146,9 @@ class TrainOptions:
                 raise FaceCliError(f"--{name.replace('_', '-')} must be at least {low}, got {value}")
         if min(self.lr or 0, self.warmup_epochs or 0, self.weight_decay, self.trunk_lr_mult or 0) < 0:
             raise FaceCliError("--lr, --warmup-epochs, --weight-decay and --trunk-lr-mult must not be negative")
+        _applies("--time-budget", self.time_budget, "runs whose --epochs are not given", self.epochs is None, "it is")
+        if self.time_budget is not None and self.time_budget <= 0:
+            raise FaceCliError(f"--time-budget must be a positive number of seconds, got {self.time_budget}")
         if self.sample_rate is not None:
             check_sample_rate(self.sample_rate)
         if not 0 <= self.max_bad_fraction <= 1:

@@ -19,9 +19,14 @@ from facecli.models import ModelConfig
 from facecli.training.options import PK_LOSSES, TrainOptions
 
 SAMPLED_IMAGES = 64  # headers read to learn the image size and colour
-# Images a run sees on 2 CPU cores in about 3.5 minutes with resnet10t at 32 px (~200 img/s for a whole
-# step, measured); the cost of an image grows with its pixels, so larger inputs see proportionally fewer.
-IMAGE_BUDGET_32PX = 40_000
+# The run's length: a time budget, filled at the step time measured on this machine (training/probe.py).
+# Sizing it by image count (pixels as the cost) stopped 96 px runs at a third of their time: the step time
+# fell 6x from 32 to 96 px where the pixel count grew 9x.
+TIME_BUDGET_CPU_S = 210.0  # 3.5 minutes, so that a whole no-flag run stays under 5 minutes on 2 cores
+TIME_BUDGET_GPU_S = 900.0  # no GPU figure in RESULTS.md yet: benchmarks/gpu_check.sh measures the step times
+LOADER_EFFICIENCY = 0.9  # the loop ran at 87-98% of the model-only rate (benchmarks/step_overhead.py)
+FORWARD_SHARE = 1 / 3  # an image's forward pass against its whole training step, for validation's cost
+MIN_EPOCHS, MAX_EPOCHS = 3, 200
 VALIDATIONS = 20
 # identities: triplet was ahead of ArcFace (s=32, m=0.3) at 7 and 20 (0.78 vs 0.72, 0.65 vs 0.62), level at
 # 270 (0.78 vs 0.77), behind at 950 (0.92 vs 0.93); the switch lies between, not measured more finely
@@ -129,17 +134,42 @@ def _img_size(fp: Fingerprint) -> tuple[int, str]:
     return size, f"the images' own size (~{fp.image_side} px), between 32 and 112: no upsampling, affordable steps"
 
 
-def _epochs(fp: Fingerprint, img_size: int, fine_tune: bool) -> tuple[int, str]:
-    budget = IMAGE_BUDGET_32PX * (32 / img_size) ** 2 * max(1, fp.cores) / 2
-    if fp.device.startswith("cuda"):
-        budget *= 10  # a conservative multiple of the CPU budget; no GPU figure in RESULTS.md yet
+def _time_budget(fp: Fingerprint, fine_tune: bool) -> tuple[float, str]:
+    gpu = fp.device.startswith("cuda")
+    budget = TIME_BUDGET_GPU_S if gpu else TIME_BUDGET_CPU_S
+    reason = "on a GPU (not measured yet)" if gpu else f"on {fp.cores} CPU cores: a no-flag run within 5 minutes"
     if fine_tune:
-        budget /= 2
+        return budget / 2, f"half of {budget:g} s {reason}: fine-tuning starts from learned weights"
+    return budget, f"{budget:g} s {reason}"
+
+
+def size_run(options: TrainOptions, step_seconds: float, steps_per_epoch: int, val_images: int) -> TrainOptions:
+    """The epochs that fill the time budget at the measured step time (validation's cost off the top first),
+    and the validation interval, recorded with the measurement; options with a length given are kept."""
+    if options.epochs is not None:
+        return options
+    validated = options.val_pairs is not None or options.val_bin is not None or bool(options.val_holdout)
+    per_epoch = step_seconds * steps_per_epoch / LOADER_EFFICIENCY
+    per_validation = val_images * step_seconds / options.batch_size * FORWARD_SHARE if validated else 0.0
+    seconds = options.time_budget - VALIDATIONS * per_validation
     # A cap of 10 steps per identity for small sets was tried and dropped: on 7 and 20 identities it
     # scored 0.70 and 0.56 where the full budget scored 0.73 and 0.63 (within the folds' +-0.08, no gain)
-    epochs = int(min(200, max(3, round(budget / fp.images))))
-    half = "half of " if fine_tune else ""
-    return epochs, f"{half}a budget of ~{budget / 1000:.0f}k images at {img_size} px on {fp.cores} cores"
+    epochs = int(min(MAX_EPOCHS, max(MIN_EPOCHS, seconds // per_epoch)))
+    reason = (
+        f"{options.time_budget:g} s at {step_seconds * 1000:.0f} ms a step (measured here), "
+        f"{steps_per_epoch} steps an epoch"
+    )
+    recipe = dict(options.recipe or {})
+    recipe["epochs"] = {"value": epochs, "reason": reason, "by": "recipe"}
+    filled = {"epochs": epochs}
+    if validated and options.val_every is None:
+        filled["val_every"] = max(1, math.ceil(epochs / VALIDATIONS))
+        recipe["val_every"] = {
+            "value": filled["val_every"],
+            "reason": f"about {VALIDATIONS} validations a run",
+            "by": "recipe",
+        }
+    return dataclasses.replace(options, **filled, recipe=recipe)
 
 
 def _holdout(fp: Fingerprint) -> tuple[int, str]:
@@ -213,7 +243,10 @@ def plan(options: TrainOptions, fp: Fingerprint, init: ModelConfig | None = None
     if (options.sampler == "auto" and loss in PK_LOSSES) or options.sampler == "pk":
         k = int(min(4, max(2, fp.median_per_identity)))
         filled["k"] = choose("k", k, f"{fp.median_per_identity:g} images per identity (median), at most 4")
-    filled["epochs"] = choose("epochs", *_epochs(fp, size, fine_tune))
+    if options.epochs is None:  # the length follows from the budget once a step is timed (size_run)
+        filled["time_budget"] = choose("time_budget", *_time_budget(fp, fine_tune))
+    else:
+        choose("epochs", options.epochs, "")
     if fine_tune:
         filled["lr"] = choose("lr", 2e-4, "fine-tuning: a tenth of the from-scratch lr", "fine-tune")
     else:
@@ -223,8 +256,9 @@ def plan(options: TrainOptions, fp: Fingerprint, init: ModelConfig | None = None
         filled["val_holdout"] = choose("val_holdout", *_holdout(fp))
         validated = filled["val_holdout"] > 0
     if validated:
-        every = max(1, math.ceil(filled["epochs"] / VALIDATIONS))
-        filled["val_every"] = choose("val_every", every, f"about {VALIDATIONS} validations a run: they cost images too")
+        if options.epochs is not None:
+            every = max(1, math.ceil(options.epochs / VALIDATIONS))
+            filled["val_every"] = choose("val_every", every, f"about {VALIDATIONS} validations a run")
         if options.epochs is None:  # a length the user fixed is run in full unless they give --patience
             filled["patience"] = choose("patience", PATIENCE, f"{PATIENCE} validations without a better accuracy")
     filled["warmup_epochs"] = choose("warmup_epochs", 0.5, "half an epoch of linear warm-up")

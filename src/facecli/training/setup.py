@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader
 
 import facecli.losses  # noqa: F401  (registers the losses)
 from facecli.checkpoint import read_config
-from facecli.data.batch_plan import plan_batches
+from facecli.data.batch_plan import BatchPlan, plan_batches
 from facecli.data.samplers import TrainBatchSampler
 from facecli.data.training_set import TrainImages, TrainingSet, decoded_cache_budget, read_training_set, train_loader
 from facecli.data.workers import default_workers
@@ -35,7 +35,8 @@ from facecli.training.optim import build_optimizer, effective_lr, lr_factor
 from facecli.training.options import TrainOptions, save_options
 from facecli.training.pending_losses import PendingLosses
 from facecli.training.precision import Precision, precision_for
-from facecli.training.recipe import fingerprint, plan
+from facecli.training.probe import probe_labels, seconds_per_step
+from facecli.training.recipe import fingerprint, plan, size_run
 from facecli.training.run_folder import existing_run
 from facecli.training.run_log import RunLog
 from facecli.training.saver import StateSaver
@@ -103,10 +104,17 @@ def set_up(
     # compiled inside TrainStep (the embedding only), so prepare() just moves it and sets the memory format
     runtime = runtime.for_model(model.config.backbone, training=True)
     step_module = dataclasses.replace(runtime, compile=False).prepare(TrainStep(model, loss, options.compile))
-    sampler = _sampler(options, data, proc)
+    batches = _batch_plan(options, data, proc)
     precision = precision_for(runtime)
     lr = effective_lr(options.lr, options.batch_size * proc.world_size, options.lr_scale_batch)
     optimizer = _optimizer(options, model, step_module, lr, precision)
+    if options.epochs is None:  # sized to the time budget at the step time measured here
+        val_images = _images_of(held_back[0]) if held_back is not None else validation.images if validation else 0
+        step_seconds = _step_seconds(step_module, optimizer, precision, model, batches, proc)
+        options = size_run(
+            options, step_seconds, len(batches.labels) // (batches.batch_size * proc.world_size), val_images
+        )
+    sampler = TrainBatchSampler(batches, epochs=options.epochs, seed=options.seed)
     factor = lr_factor(
         options.scheduler, len(sampler), options.epochs, options.warmup_epochs, options.lr_steps, options.lr_gamma
     )
@@ -188,8 +196,8 @@ def _model(options: TrainOptions, num_classes: int, init: ModelConfig | None) ->
     return start_from(options.init, config)
 
 
-def _sampler(options: TrainOptions, data: TrainingSet, proc: distributed.Process) -> TrainBatchSampler:
-    plan = plan_batches(
+def _batch_plan(options: TrainOptions, data: TrainingSet, proc: distributed.Process) -> BatchPlan:
+    return plan_batches(
         data.labels,
         batch_size=options.batch_size,
         kind=options.sampler_kind(),
@@ -198,7 +206,22 @@ def _sampler(options: TrainOptions, data: TrainingSet, proc: distributed.Process
         world_size=proc.world_size,
         file_order=np.argsort(data.offsets, kind="stable") if data.offsets is not None else None,
     )
-    return TrainBatchSampler(plan, epochs=options.epochs, seed=options.seed)
+
+
+def _step_seconds(
+    step_module: nn.Module, optimizer: torch.optim.Optimizer, precision: Precision, model: FaceEmbedder,
+    batches: BatchPlan, proc: distributed.Process,
+) -> float:  # fmt: skip
+    """One step's time on this machine (the slowest rank's, so that every rank plans the same run)."""
+    labels = probe_labels(batches.batch_size, batches.k if batches.kind == "pk" else None, len(batches.by_class))
+    seconds = seconds_per_step(
+        step_module, optimizer, precision, model.config.preprocessing, labels, model.config.input_size[0]
+    )
+    return max(proc.gather([seconds]))
+
+
+def _images_of(table: pd.DataFrame) -> int:
+    return len(set(table["imageA"]) | set(table["imageB"]))
 
 
 def _optimizer(

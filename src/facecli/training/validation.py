@@ -33,6 +33,11 @@ class Validation:
         self.batch_size, self.workers = batch_size, workers
         self.note: str | None = None  # what the last validation left out, if anything
 
+    @property
+    def images(self) -> int:
+        """Images embedded per validation."""
+        return len(self.bin.images) if self.bin is not None else len(self.checked.present)
+
     def __call__(self, model: FaceEmbedder) -> VerificationReport:
         model.eval()
         embedder = TorchEmbedder(model, self.runtime)

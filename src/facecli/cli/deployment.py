@@ -9,7 +9,7 @@ import typer
 
 from facecli.cli.app import DEPLOYMENT, command
 from facecli.cli.defaults import Defaults, given
-from facecli.cli.options import Force, ModelFile
+from facecli.cli.options import Force, ModelFile, model_or_newest
 from facecli.console import console
 
 EXPORT = Defaults("exporting/exporter", "export")
@@ -17,7 +17,6 @@ EXPORT = Defaults("exporting/exporter", "export")
 
 @command("export", DEPLOYMENT)
 def export_command(
-    checkpoint: ModelFile,
     out: Annotated[Path, typer.Option("--out", help="File to write (model.onnx or model.pt).")],
     fmt: Annotated[str | None, typer.Option("--format", help=EXPORT("onnx or torchscript", "fmt"))] = None,
     opset: Annotated[int | None, typer.Option("--opset", help=EXPORT("ONNX opset version", "opset"))] = None,
@@ -29,10 +28,13 @@ def export_command(
     verify_images: Annotated[
         list[Path] | None, typer.Option("--verify-image", help="Face image to check with (repeatable).")
     ] = None,
+    checkpoint: ModelFile = None,
     force: Force = False,
 ) -> None:
     """Export to ONNX or TorchScript with preprocessing metadata inside, verified against PyTorch."""
     from facecli.exporting import export
+
+    checkpoint = model_or_newest(checkpoint)
 
     result = export(
         checkpoint=checkpoint,

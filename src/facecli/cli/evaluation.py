@@ -9,7 +9,7 @@ import typer
 
 from facecli.cli.app import EVALUATION, command
 from facecli.cli.defaults import Defaults, given
-from facecli.cli.options import EmbeddingOptions, Force, ModelFile, PairsOptions
+from facecli.cli.options import EmbeddingOptions, Force, ModelFile, PairsOptions, model_or_newest
 from facecli.cli.tables import sweep_table, verification_table
 from facecli.console import console
 from facecli.errors import FaceCliError
@@ -56,6 +56,8 @@ def eval_command(
     """LFW-protocol verification: k-fold accuracy, AUC, EER, TAR@FAR and the best threshold."""
     from facecli.verification import TemplatePairs, evaluate
 
+    if from_scores is None:
+        checkpoint = model_or_newest(checkpoint)
     embedded = from_scores is None
     if bin_set is not None:
         embedding.refuse(("workers", "cache", "align"), "--bin images are decoded from the file, in memory")
@@ -81,7 +83,6 @@ def eval_command(
 
 @command("sweep", EVALUATION)
 def sweep_command(
-    checkpoint: ModelFile,
     pairs: PairsFile,
     start: Annotated[float | None, typer.Option("--start", help="First threshold (default: lowest score).")] = None,
     stop: Annotated[float | None, typer.Option("--stop", help="Last threshold (default: highest score).")] = None,
@@ -100,11 +101,13 @@ def sweep_command(
     ] = False,
     pairs_options: PairsOptions = PairsOptions(),  # noqa: B008
     embedding: EmbeddingOptions = EmbeddingOptions(),  # noqa: B008
+    checkpoint: ModelFile = None,
     force: Force = False,
 ) -> None:
     """Rates per threshold (accuracy, precision, recall, F1, FAR, FRR, TAR) and the chosen threshold."""
     from facecli.verification import sweep
 
+    checkpoint = model_or_newest(checkpoint)
     result = sweep(
         checkpoint=checkpoint,
         pairs=pairs_options.read(pairs),
@@ -123,9 +126,14 @@ def sweep_command(
 
 @command("predict", EVALUATION)
 def predict_command(
-    checkpoint: ModelFile,
-    pairs: PairsFile,
     out: Annotated[Path, typer.Option("--out", help="CSV to write: input rows + score + prediction.")],
+    pairs: Annotated[
+        Path | None,
+        typer.Option(
+            "--pairs",
+            help="Pairs file (default: the one lfw_pair.txt, pairs.txt, LfwPairs.csv or lfw_test_pair.txt here).",
+        ),
+    ] = None,
     threshold: Annotated[
         float | None, typer.Option("--threshold", help="Decision threshold (default: the checkpoint's).")
     ] = None,
@@ -134,11 +142,15 @@ def predict_command(
     ] = False,
     pairs_options: PairsOptions = PairsOptions(),  # noqa: B008
     embedding: EmbeddingOptions = EmbeddingOptions(),  # noqa: B008
+    checkpoint: ModelFile = None,
     force: Force = False,
 ) -> None:
     """Score every pair and predict same (1) / different (0), keeping the input rows in order."""
     from facecli.verification import predict
+    from facecli.workdir import pairs_file
 
+    checkpoint = model_or_newest(checkpoint)
+    pairs = pairs if pairs is not None else pairs_file()
     table = predict(
         checkpoint=checkpoint,
         pairs=pairs_options.read(pairs),

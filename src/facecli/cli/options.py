@@ -26,10 +26,22 @@ LoaderWorkers = Annotated[
     typer.Option("--workers", min=0, help="Image loader processes (default: cores-1).", rich_help_panel=LOADING_PANEL),
 ]
 ModelFile = Annotated[
-    Path, typer.Option("--checkpoint", "-c", help="Model file (.safetensors, or .onnx with --backend onnx).")
+    Path | None,
+    typer.Option(
+        "--checkpoint",
+        "-c",
+        help="Model file (.safetensors, or .onnx with --backend onnx; default: the newest run's best under runs/).",
+    ),
 ]
 GalleryModel = Annotated[Path | None, typer.Option("--checkpoint", "-c", help="Model (default: the gallery's).")]
 GalleryIndex = Annotated[Path, typer.Option("--index", help="Gallery index from facecli index.")]
+
+
+def model_or_newest(checkpoint: Path | None) -> Path:
+    """-c as given, else the best model of the newest run under ./runs/ (said in one line)."""
+    from facecli.workdir import newest_model
+
+    return checkpoint if checkpoint is not None else newest_model()
 
 
 @dataclass
@@ -171,7 +183,12 @@ class PairsOptions:
     """How to read a pairs file and score its pairs."""
 
     root: Annotated[
-        Path | None, typer.Option("--root", help="Folder the pair paths are relative to (default: the current one).")
+        Path | None,
+        typer.Option(
+            "--root",
+            help="Folder the pair paths are relative to (default: where they resolve: beside the pairs file, "
+            "its lfw/ subfolder, or the working folder).",
+        ),
     ] = None
     metric: Annotated[
         str | None, typer.Option("--metric", help=PAIRS("cosine (similarity) or euclidean (distance)", "metric"))
@@ -202,7 +219,7 @@ class PairsOptions:
 
         return PairsInput(
             pairs=pairs,
-            root=self.root or Path("."),
+            root=self.root,
             **given(metric=self.metric, fmt=self.fmt),  # type: ignore[arg-type]
             columns=self.columns.split(",") if self.columns else None,
             allow_outside_root=self.allow_outside_root,

@@ -10,7 +10,7 @@ import typer
 
 from facecli.cli.app import PHOTOS, command
 from facecli.cli.defaults import Defaults, given
-from facecli.cli.options import EmbeddingOptions, Force, ModelFile
+from facecli.cli.options import EmbeddingOptions, Force, ModelFile, model_or_newest
 from facecli.console import console
 
 
@@ -18,7 +18,6 @@ from facecli.console import console
 def compare_command(
     a: Annotated[Path, typer.Argument(help="An image, or a folder of images.")],
     b: Annotated[Path, typer.Argument(help="An image, or a folder of images.")],
-    checkpoint: ModelFile,
     threshold: Annotated[
         float | None, typer.Option("--threshold", help="Cosine above which two faces are the same person.")
     ] = None,
@@ -28,10 +27,13 @@ def compare_command(
     show: Annotated[Path | None, typer.Option("--show", help="Draw both faces with the score (a .png).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     embedding: EmbeddingOptions = EmbeddingOptions(),  # noqa: B008  (expanded into options by `command`)
+    checkpoint: ModelFile = None,
     force: Force = False,
 ) -> None:
     """Are A and B the same person? Exit code 0: same, 1: different (any pair), 2: error; 0 without a threshold."""
     from facecli.photos import compare
+
+    checkpoint = model_or_newest(checkpoint)
 
     embedding.refuse(
         ("workers", "cache", "batch_size"), "compare embeds each photo once, in memory, without the loader"
@@ -63,7 +65,6 @@ def embed_command(
     source: Annotated[
         Path, typer.Argument(help="A folder (of identity folders or loose images) or a list (`id;path` or `path`).")
     ],
-    checkpoint: ModelFile,
     out: Annotated[Path, typer.Option("--out", help="embeddings.npy (with a .csv of paths) or .parquet.")],
     plot: Annotated[Path | None, typer.Option("--plot", help="A 2-D map of the embeddings by identity (.png).")] = None,
     projection: Annotated[
@@ -79,10 +80,13 @@ def embed_command(
         Path | None, typer.Option("--tensorboard", help="Write TensorBoard projector files (with thumbnails) here.")
     ] = None,
     embedding: EmbeddingOptions = EmbeddingOptions(),  # noqa: B008  (expanded into options by `command`)
+    checkpoint: ModelFile = None,
     force: Force = False,
 ) -> None:
     """Write one embedding per image, for your own clustering, deduplication or search."""
     from facecli.photos import embed_to_file
+
+    checkpoint = model_or_newest(checkpoint)
 
     result = embed_to_file(
         source, checkpoint=checkpoint, out=out, embedding=embedding.embed_options(align="auto"), plot=plot,

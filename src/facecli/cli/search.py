@@ -9,7 +9,7 @@ import typer
 
 from facecli.cli.app import SEARCH, command
 from facecli.cli.defaults import Defaults, given
-from facecli.cli.options import EmbeddingOptions, Force, GalleryIndex, GalleryModel
+from facecli.cli.options import EmbeddingOptions, Force, GalleryIndex, GalleryModel, model_or_newest
 from facecli.cli.tables import identification_table
 from facecli.console import console
 
@@ -22,7 +22,10 @@ def index_command(
     out: Annotated[Path, typer.Option("--out", help="Gallery index file to write or change.")],
     gallery_dir: Annotated[Path | None, typer.Argument(help="Image-folder gallery: one folder per identity.")] = None,
     checkpoint: Annotated[
-        Path | None, typer.Option("--checkpoint", "-c", help="facecli model (needed to build).")
+        Path | None,
+        typer.Option(
+            "--checkpoint", "-c", help="facecli model to build with (default: the newest run's best under runs/)."
+        ),
     ] = None,
     add: Annotated[Path | None, typer.Option("--add", help="Append the images of this image-folder dataset.")] = None,
     remove: Annotated[list[str] | None, typer.Option("--remove", help="Remove this identity (repeatable).")] = None,
@@ -44,6 +47,8 @@ def index_command(
     """Build a 1:N gallery index (each image embedded once), or add/remove images of an existing one."""
     from facecli.identification import build_index
 
+    if gallery_dir is not None:
+        checkpoint = model_or_newest(checkpoint)
     gallery, embedded, skipped = build_index(
         out=out,
         embedding=embedding.embed_options(),

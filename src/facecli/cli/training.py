@@ -84,7 +84,13 @@ def train_command(
     from facecli.training import distributed, resolve_options, train
 
     if nproc is not None and nproc > 1:
-        raise typer.Exit(distributed.launch(nproc, distributed.without_nproc(sys.argv[1:])))
+        argv = distributed.without_nproc(sys.argv[1:])
+        if resume is None and config is None:  # every process must train the same data into the same folder
+            from facecli.workdir import new_run_dir, training_list
+
+            argv += ["--data", str(training_list())] if data.data is None else []
+            argv += ["--run-dir", str(new_run_dir())] if run.run_dir is None else []
+        raise typer.Exit(distributed.launch(nproc, argv))
     given = dataclasses.asdict(runtime)
     for group in (data, model, loss, schedule, validation, run):
         given |= group.given()

@@ -149,7 +149,7 @@ def _end_epoch(run: Run, state: TrainState) -> str | None:
     plot = validate if validation is not None else state.epoch % max(1, options.epochs // 20) == 0
     run.log.end_epoch(row, state.history, plot=plot or state.epoch == options.epochs)  # about 20 plots a run
     if patience_out and state.epoch < options.epochs:
-        run.log.note(f"no validation improvement for {options.patience} epoch(s): stopping early")
+        run.log.note(f"no better validation in {options.patience} validation(s): stopping early")
         return "early stop"
     return None
 

@@ -262,4 +262,23 @@ def resolve_options(given: dict, config_file: Path | None = None, resume: Path |
         return dataclasses.replace(saved, **given).check()
     merged = read_yaml_options(config_file) if config_file is not None else {}
     merged.update(given)
+    merged = with_working_folder_defaults(merged)
     return TrainOptions.from_dict(merged, str(config_file) if config_file else "command line").check()
+
+
+def with_working_folder_defaults(options: dict) -> dict:
+    """`data` and `run_dir` where neither the command line nor the YAML file gives them: ./cls_train.txt and
+    a new folder under ./runs/, each said in one line and recorded in the recipe as the working folder's."""
+    from facecli import workdir
+
+    found = {}
+    if options.get("data") is None:
+        found["data"] = (workdir.training_list(), "cls_train.txt in the working folder (what annotate writes)")
+    if options.get("run_dir") is None:
+        found["run_dir"] = (workdir.new_run_dir(), "a new folder under runs/: no earlier run is overwritten")
+    if not found:
+        return options
+    recipe = dict(options.get("recipe") or {})
+    for name, (value, reason) in found.items():
+        recipe[name] = {"value": str(value), "reason": reason, "by": "working folder"}
+    return {**options, **{name: value for name, (value, _) in found.items()}, "recipe": recipe}

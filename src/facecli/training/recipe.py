@@ -157,7 +157,7 @@ def size_run(options: TrainOptions, step_seconds: float, steps_per_epoch: int, v
     epochs = int(min(MAX_EPOCHS, max(MIN_EPOCHS, seconds // per_epoch)))
     reason = (
         f"{options.time_budget:g} s at {step_seconds * 1000:.0f} ms a step (measured here), "
-        f"{steps_per_epoch} steps an epoch"
+        f"{steps_per_epoch} step(s) an epoch"
     )
     recipe = dict(options.recipe or {})
     recipe["epochs"] = {"value": epochs, "reason": reason, "by": "recipe"}
@@ -264,7 +264,10 @@ def plan(options: TrainOptions, fp: Fingerprint, init: ModelConfig | None = None
     filled["warmup_epochs"] = choose("warmup_epochs", 0.5, "half an epoch of linear warm-up")
     filled |= _loss_options(loss, choose)
     filled["aug"] = choose("aug", *_augmentation(fp))
-    recipe = {c.option: {"value": c.value, "reason": c.reason, "by": c.by} for c in choices}
+    recipe = {
+        **(options.recipe or {}),
+        **{c.option: {"value": c.value, "reason": c.reason, "by": c.by} for c in choices},
+    }
     return dataclasses.replace(options, **filled, recipe=recipe)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ from facecli.errors import FaceCliError, unknown_choice
 from facecli.verification.metrics import Metric, check_metric
 
 MAX_LISTED = 10
+log = logging.getLogger(__name__)
 SCORE_BLOCK = 8192  # pairs scored per block
 PAIRS_FORMATS = ("auto", "lfw", "paths", "csv")
 
@@ -23,7 +25,7 @@ class PairsInput:
     """Where the pairs are and how to read and score them; checked when made."""
 
     pairs: Path
-    root: Path
+    root: Path | None = None  # None: where the pairs' names resolve (beside the file, its lfw/, or here)
     metric: Metric = "cosine"
     fmt: PairsFormat = "auto"
     columns: list[str] | None = None
@@ -66,14 +68,43 @@ class CheckedPairs:
 def check_pairs(source: PairsInput, skip_missing: bool = False) -> CheckedPairs:
     """Parse a pairs file and locate its images; every missing image is listed unless `skip_missing`."""
     pairs = read_pairs(source.pairs, source.fmt, source.columns)
-    resolved = resolve_images(pairs, source.root, source.allow_outside_root)
+    root = source.root if source.root is not None else locate_root(pairs, source.allow_outside_root, skip_missing)
+    resolved = resolve_images(pairs, root, source.allow_outside_root)
     missing = missing_images(resolved)
     if missing and not skip_missing:
         shown = ", ".join(missing[:MAX_LISTED]) + (
             f" and {len(missing) - MAX_LISTED} more" if len(missing) > MAX_LISTED else ""
         )
-        raise FaceCliError(f"{pairs.source}: {len(missing)} image(s) not found under {source.root}: {shown}")
+        raise FaceCliError(f"{pairs.source}: {len(missing)} image(s) not found under {root}: {shown}")
     return CheckedPairs(pairs, resolved, missing)
+
+
+def locate_root(pairs: Pairs, allow_outside_root: bool = False, partly: bool = False) -> Path:
+    """The folder the pairs' image names resolve under: beside the pairs file, its lfw/ subfolder (the FaceNet
+    ports' layout) or the working folder; `partly`: the one where the fewest are missing. Said in one line."""
+    tried = list(dict.fromkeys(p for p in (pairs.source.parent, pairs.source.parent / "lfw", Path(".")) if p.is_dir()))
+    missing = {}
+    for folder in tried:
+        try:
+            missing[folder] = len(missing_images(resolve_images(pairs, folder, allow_outside_root)))
+        except FaceCliError:  # a name that leaves this folder
+            continue
+    whole = [folder for folder, count in missing.items() if count == 0]
+    distinct = list(dict.fromkeys(folder.resolve() for folder in whole))
+    images = len(pairs.images)
+    if len(distinct) > 1:
+        raise FaceCliError(
+            f"{pairs.source}: its image names resolve under {' and under '.join(map(str, whole))}; choose with --root"
+        )
+    if whole:
+        found = whole[0]
+    elif partly and missing and min(missing.values()) < images:
+        found = min(missing, key=missing.get)
+    else:
+        counts = ", ".join(f"{folder} ({missing.get(folder, images)} of {images} missing)" for folder in tried)
+        raise FaceCliError(f"{pairs.source}: its image names resolve under none of {counts}; pass --root")
+    log.info(f"root: {found} (where {pairs.source.name}'s image names resolve; --root to choose)")
+    return found
 
 
 def score_checked(

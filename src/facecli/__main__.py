@@ -22,7 +22,9 @@ def main() -> None:
     if previous is signal.default_int_handler:  # left alone where SIGINT is ignored (a background job)
         signal.signal(signal.SIGINT, _interrupted_while_loading)
     from facecli.cli import app
+    from facecli.cli.app import resume_without_folder
 
+    sys.argv[1:] = resume_without_folder(sys.argv[1:])
     signal.signal(signal.SIGINT, previous)
     try:
         app()

@@ -75,3 +75,31 @@ def test_a_pairs_file_whose_names_resolve_nowhere_lists_what_was_tried(folder):
     result = _run("facecli eval --pairs elsewhere/p.txt -c any.safetensors")
     _assert_one_line_error(result, "resolve under none of elsewhere (")
     assert "elsewhere/lfw" not in result.output and ". (" in result.output  # beside the file, and here
+
+
+def test_resume_without_a_folder_continues_the_newest_unfinished_run(folder):
+    import os
+    import signal
+
+    from facecli.cli.app import resume_without_folder
+    from facecli.training import TrainOptions, train
+
+    assert resume_without_folder(["train", "--resume"]) == ["train", "--resume", "@newest"]
+    assert resume_without_folder(["train", "--resume", "--epochs", "3"])[:3] == ["train", "--resume", "@newest"]
+    assert resume_without_folder(["train", "--resume", "runs/x"]) == ["train", "--resume", "runs/x"]
+    _assert_one_line_error(_run("facecli train --resume @newest"), "there is no run under runs/ to continue")
+
+    def ctrl_c_at_step_2(step, loss):
+        if step == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+        return loss
+
+    options = dict(data=folder / "datasets", backbone="timm/resnet10t", img_size=32, epochs=2, batch_size=16, workers=0,
+                   device="cpu", val_holdout=0)  # fmt: skip
+    train(TrainOptions(run_dir=folder / "runs" / "train", **options))
+    stopped = train(TrainOptions(run_dir=folder / "runs" / "train2", **options), step_hook=ctrl_c_at_step_2)
+    assert stopped.stopped == "interrupted"
+    resumed = _run("facecli train --resume @newest")  # what a bare --resume becomes
+    assert resumed.exit_code == 0, resumed.output
+    assert "resume: runs/train2 (the newest run, unfinished" in resumed.output
+    _assert_one_line_error(_run("facecli train --resume @newest"), "runs/train2, is finished (epoch 2 of 2)")

@@ -30,6 +30,20 @@ DATA, TRAINING, EVALUATION, DEPLOYMENT, SEARCH = "Data", "Training", "Evaluation
 PHOTOS = "Photos"
 
 
+RESUME_NEWEST = "@newest"  # what a bare `train --resume` becomes: the newest unfinished run
+
+
+def resume_without_folder(argv: list[str]) -> list[str]:
+    """`train --resume` with no folder (last, or followed by another option) as `--resume @newest`: a Typer
+    option always takes a value."""
+    if "train" not in argv or "--resume" not in argv:
+        return argv
+    at = argv.index("--resume")
+    if at + 1 == len(argv) or argv[at + 1].startswith("-"):
+        return [*argv[: at + 1], RESUME_NEWEST, *argv[at + 1 :]]
+    return argv
+
+
 def _version(asked: bool) -> None:
     if asked:
         from facecli import __version__

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from facecli.cli.app import TRAINING, command
+from facecli.cli.app import RESUME_NEWEST, TRAINING, command
 from facecli.cli.options import Force, RuntimeOptions
 from facecli.cli.tables import backbones_table, import_sources_table, registry_table, training_table
 from facecli.cli.train_options import DataGroup, LossGroup, ModelGroup, RunGroup, ScheduleGroup, ValidationGroup
@@ -72,7 +72,10 @@ def train_command(
     run: RunGroup = RunGroup(),  # noqa: B008
     runtime: RuntimeOptions = RuntimeOptions(),  # noqa: B008
     config: Annotated[Path | None, typer.Option("--config", help="YAML file with any of these options.")] = None,
-    resume: Annotated[Path | None, typer.Option("--resume", help="Continue the run in this folder exactly.")] = None,
+    resume: Annotated[
+        Path | None,
+        typer.Option("--resume", help="Continue the run in this folder exactly (alone: the newest unfinished run)."),
+    ] = None,
     nproc: Annotated[int | None, typer.Option("--nproc", min=1, help="Launch N processes with torchrun (DDP).")] = None,
     force: Force = False,
 ) -> None:
@@ -82,6 +85,11 @@ def train_command(
     as a table with the reason for each; any option you give wins.
     """
     from facecli.training import distributed, resolve_options, train
+
+    if resume == Path(RESUME_NEWEST):
+        from facecli.training.run_folder import newest_unfinished_run
+
+        resume = newest_unfinished_run()
 
     if nproc is not None and nproc > 1:
         argv = distributed.without_nproc(sys.argv[1:])

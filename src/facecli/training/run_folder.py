@@ -4,6 +4,7 @@ lock that keeps a second writer out."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,8 +15,10 @@ from facecli.writer_lock import writer_lock
 
 STATE_FILE, LAST_FILE, BEST_FILE = "last_state.pt", "last.safetensors", "best.safetensors"
 LOCK_FILE = ".facecli.lock"
+log = logging.getLogger(__name__)
 RUN_FILES = (
-    "config.json", "classes.txt", "metrics.csv", "curves.png", STATE_FILE, LAST_FILE, BEST_FILE, BAD_FILE, "tensorboard"
+    "config.json", "classes.txt", "metrics.csv", "curves.png", STATE_FILE, LAST_FILE, BEST_FILE, BAD_FILE,
+    "tensorboard", "val_pairs.csv",
 )  # fmt: skip
 
 
@@ -50,3 +53,25 @@ def run_folder_lock(run_dir: Path, is_main: bool) -> Iterator[str | None]:
     finally:
         if created and run_dir.is_dir() and [p.name for p in run_dir.iterdir()] == [LOCK_FILE]:
             shutil.rmtree(run_dir)
+
+
+def newest_unfinished_run() -> Path:
+    """The newest run under ./runs/, where it stopped before its end (interrupted, killed, bad images)."""
+    from facecli.training.options import load_options
+    from facecli.training.resume_file import load_training_state
+    from facecli.training.state import EarlyStopping, TrainState
+    from facecli.workdir import RUNS, runs_newest_first
+
+    runs = runs_newest_first()
+    if not runs:
+        raise FaceCliError(f"--resume without a folder: there is no run under {RUNS}/ to continue")
+    run = runs[0]
+    options = load_options(run / "config.json")
+    state = TrainState.from_dict(load_training_state(run / STATE_FILE)) if (run / STATE_FILE).is_file() else None
+    if state is not None and (state.epoch >= options.epochs or EarlyStopping(options.patience)(state.best)):
+        raise FaceCliError(
+            f"--resume without a folder: the newest run, {run}, is finished (epoch {state.epoch} of {options.epochs}); "
+            f"name a run to continue, or give more --epochs with --resume {run}"
+        )
+    log.info(f"resume: {run} (the newest run, unfinished; --resume FOLDER to choose)")
+    return run

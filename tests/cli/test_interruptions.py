@@ -134,11 +134,12 @@ def test_sigint_during_eval_exits_130_and_writes_no_report(tmp_path):
     synth(tmp_path / "faces", identities=40, images=5, size=48, seed=6)
     annotate(tmp_path / "faces", out_dir=tmp_path, pairs=200, folds=2, pairs_out=tmp_path / "pairs.txt")
     checkpoint = tmp_path / "big.safetensors"
-    # ~200 images at 160 px through Inception-ResNet: several seconds, so the signal lands mid-way
+    # ~200 images at 160 px through Inception-ResNet: several seconds, so the signal lands mid-way; on PyTorch
+    # (--backend torch), as the auto backend would first export this new random model to ONNX for many seconds
     save_model(create_model("inception_resnetv1"), checkpoint)
     report, scores = tmp_path / "report.json", tmp_path / "scores.csv"
     args = [*FACECLI, "eval", "-c", str(checkpoint), "--pairs", str(tmp_path / "pairs.txt"), "--root",
-            str(tmp_path / "faces"), "--device", "cpu", "--batch-size", "2", "--workers", "1",
+            str(tmp_path / "faces"), "--device", "cpu", "--batch-size", "2", "--workers", "1", "--backend", "torch",
             "--report", str(report), "--scores", str(scores)]  # fmt: skip
 
     # a test runner's worker may ignore or block SIGINT, and children inherit both: give the command

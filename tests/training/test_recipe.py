@@ -239,3 +239,24 @@ def test_a_run_given_a_time_budget_sizes_its_epochs_from_a_timed_step(ten, tmp_p
     assert saved["time_budget"] == 6 and saved["recipe"]["time_budget"]["by"] == "you"
     assert "measured here" in saved["recipe"]["epochs"]["reason"] and saved["epochs"] == len(result.history)
     assert result.seconds < 60
+
+
+def _at_scale(identities, images, device="cuda:0"):
+    return Fingerprint(identities, images, 10, images / identities, 0, 112, False, device, 16, identities, False)
+
+
+def test_at_published_scale_on_a_gpu_the_published_recipe_is_followed_and_cited():
+    casia = plan(TrainOptions(data="d", run_dir="r"), _at_scale(10_575, 494_414), None).check()
+    assert (casia.loss, casia.backbone, casia.img_size, casia.embedding_size) == ("arcface", "iresnet50", 112, 512)
+    assert (casia.optimizer, casia.momentum, casia.weight_decay, casia.batch_size) == ("sgd", 0.9, 5e-4, 128)
+    assert casia.lr_scale_batch and casia.lr * 512 / 64 == pytest.approx(0.1)  # 0.1 at a global batch of 512
+    assert (casia.scheduler, casia.lr_steps, casia.epochs) == ("step", [12, 20, 24], 26)
+    assert (casia.scale, casia.margin, casia.time_budget) == (64.0, 0.5, None)
+    assert "AdaFace" in casia.recipe["epochs"]["reason"] and "arcface_torch" in casia.recipe["backbone"]["reason"]
+    ms1m = plan(TrainOptions(data="d", run_dir="r"), _at_scale(85_742, 5_822_653), None).check()
+    assert (ms1m.epochs, ms1m.lr_steps) == (16, [8, 14]) and "emore" in ms1m.recipe["epochs"]["reason"]
+    # what the user gives wins (a value equal to TrainOptions' own default cannot be told from one left out)
+    given = plan(TrainOptions(data="d", run_dir="r", optimizer="adam", epochs=4), _at_scale(85_742, 5_822_653), None)
+    assert (given.optimizer, given.epochs) == ("adam", 4) and given.recipe["epochs"]["by"] == "you"
+    on_cpu = plan(TrainOptions(data="d", run_dir="r"), _at_scale(10_575, 494_414, "cpu"), None).check()
+    assert on_cpu.backbone == "timm/resnet10t"  # no published recipe runs on 2 CPU cores: the small-set rules

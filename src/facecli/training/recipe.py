@@ -16,6 +16,7 @@ from facecli.data.images import ImageError
 from facecli.data.training_set import TrainingSet
 from facecli.losses.options import loss_defaults, losses_taking_all
 from facecli.models import ModelConfig
+from facecli.training.optim import NOMINAL_BATCH
 from facecli.training.options import PK_LOSSES, TrainOptions
 
 SAMPLED_IMAGES = 64  # headers read to learn the image size and colour
@@ -202,11 +203,13 @@ MEASURED_LOSS_OPTIONS = {
 }
 
 
-def _loss_options(loss: str, choose: Callable[..., object]) -> dict[str, object]:
-    """Every option of `loss`: given, else the recipe's measured value, else the loss's own default."""
+def _loss_options(loss: str, choose: Callable[..., object], planned: dict) -> dict[str, object]:
+    """Every option of `loss` not `planned` yet: given, else the recipe's measured value, else the loss's own."""
     measured = MEASURED_LOSS_OPTIONS.get(loss, {})
     filled = {}
     for option, default in loss_defaults(loss).items():
+        if option in planned:
+            continue
         if option in measured:
             filled[option] = choose(option, *measured[option])
         else:
@@ -229,6 +232,16 @@ def plan(options: TrainOptions, fp: Fingerprint, init: ModelConfig | None = None
         choices.append(Choice(option, value, reason, by))
         return value
 
+    published = None if fine_tune else _published(fp)
+    if published is not None:
+        defaults = {f.name: f.default for f in dataclasses.fields(TrainOptions)}
+        # a field whose default is not None cannot tell "given as the default" from "left out": the
+        # published value wins over the default there
+        left_at_default = {n for n in published if defaults[n] is not None and getattr(options, n) == defaults[n]}
+        filled = {n: value if n in left_at_default else choose(n, value, why) for n, (value, why) in published.items()}
+        choices.extend(Choice(n, published[n][0], published[n][1], "recipe") for n in sorted(left_at_default))
+        filled |= _loss_options(filled["loss"], choose, filled)
+        return _recorded(options, filled, choices)
     loss = choose("loss", *_loss(options, fp))
     if fine_tune:
         backbone = choose("backbone", init.backbone, f"the --init model's ({init.backbone})", "fine-tune")
@@ -262,13 +275,58 @@ def plan(options: TrainOptions, fp: Fingerprint, init: ModelConfig | None = None
         if options.epochs is None:  # a length the user fixed is run in full unless they give --patience
             filled["patience"] = choose("patience", PATIENCE, f"{PATIENCE} validations without a better accuracy")
     filled["warmup_epochs"] = choose("warmup_epochs", 0.5, "half an epoch of linear warm-up")
-    filled |= _loss_options(loss, choose)
+    filled |= _loss_options(loss, choose, filled)
     filled["aug"] = choose("aug", *_augmentation(fp))
+    return _recorded(options, filled, choices)
+
+
+def _recorded(options: TrainOptions, filled: dict, choices: list[Choice]) -> TrainOptions:
     recipe = {
         **(options.recipe or {}),
         **{c.option: {"value": c.value, "reason": c.reason, "by": c.by} for c in choices},
     }
     return dataclasses.replace(options, **filled, recipe=recipe)
+
+
+# Data at the scale of CASIA-WebFace (10k identities, 0.5M images) and up, on a GPU: the published recipes
+# that reach the published numbers, followed instead of extrapolating the small-set rules above.
+PUBLISHED_MIN_IDENTITIES, PUBLISHED_MIN_IMAGES = 5_000, 200_000
+MS1M_IDENTITIES = 50_000  # MS1M (85k), Glint360K (360k), WebFace42M (2M): arcface_torch's schedule
+ARCFACE_TORCH = "insightface arcface_torch configs"
+PUBLISHED_BATCH = 512  # arcface_torch: "lr = 0.1 # batch size is 512"
+
+
+def _published(fp: Fingerprint) -> dict[str, tuple[object, str]] | None:
+    """The published recipe for this scale, option -> (value, reason naming its source); None below it."""
+    if not fp.device.startswith("cuda") or fp.identities < PUBLISHED_MIN_IDENTITIES or fp.images < PUBLISHED_MIN_IMAGES:
+        return None
+    if fp.identities >= MS1M_IDENTITIES:
+        epochs, steps = 16, [8, 14]
+        schedule = f"{ARCFACE_TORCH} (ms1mv2 'emore'): 16 epochs, lr x0.1 at 8 and 14"
+    else:
+        epochs, steps = 26, [12, 20, 24]
+        schedule = "AdaFace's CASIA-WebFace run (scripts/run_ir50): 26 epochs, lr x0.1 at 12, 20 and 24"
+    scale = f"{fp.identities} identities, {fp.images} images on a GPU"
+    return {
+        "loss": ("arcface", f"{scale}: ArcFace s=64 m=0.5 as {ARCFACE_TORCH} train it"),
+        "backbone": ("iresnet50", f"{ARCFACE_TORCH}: r50"),
+        "img_size": (112, f"{ARCFACE_TORCH}: 112 x 112 aligned crops"),
+        "embedding_size": (512, f"{ARCFACE_TORCH}: 512-d"),
+        "optimizer": ("sgd", f"{ARCFACE_TORCH}: SGD, momentum 0.9"),
+        "momentum": (0.9, f"{ARCFACE_TORCH}"),
+        "weight_decay": (5e-4, f"{ARCFACE_TORCH}: 5e-4"),
+        "batch_size": (128, f"{ARCFACE_TORCH}: 128 per GPU"),
+        "lr": (0.1 * NOMINAL_BATCH / PUBLISHED_BATCH, f"{ARCFACE_TORCH}: 0.1 for a global batch of 512, linear"),
+        "lr_scale_batch": (True, f"{ARCFACE_TORCH}: the lr follows the global batch"),
+        "scheduler": ("step", schedule),
+        "lr_steps": (steps, schedule),
+        "epochs": (epochs, schedule),
+        "warmup_epochs": (0.0, f"{ARCFACE_TORCH}: no warm-up"),
+        "scale": (64.0, f"{ARCFACE_TORCH}: margin_list (1.0, 0.5, 0.0), s=64"),
+        "margin": (0.5, f"{ARCFACE_TORCH}: m=0.5"),
+        "aug": ("light", f"{ARCFACE_TORCH}: a horizontal flip (light adds small shifts and zoom)"),
+        "val_holdout": (0, "give --val-bin lfw.bin (and cfp_fp, agedb_30) as arcface_torch validates"),
+    }
 
 
 def recipe_rows(options: TrainOptions) -> list[tuple[str, str, str, str]]:

@@ -260,3 +260,12 @@ def test_at_published_scale_on_a_gpu_the_published_recipe_is_followed_and_cited(
     assert (given.optimizer, given.epochs) == ("adam", 4) and given.recipe["epochs"]["by"] == "you"
     on_cpu = plan(TrainOptions(data="d", run_dir="r"), _at_scale(10_575, 494_414, "cpu"), None).check()
     assert on_cpu.backbone == "timm/resnet10t"  # no published recipe runs on 2 CPU cores: the small-set rules
+
+
+def test_mobilenet_from_scratch_on_a_small_set_is_warned_with_the_measurement():
+    from facecli.training.recipe import warnings
+
+    small = _planned(_fp(images=400), backbone="mobilenet")
+    assert "0.56" in warnings(small, _fp(images=400))[0] and "--init" in warnings(small, _fp(images=400))[0]
+    assert warnings(_planned(_fp(images=400)), _fp(images=400)) == []  # the recipe's own backbone
+    assert warnings(_planned(_fp(images=50_000), backbone="mobilenet"), _fp(images=50_000)) == []

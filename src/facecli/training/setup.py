@@ -36,7 +36,7 @@ from facecli.training.options import TrainOptions, save_options
 from facecli.training.pending_losses import PendingLosses
 from facecli.training.precision import Precision, precision_for
 from facecli.training.probe import probe_labels, seconds_per_step
-from facecli.training.recipe import fingerprint, plan, size_run
+from facecli.training.recipe import fingerprint, plan, size_run, warnings
 from facecli.training.run_folder import existing_run
 from facecli.training.run_log import RunLog
 from facecli.training.saver import StateSaver
@@ -86,8 +86,11 @@ def set_up(
     replaced = existing_run(options.run_dir, resume, force) if proc.is_main else []
     init = read_config(options.init) if options.init is not None else None  # a bad file fails before any work
     data = read_training_set(options.data, options.root, options.columns)
+    warned: list[str] = []
     if not resume:
-        options = plan(options, fingerprint(data, str(runtime.device)), init).check()
+        fp = fingerprint(data, str(runtime.device))
+        options = plan(options, fp, init).check()
+        warned = warnings(options, fp)
     for path in replaced:  # --force: the old run goes once the new one has passed every check
         shutil.rmtree(path) if path.is_dir() else path.unlink()
     workers = default_workers() if options.workers is None else options.workers
@@ -148,7 +151,7 @@ def set_up(
         step_hook=step_hook,
     )
     if proc.is_main:
-        _first_notes(run, data, lr, [lock_note, start_note, describe(loss), *sampler.plan.notes])
+        _first_notes(run, data, lr, [lock_note, start_note, describe(loss), *sampler.plan.notes, *warned])
     return run, state
 
 

@@ -163,8 +163,9 @@ class TrainOptions:
         _applies(
             "val_holdout", self.val_holdout or None, "runs without --val-pairs or --val-bin", not given, "one is given"
         )
-        validated = given or bool(self.val_holdout)
-        _applies("--val-every", self.val_every, "--val-pairs or --val-bin", validated, "neither is given")
+        validated = given or self.val_holdout is None or self.val_holdout > 0  # None: the recipe holds some back
+        needs = "--val-pairs, --val-bin or identities held back"
+        _applies("--val-every", self.val_every, needs, validated, "there are none (too few identities to spare)")
         if self.val_pairs is not None and self.val_bin is not None:
             raise FaceCliError("validate on --val-pairs or on --val-bin, not both")
         _applies("--root", self.root, "a training list", not Path(self.data).is_dir(), f"{self.data} is a folder")

@@ -15,6 +15,8 @@ from facecli.verification.bin_eval import score_bin_set
 from facecli.verification.metrics import VerificationReport, verification_report
 from facecli.verification.scoring import PairsInput, check_pairs, score_checked
 
+IN_PROCESS_BELOW = 1000  # validation images
+
 
 class Validation:
     """The validation pairs, checked once; scored each epoch with the same code as `facecli eval`.
@@ -33,6 +35,11 @@ class Validation:
         self.batch_size, self.workers = batch_size, workers
         self.note: str | None = None  # what the last validation left out, if anything
 
+    def _workers(self) -> int:
+        """Loader processes for one validation: none for a small set, whose images decode faster in this
+        process than worker processes start (each validation starts its loader anew)."""
+        return 0 if self.images < IN_PROCESS_BELOW else self.workers
+
     @property
     def images(self) -> int:
         """Images embedded per validation."""
@@ -49,7 +56,7 @@ class Validation:
         failed: list[tuple[Path, str]] = []
         scored = score_checked(
             self.checked,
-            lambda files: (embed_images(embedder, files, self.batch_size, self.workers, failed=failed), len(files)),
+            lambda files: (embed_images(embedder, files, self.batch_size, self._workers(), failed=failed), len(files)),
             "cosine",
         )
         model.train()

@@ -50,15 +50,15 @@ class TrainOptions:
     img_size: int | None = None
     embedding_size: int | None = None
     dropout: float | None = None
-    optimizer: Optimizer = "adamw"
+    optimizer: Optimizer | None = None
     lr: float | None = None
     momentum: float | None = None  # sgd only (DEFAULT_MOMENTUM when not given)
-    weight_decay: float = 5e-4
-    scheduler: Scheduler = "cos"
+    weight_decay: float | None = None
+    scheduler: Scheduler | None = None
     warmup_epochs: float | None = None
     lr_steps: list[int] | None = None  # step scheduler only
     lr_gamma: float | None = None  # step scheduler only (DEFAULT_LR_GAMMA when not given)
-    lr_scale_batch: bool = False
+    lr_scale_batch: bool | None = None
     aug: str | None = None
     sampler: str = "auto"
     k: int | None = None  # pk sampler only (DEFAULT_K when not given)
@@ -132,8 +132,10 @@ class TrainOptions:
         from facecli.losses.partial_fc import check_sample_rate
         from facecli.models import default_config
 
-        _choice("optimizer", self.optimizer, OPTIMIZERS)
-        _choice("scheduler", self.scheduler, SCHEDULERS)
+        if self.optimizer is not None:
+            _choice("optimizer", self.optimizer, OPTIMIZERS)
+        if self.scheduler is not None:
+            _choice("scheduler", self.scheduler, SCHEDULERS)
         _choice("sampler", self.sampler, ("auto", *SAMPLERS))
         if self.aug is not None:
             _choice("augmentation", self.aug, AUGMENTATIONS)
@@ -144,7 +146,7 @@ class TrainOptions:
             value = getattr(self, name)
             if value is not None and value < low:
                 raise FaceCliError(f"--{name.replace('_', '-')} must be at least {low}, got {value}")
-        if min(self.lr or 0, self.warmup_epochs or 0, self.weight_decay, self.trunk_lr_mult or 0) < 0:
+        if min(self.lr or 0, self.warmup_epochs or 0, self.weight_decay or 0, self.trunk_lr_mult or 0) < 0:
             raise FaceCliError("--lr, --warmup-epochs, --weight-decay and --trunk-lr-mult must not be negative")
         _applies("--time-budget", self.time_budget, "runs whose --epochs are not given", self.epochs is None, "it is")
         if self.time_budget is not None and self.time_budget <= 0:

@@ -234,12 +234,7 @@ def plan(options: TrainOptions, fp: Fingerprint, init: ModelConfig | None = None
 
     published = None if fine_tune else _published(fp)
     if published is not None:
-        defaults = {f.name: f.default for f in dataclasses.fields(TrainOptions)}
-        # a field whose default is not None cannot tell "given as the default" from "left out": the
-        # published value wins over the default there
-        left_at_default = {n for n in published if defaults[n] is not None and getattr(options, n) == defaults[n]}
-        filled = {n: value if n in left_at_default else choose(n, value, why) for n, (value, why) in published.items()}
-        choices.extend(Choice(n, published[n][0], published[n][1], "recipe") for n in sorted(left_at_default))
+        filled = {name: choose(name, value, why) for name, (value, why) in published.items()}
         filled |= _loss_options(filled["loss"], choose, filled)
         return _recorded(options, filled, choices)
     loss = choose("loss", *_loss(options, fp))
@@ -260,6 +255,10 @@ def plan(options: TrainOptions, fp: Fingerprint, init: ModelConfig | None = None
         filled["time_budget"] = choose("time_budget", *_time_budget(fp, fine_tune))
     else:
         choose("epochs", options.epochs, "")
+    filled["optimizer"] = choose("optimizer", "adamw", "AdamW trained every set in the recipe table")
+    filled["weight_decay"] = choose("weight_decay", 5e-4, "5e-4, as the FaceNet ports and arcface_torch use")
+    filled["scheduler"] = choose("scheduler", "cos", "cosine decay after the warm-up")
+    filled["lr_scale_batch"] = choose("lr_scale_batch", False, "the lr is for the batch as it is")
     if fine_tune:
         filled["lr"] = choose("lr", 2e-4, "fine-tuning: a tenth of the from-scratch lr", "fine-tune")
     else:

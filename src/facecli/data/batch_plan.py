@@ -30,6 +30,11 @@ class BatchPlan:
     share: np.ndarray | None = None  # this rank's images in file order, where packed data is split by rank
     notes: list[str] = field(default_factory=list)
 
+    @property
+    def steps_per_epoch(self) -> int:
+        """Batches per process per epoch: about every image once."""
+        return len(self.labels) // (self.batch_size * self.world_size)
+
 
 def plan_batches(
     labels: np.ndarray,

@@ -39,7 +39,7 @@ class TrainBatchSampler(Sampler[list[tuple[int, int]]]):
 
     def __len__(self) -> int:
         """Batches per process per epoch."""
-        return len(self.labels) // (self.batch_size * self.world_size)
+        return self.plan.steps_per_epoch
 
     def _pk_batches(self, rng: np.random.Generator, count: int) -> list[np.ndarray]:
         p = self.batch_size // self.k

@@ -114,9 +114,7 @@ def set_up(
     if options.epochs is None:  # sized to the time budget at the step time measured here
         val_images = _images_of(held_back[0]) if held_back is not None else validation.images if validation else 0
         step_seconds = _step_seconds(step_module, optimizer, precision, model, batches, proc)
-        options = size_run(
-            options, step_seconds, len(batches.labels) // (batches.batch_size * proc.world_size), val_images
-        )
+        options = size_run(options, step_seconds, batches.steps_per_epoch, val_images)
     sampler = TrainBatchSampler(batches, epochs=options.epochs, seed=options.seed)
     factor = lr_factor(
         options.scheduler, len(sampler), options.epochs, options.warmup_epochs, options.lr_steps, options.lr_gamma

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
+from pathlib import Path
 
 import numpy as np
 
@@ -55,3 +57,38 @@ def test_two_processes_writing_at_once_lose_no_entry_and_damage_nothing(tmp_path
     final = EmbeddingCache(tmp_path, "model")
     assert set(final.rows) == {f"{name}{n}" for name in ("x", "y") for n in range(40)}
     assert "warning" not in capsys.readouterr().err
+
+
+def test_the_same_relative_name_in_another_folder_is_another_image(tmp_path, monkeypatch, synth_dataset):
+    from facecli.checkpoint import save_model
+    from facecli.embed import EmbedOptions, embed_files
+    from facecli.models import create_model
+    from facecli.runtime import resolve_runtime
+
+    save_model(create_model("mobilenet", input_size=32, embedding_size=16).eval(), tmp_path / "m.safetensors")
+    first, second = sorted(synth_dataset.rglob("*.jpg"))[:2]
+    for folder, image in (("a", first), ("b", second)):  # same name, same size and mtime, other faces
+        (tmp_path / folder).mkdir()
+        data = image.read_bytes()
+        (tmp_path / folder / "face.jpg").write_bytes(data + b"\0" * (4000 - len(data)))
+        os.utime(tmp_path / folder / "face.jpg", ns=(1_000_000_000, 1_000_000_000))
+    options = EmbedOptions(resolve_runtime("cpu", "fp32"), "torch", workers=0, cache_dir=tmp_path / "cache")
+    found = {}
+    for folder in ("a", "b"):
+        monkeypatch.chdir(tmp_path / folder)
+        found[folder], embedded = embed_files(tmp_path / "m.safetensors", [Path("face.jpg")], options)
+        assert embedded == 1  # b's face was embedded, not taken from a's entry
+    assert not np.allclose(found["a"], found["b"])
+
+
+def test_a_file_replaced_by_a_copy_keeping_its_size_and_mtime_is_embedded_again(tmp_path):
+    image = tmp_path / "face.jpg"
+    image.write_bytes(b"x" * 100)
+    os.utime(image, ns=(1_000_000_000, 1_000_000_000))
+    before = cache_module.image_key(image, flip=False)
+    replacement = tmp_path / "new.jpg"
+    replacement.write_bytes(b"y" * 100)
+    os.utime(replacement, ns=(1_000_000_000, 1_000_000_000))
+    os.replace(replacement, image)  # as `cp -p` or `rsync -a` leave it
+    assert cache_module.image_key(image, flip=False) != before
+    assert cache_module.image_key(Path(os.path.relpath(image)), flip=False) == cache_module.image_key(image, False)

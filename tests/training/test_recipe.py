@@ -181,6 +181,9 @@ def test_without_a_validation_set_a_tenth_of_the_identities_is_held_back_and_pat
     assert planned.val_holdout == 20 and planned.recipe["val_holdout"]["by"] == "recipe"
     assert planned.patience == 5 and planned.val_every is None  # set with the epochs, once a step is timed
     assert plan(TrainOptions(data="d", run_dir="r"), _fp_positives(19), None).check().val_holdout == 0
+    few = plan(TrainOptions(data="d", run_dir="r"), _fp_positives(40), None).check()
+    assert few.val_holdout == 4 and few.patience is None  # 80 pairs cannot tell a plateau from noise
+    assert "the full budget" in few.recipe["patience"]["reason"]
     assert plan(TrainOptions(data="d", run_dir="r"), _fp_positives(5000), None).check().val_holdout == 100
     given = plan(TrainOptions(data="d", run_dir="r", val_pairs="p.txt"), _fp_positives(200), None).check()
     assert given.val_holdout is None and given.patience == 5  # the user's pairs validate instead
@@ -268,3 +271,16 @@ def test_mobilenet_from_scratch_on_a_small_set_is_warned_with_the_measurement():
     assert "0.56" in warnings(small, _fp(images=400))[0] and "--init" in warnings(small, _fp(images=400))[0]
     assert warnings(_planned(_fp(images=400)), _fp(images=400)) == []  # the recipe's own backbone
     assert warnings(_planned(_fp(images=50_000), backbone="mobilenet"), _fp(images=50_000)) == []
+
+
+def test_mobilenet_from_scratch_gets_the_lr_miner_and_augmentation_measured_to_train_it():
+    planned = _planned(_fp(), loss="triplet", backbone="mobilenet")
+    assert (planned.lr, planned.mining, planned.aug) == (1e-2, "all", "light")
+    assert all(planned.recipe[o]["by"] == "recipe" and "MobileNetV1" in planned.recipe[o]["reason"]
+               for o in ("lr", "mining", "aug"))  # fmt: skip
+    arcface = _planned(_fp(), loss="arcface", backbone="mobilenet")
+    assert arcface.lr == 1e-2 and "mining" not in arcface.recipe  # the miner is triplet's alone
+    given = _planned(_fp(), loss="triplet", backbone="mobilenet", lr=1e-3, mining="semi_hard", aug="strong")
+    assert (given.lr, given.mining, given.aug) == (1e-3, "semi_hard", "strong")
+    resnet = _planned(_fp(), loss="triplet")
+    assert (resnet.lr, resnet.mining, resnet.aug) == (2e-3, "batch_hard", "strong")

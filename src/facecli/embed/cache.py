@@ -1,4 +1,7 @@
-"""Embedding cache keyed by model hash and image path + size + mtime, so repeat runs skip the model.
+"""Embedding cache keyed by model hash and the image's real path + size + mtime + ctime, so repeat runs skip
+the model and no two files share an entry: the path is resolved (the same relative name in another folder,
+or a symlink, is the file it leads to), and ctime changes whenever the file is replaced, even by a copy
+that keeps its size and mtime (`cp -p`, `rsync -a`).
 
 A model's cache is a folder of shard files, each written once, atomically, under a name no other writer
 uses: a put costs only its new entries, and any number of processes can read and write at once without
@@ -43,9 +46,9 @@ def _hash(path: str, size: int, mtime_ns: int) -> str:
 
 
 def image_key(path: Path, flip: bool) -> str:
-    """Changes whenever the image file changes."""
+    """One file's key: changes whenever the file changes, and no other file has it."""
     stat = path.stat()
-    return f"{path}|{stat.st_size}|{stat.st_mtime_ns}|flip={int(flip)}"
+    return f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{stat.st_ctime_ns}|flip={int(flip)}"
 
 
 def _read_shard(path: Path) -> tuple[list[str], np.ndarray] | None:

@@ -9,8 +9,8 @@ import hashlib
 from pathlib import Path
 
 import cv2
-from PIL import Image
 
+from facecli.data.images import shown_size
 from facecli.embed.auto_backend import cache_root
 from facecli.embed.faces import FaceCrops, NoFaceFound
 from facecli.errors import FaceCliError
@@ -29,10 +29,10 @@ def _key(path: Path, crops: FaceCrops) -> str:
 def _size(path: Path) -> tuple[int, int] | None:
     """(height, width) from the header; None when unreadable (the crop step then names the problem)."""
     try:
-        with Image.open(path) as image:
-            return image.height, image.width
+        width, height = shown_size(path)
     except OSError:
         return None
+    return height, width
 
 
 def aligned_files(files: list[Path], crops: FaceCrops) -> list[Path]:

@@ -45,9 +45,14 @@ def read_config(path: str | os.PathLike[str]) -> ModelConfig:
     if CONFIG_KEY not in metadata:
         raise FaceCliError(f"{path}: no facecli config in its metadata; convert other weights with 'facecli import'")
     try:
-        return ModelConfig.from_dict(json.loads(metadata[CONFIG_KEY]))
+        data = json.loads(metadata[CONFIG_KEY])
+        if not isinstance(data, dict):
+            raise TypeError(f"expected an object, got a JSON {type(data).__name__}")
+        return ModelConfig.from_dict(data)
     except (json.JSONDecodeError, TypeError) as exc:
         raise FaceCliError(f"{path}: corrupt facecli config in its metadata ({exc})") from None
+    except FaceCliError as exc:
+        raise FaceCliError(f"{path}: {exc}") from None
 
 
 def state_problems(

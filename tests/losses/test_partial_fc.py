@@ -65,13 +65,14 @@ def test_sampling_keeps_every_positive_and_scores_a_fraction_of_the_centres():
 
 @pytest.mark.parametrize("rate", [0.0, 1.5, -0.1])
 def test_a_sample_rate_outside_zero_to_one_is_refused(rate, tmp_path):
-    with pytest.raises(FaceCliError, match=r"--sample-rate must be in \(0, 1\]"):
+    with pytest.raises(FaceCliError, match=r"--sample-rate must be a number in \(0, 1\]"):
         softmax(8, 10, sample_rate=rate)
     result = runner.invoke(
         app, ["train", "--data", str(tmp_path), "--loss", "arcface", "--sample-rate", str(rate), "--run-dir",
               str(tmp_path / "run")]
     )  # fmt: skip
-    assert result.exit_code == 2 and "--sample-rate must be in (0, 1]" in " ".join(result.output.split())
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2 and f"--sample-rate must be a number in (0, 1], got {rate}" in said
 
 
 def test_the_shards_cover_every_class_once():

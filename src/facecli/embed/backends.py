@@ -78,9 +78,14 @@ def onnx_config(path: str | os.PathLike[str]) -> ModelConfig:
     if ONNX_DIGEST_KEY in props and props[ONNX_DIGEST_KEY] != onnx_weights_digest(model):
         raise FaceCliError(f"{path}: damaged: its weights do not match the checksum written with them")
     try:
-        return ModelConfig.from_dict(json.loads(props[ONNX_CONFIG_KEY]))
+        data = json.loads(props[ONNX_CONFIG_KEY])
+        if not isinstance(data, dict):
+            raise TypeError(f"expected an object, got a JSON {type(data).__name__}")
+        return ModelConfig.from_dict(data)
     except (ValueError, TypeError) as exc:
         raise FaceCliError(f"{path}: corrupt facecli metadata ({exc})") from None
+    except FaceCliError as exc:
+        raise FaceCliError(f"{path}: {exc}") from None
 
 
 def onnx_weights_digest(model) -> str:  # noqa: ANN001

@@ -14,6 +14,7 @@ from facecli.embed.cache import EmbeddingCache, file_hash, image_key
 from facecli.embed.crops import aligned_files
 from facecli.embed.faces import FaceCrops
 from facecli.embed.loader import embed_images
+from facecli.errors import FaceCliError
 from facecli.runtime import Runtime
 
 MEMMAP_ROWS = 20_000  # more embeddings than this live in a memory-mapped file, not on the heap
@@ -59,6 +60,21 @@ def embed_files(checkpoint: Path, files: list[Path], opts: EmbedOptions) -> tupl
         embed_images(model, files, opts.batch_size, opts.workers, flip, out)
     elif todo:
         out[todo] = embed_images(model, [files[i] for i in todo], opts.batch_size, opts.workers, flip)
+    bad = _first_not_finite(out)
+    if bad is not None:  # never cached, never scored: NaN scores would read as missing images downstream
+        raise FaceCliError(
+            f"{checkpoint}: the model's embedding of {files[bad]} is not finite (NaN or inf); its weights are "
+            "damaged or training diverged"
+        )
     if todo and cache is not None:
         cache.put([keys[i] for i in todo], out[todo])
     return out, len(todo)
+
+
+def _first_not_finite(out: np.ndarray, chunk: int = 65536) -> int | None:
+    """The first row holding a NaN or inf, checked a chunk at a time (a memory-mapped array stays off the heap)."""
+    for start in range(0, len(out), chunk):
+        finite = np.isfinite(out[start : start + chunk]).all(axis=1)
+        if not finite.all():
+            return start + int(np.argmin(finite))
+    return None

@@ -18,6 +18,7 @@ from facecli.embed.cache import file_hash
 from facecli.errors import FaceCliError, unknown_choice
 from facecli.fileio import check_writable, write_csv_atomic
 from facecli.identification.gallery import Gallery
+from facecli.numbers import COUNT, FINITE, check_number
 from facecli.writer_lock import writer_lock
 
 UNKNOWN = "unknown"
@@ -148,8 +149,9 @@ def identify(
     force: bool = False,
 ) -> pd.DataFrame:
     """Top-k identities per query image, `unknown` when the best score is under the threshold; writes a CSV."""
-    if top_k < 1:
-        raise FaceCliError(f"--top-k must be at least 1, got {top_k}")
+    check_number("--top-k", top_k, COUNT)
+    if threshold is not None:
+        check_number("--threshold", threshold, FINITE)
     check_writable(out, force=force)
     gallery, model, embedding = _open_search(index, checkpoint, embedding)
     files = image_files(query)

@@ -18,14 +18,12 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from facecli.errors import FaceCliError
+from facecli.numbers import SAMPLE_RATE, check_number
 
 
 def check_sample_rate(rate: float) -> float:
     """`rate` if it is in (0, 1], else a one-line error."""
-    if not 0 < rate <= 1:
-        raise FaceCliError(f"--sample-rate must be in (0, 1], got {rate:g}")
-    return rate
+    return check_number("--sample-rate", rate, SAMPLE_RATE)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from facecli.data.transforms import Preprocessing
 from facecli.errors import FaceCliError
 from facecli.models.necks import FlattenNeck, PoolNeck
 from facecli.models.spec import BackboneSpec
+from facecli.numbers import COUNT, FINITE, Bound, check_number
 from facecli.registry import BACKBONES
 
 
@@ -57,8 +58,31 @@ class ModelConfig:
         data = dict(data)
         for key in ("input_size", "mean", "std"):
             if key in data:
-                data[key] = tuple(data[key])
+                data[key] = tuple(_numbers(key, data[key], 2 if key == "input_size" else 3))
+        for key, value in data.items():
+            if value is not None and key in CONFIG_NUMBERS and key not in ("input_size", "mean", "std"):
+                check_number(key, value, CONFIG_NUMBERS[key], "checkpoint config")
         return cls(**data)
+
+
+# What a model file's numbers may be: a file whose metadata claims a 100000 px input would otherwise ask for
+# 30 GB an image, and a NaN threshold would decide "different" for every pair
+CONFIG_NUMBERS: dict[str, Bound] = {
+    "embedding_size": Bound(2, 65536, integer=True),
+    "input_size": Bound(16, 4096, integer=True),
+    "mean": FINITE,
+    "std": Bound(0, low_open=True),
+    "dropout": Bound(0, 1, high_open=True),
+    "num_classes": COUNT,
+    "threshold": FINITE,
+}
+
+
+def _numbers(key: str, value: object, count: int) -> list:
+    """`value` as a list of `count` numbers, each checked against CONFIG_NUMBERS[key]."""
+    if not isinstance(value, (list, tuple)) or len(value) != count:
+        raise FaceCliError(f"checkpoint config: {key} must be a list of {count} numbers, got {value!r}")
+    return [check_number(key, item, CONFIG_NUMBERS[key], "checkpoint config") for item in value]
 
 
 def default_config(
@@ -70,12 +94,12 @@ def default_config(
 ) -> ModelConfig:
     """A config with the backbone's own defaults, any of them overridden."""
     spec: BackboneSpec = BACKBONES.get(backbone)
-    size = input_size or spec.input_size
+    size = spec.input_size if input_size is None else input_size
     if size < spec.min_size:
         raise FaceCliError(f"input size {size} is below {backbone}'s minimum of {spec.min_size}")
     return ModelConfig(
         backbone=backbone,
-        embedding_size=embedding_size or spec.embedding_size,
+        embedding_size=spec.embedding_size if embedding_size is None else embedding_size,
         input_size=(size, size),
         mean=spec.mean,
         std=spec.std,

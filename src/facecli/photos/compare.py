@@ -13,7 +13,9 @@ from facecli.embed import EmbedOptions
 from facecli.embed.auto_backend import open_model
 from facecli.embed.backends import Embedder
 from facecli.embed.faces import FaceCrops
+from facecli.errors import FaceCliError
 from facecli.fileio import check_writable
+from facecli.numbers import FINITE, check_number
 
 
 @dataclass
@@ -62,6 +64,8 @@ def compare(
 ) -> CompareResult:
     """Embed each image once (aligned as `embedding.align` says) and score every image of A against every image
     of B."""
+    if threshold is not None:
+        check_number("--threshold", threshold, FINITE)
     check_writable(show, force=force)
     left, right = image_files(a), image_files(b)
     model = open_model(Path(checkpoint), embedding.backend, embedding.runtime)
@@ -73,6 +77,9 @@ def compare(
         kept = crops if all_faces else crops[:1]
         result.faces[path], result.crops[path] = len(crops), kept[0]
         vectors[path] = model.embed(model.config.preprocessing.batch(kept), bool(embedding.flip))
+        if not np.isfinite(vectors[path]).all():
+            raise FaceCliError(f"{checkpoint}: the model's embedding of {path} is not finite (NaN or inf); its "
+                               "weights are damaged or training diverged")  # fmt: skip
     scores = []
     for x in left:
         for y in right:

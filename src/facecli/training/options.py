@@ -11,6 +11,7 @@ from typing import Literal, get_args
 
 from facecli.errors import FaceCliError, did_you_mean, unknown_choice
 from facecli.fileio import read_text
+from facecli.numbers import COUNT, FINITE, FRACTION, NOT_NEGATIVE, POSITIVE, SAMPLE_RATE, Bound, check_number
 
 Optimizer = Literal["sgd", "adam", "adamw"]
 Scheduler = Literal["cos", "step"]
@@ -23,6 +24,19 @@ PK_LOSSES = ("triplet", "contrastive", "siamese")
 DEFAULT_K = 4  # K of a P x K batch
 DEFAULT_LR_GAMMA = 0.1  # the step scheduler's decay
 DEFAULT_MOMENTUM = 0.9  # sgd's
+# What each number may be, checked however the options arrive (CLI, YAML, Python, a saved config.json)
+NUMBERS: dict[str, Bound] = {
+    "epochs": COUNT, "batch_size": Bound(2, integer=True), "k": Bound(2, integer=True),
+    "freeze_trunk_epochs": Bound(0, integer=True), "val_every": COUNT, "val_holdout": Bound(0, integer=True),
+    "time_budget": POSITIVE, "img_size": Bound(16, 4096, integer=True), "embedding_size": Bound(2, 65536, integer=True),
+    "dropout": Bound(0, 1, high_open=True), "lr": NOT_NEGATIVE, "momentum": Bound(0, 1, high_open=True),
+    "weight_decay": NOT_NEGATIVE, "warmup_epochs": NOT_NEGATIVE, "lr_gamma": Bound(0, 1, low_open=True),
+    "trunk_lr_mult": NOT_NEGATIVE, "margin": FINITE, "scale": POSITIVE, "aux_ce_weight": NOT_NEGATIVE,
+    "sample_rate": SAMPLE_RATE, "clip_grad": POSITIVE, "max_bad_fraction": FRACTION,
+    "patience": COUNT, "checkpoint_every": Bound(0, integer=True), "workers": Bound(0, 256, integer=True),
+    "val_batch_size": COUNT, "seed": Bound(0, 2**32 - 1, integer=True),
+}  # fmt: skip
+NUMBER_LISTS: dict[str, Bound] = {"lr_steps": COUNT, "margins": FINITE}
 
 
 @dataclass
@@ -129,7 +143,6 @@ class TrainOptions:
         from facecli.data.augment import AUGMENTATIONS
         from facecli.data.batch_plan import SAMPLERS
         from facecli.losses.options import check_loss_options, losses_taking_all
-        from facecli.losses.partial_fc import check_sample_rate
         from facecli.models import default_config
 
         if self.optimizer is not None:
@@ -139,22 +152,10 @@ class TrainOptions:
         _choice("sampler", self.sampler, ("auto", *SAMPLERS))
         if self.aug is not None:
             _choice("augmentation", self.aug, AUGMENTATIONS)
+        self._check_numbers()
         if self.backbone is not None:
             default_config(self.backbone, self.embedding_size, self.img_size, self.dropout)  # names and sizes
-        minimum = (("epochs", 1), ("batch_size", 2), ("k", 2), ("freeze_trunk_epochs", 0), ("val_every", 1))
-        for name, low in minimum:
-            value = getattr(self, name)
-            if value is not None and value < low:
-                raise FaceCliError(f"--{name.replace('_', '-')} must be at least {low}, got {value}")
-        if min(self.lr or 0, self.warmup_epochs or 0, self.weight_decay or 0, self.trunk_lr_mult or 0) < 0:
-            raise FaceCliError("--lr, --warmup-epochs, --weight-decay and --trunk-lr-mult must not be negative")
         _applies("--time-budget", self.time_budget, "runs whose --epochs are not given", self.epochs is None, "it is")
-        if self.time_budget is not None and self.time_budget <= 0:
-            raise FaceCliError(f"--time-budget must be a positive number of seconds, got {self.time_budget}")
-        if self.sample_rate is not None:
-            check_sample_rate(self.sample_rate)
-        if not 0 <= self.max_bad_fraction <= 1:
-            raise FaceCliError(f"--max-bad-fraction must be between 0 and 1, got {self.max_bad_fraction}")
         kind = self.sampler_kind()
         _applies("--k", self.k, "the pk sampler", kind in ("pk", None), f"the sampler is {kind}")
         _applies("--lr-steps", self.lr_steps, "--scheduler step", self.scheduler == "step", "the scheduler is cos")
@@ -189,6 +190,23 @@ class TrainOptions:
         else:
             check_loss_options(self.loss, self.loss_options())
         return self
+
+    def _check_numbers(self) -> None:
+        """Each number given is real, finite and in its range (NUMBERS), each list's items too."""
+        for name, bound in NUMBERS.items():
+            if getattr(self, name) is not None:
+                check_number(_flag(name), getattr(self, name), bound)
+        for name, bound in NUMBER_LISTS.items():
+            values = getattr(self, name)
+            if values is not None:
+                if not isinstance(values, (list, tuple)):
+                    raise FaceCliError(f"{_flag(name)} takes a list of numbers, got {values!r}")
+                for value in values:
+                    check_number(_flag(name), value, bound)
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
 
 
 def _choice(kind: str, value: str, allowed: tuple[str, ...]) -> None:

@@ -193,7 +193,7 @@ def _holdout(fp: Fingerprint) -> tuple[int, str]:
 def _patience(held: int | None) -> tuple[int | None, str]:
     if held is None or held >= PATIENCE_MIN_HELD:
         return PATIENCE, f"{PATIENCE} validations without a better accuracy"
-    return None, f"{held} identities held back (< {PATIENCE_MIN_HELD}) cannot tell a plateau from noise: the full budget"
+    return None, f"{held} identities held back (< {PATIENCE_MIN_HELD}) tell no plateau from noise: the full budget"
 
 
 def _augmentation(fp: Fingerprint) -> tuple[str, str]:

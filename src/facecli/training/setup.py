@@ -98,6 +98,9 @@ def set_up(
     if options.val_holdout:
         data, table, root = hold_back(data, options.val_holdout, options.seed)
         held_back = (table, root)
+    # the memory format chosen for training, which validation keeps: converting the training model to the
+    # inference format in place made a validated run differ from the same run resumed (issue 33)
+    runtime = runtime.for_model(options.backbone, training=True)
     validation = _validation(options, runtime, workers) if proc.is_main and held_back is None else None
 
     torch.manual_seed(options.seed + proc.rank)
@@ -105,7 +108,6 @@ def set_up(
     model, start_note = _model(options, data.num_classes, init)
     loss = build_loss(options.loss, model.config.embedding_size, data.num_classes, options.loss_options())
     # compiled inside TrainStep (the embedding only), so prepare() just moves it and sets the memory format
-    runtime = runtime.for_model(model.config.backbone, training=True)
     step_module = dataclasses.replace(runtime, compile=False).prepare(TrainStep(model, loss, options.compile))
     batches = _batch_plan(options, data, proc)
     precision = precision_for(runtime)

@@ -46,11 +46,18 @@ class Validation:
         return len(self.bin.images) if self.bin is not None else len(self.checked.present)
 
     def __call__(self, model: FaceEmbedder) -> VerificationReport:
-        model.eval()
-        embedder = TorchEmbedder(model, self.runtime)
+        """The model's report; the model is left exactly as it was (its mode per module, its memory format:
+        the runtime is the training one), so a validated run resumes to the same weights."""
+        modes = [(module, module.training) for module in model.modules()]
+        try:
+            return self._report(TorchEmbedder(model, self.runtime))
+        finally:
+            for module, training in modes:
+                module.train(training)
+
+    def _report(self, embedder: TorchEmbedder) -> VerificationReport:
         if self.bin is not None:
             scored = score_bin_set(embedder, self.bin, self.batch_size, flip=False)
-            model.train()
             self.note = None
             return verification_report(scored.scores, scored.labels, "euclidean")
         failed: list[tuple[Path, str]] = []
@@ -59,7 +66,6 @@ class Validation:
             lambda files: (embed_images(embedder, files, self.batch_size, self._workers(), failed=failed), len(files)),
             "cosine",
         )
-        model.train()
         pairs, kept = self.checked.pairs, np.isfinite(scored.scores)
         self.note = None
         if failed:

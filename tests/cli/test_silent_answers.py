@@ -1,0 +1,96 @@
+"""What used to be a silent wrong answer is now one error line, exit 2, nothing written: numbers outside
+their range (a negative --clip-grad flipped every gradient, --embedding-size 0 trained 512-d), a NaN
+threshold (every pair "different"), and a model that outputs NaN (blamed on "missing images")."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from facecli.checkpoint import save_model
+from facecli.cli import app
+from facecli.data.synth import synth
+from facecli.models import create_model
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("silent")
+    synth(tmp / "faces", identities=3, images=3, size=32, seed=7)
+    model = create_model("mobilenet", input_size=32, embedding_size=8).eval()
+    save_model(model, tmp / "model.safetensors")
+    with torch.no_grad():
+        model.neck.fc.weight.fill_(float("nan"))
+    save_model(model, tmp / "nan.safetensors")
+    a, b = sorted((tmp / "faces").rglob("*.jpg"))[:2]
+    (tmp / "pairs.txt").write_text(f"{a.relative_to(tmp / 'faces')} {b.relative_to(tmp / 'faces')} 1\n")
+    return tmp
+
+
+def _one_error_line(result, expect: str) -> None:
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and expect in " ".join(result.output.split()), result.output
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "expect"),
+    [("--clip-grad", "-1", "--clip-grad must be a number > 0, got -1.0"),
+     ("--embedding-size", "0", "--embedding-size must be an integer in [2, 65536], got 0"),
+     ("--lr", "nan", "--lr must be a number >= 0, got nan"),
+     ("--lr", "inf", "--lr must be a number >= 0, got inf"),
+     ("--dropout", "1.5", "--dropout must be a number in [0, 1), got 1.5"),
+     ("--img-size", "0", "--img-size must be an integer in [16, 4096], got 0")],
+)  # fmt: skip
+def test_train_refuses_a_number_out_of_range_before_making_the_run_folder(base, tmp_path, option, value, expect):
+    run = tmp_path / "run"
+    result = runner.invoke(app, ["train", "--data", str(base / "faces"), "--run-dir", str(run), option, value])
+    _one_error_line(result, expect)
+    assert not run.exists()
+
+
+def test_a_yaml_file_gets_the_same_check_naming_the_option(base, tmp_path):
+    (tmp_path / "run.yaml").write_text("clip_grad: -1\n")
+    args = ["train", "--data", str(base / "faces"), "--run-dir", str(tmp_path / "run"),
+            "--config", str(tmp_path / "run.yaml")]  # fmt: skip
+    _one_error_line(runner.invoke(app, args), "--clip-grad must be a number > 0, got -1")
+
+
+def test_train_force_keeps_the_previous_run_when_an_option_is_invalid(base, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "best.safetensors").write_bytes(b"the only copy")
+    args = ["train", "--data", str(base / "faces"), "--run-dir", str(run), "--force", "--lr", "inf"]
+    _one_error_line(runner.invoke(app, args), "--lr must be a number >= 0, got inf")
+    assert (run / "best.safetensors").read_bytes() == b"the only copy"
+
+
+@pytest.mark.parametrize("command", ["predict", "compare", "identify"])
+def test_a_nan_threshold_is_refused(base, tmp_path, command):
+    faces, model = base / "faces", str(base / "model.safetensors")
+    one = str(sorted(faces.rglob("*.jpg"))[0])
+    args = {
+        "predict": ["predict", "-c", model, "--pairs", str(base / "pairs.txt"), "--root", str(faces),
+                    "--out", str(tmp_path / "out.csv")],
+        "compare": ["compare", one, one, "-c", model],
+        "identify": ["identify", one, "--index", str(tmp_path / "none.index"), "--out", str(tmp_path / "out.csv")],
+    }[command]  # fmt: skip
+    _one_error_line(runner.invoke(app, [*args, "--threshold", "nan"]), "--threshold must be a finite number, got nan")
+    assert not (tmp_path / "out.csv").exists()
+
+
+@pytest.mark.parametrize("command", ["eval", "predict"])
+def test_a_model_that_outputs_nan_is_named_not_blamed_on_missing_images(base, tmp_path, command):
+    args = [command, "-c", str(base / "nan.safetensors"), "--pairs", str(base / "pairs.txt"), "--root",
+            str(base / "faces"), "--backend", "torch", "--workers", "0"]  # fmt: skip
+    if command == "predict":
+        args += ["--out", str(tmp_path / "out.csv"), "--threshold", "0.5"]
+    _one_error_line(runner.invoke(app, args), "nan.safetensors: the model's embedding of")
+    assert "is not finite (NaN or inf)" in runner.invoke(app, args).output
+    assert not (tmp_path / "out.csv").exists()

@@ -94,3 +94,21 @@ def test_a_model_that_outputs_nan_is_named_not_blamed_on_missing_images(base, tm
     _one_error_line(runner.invoke(app, args), "nan.safetensors: the model's embedding of")
     assert "is not finite (NaN or inf)" in runner.invoke(app, args).output
     assert not (tmp_path / "out.csv").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "path"),
+    [(["annotate", "{faces}", "--out", "{blocker}/sub"], "a_file/sub"),
+     (["synth", "{blocker}/faces", "--identities", "2", "--images", "2"], "a_file/faces"),
+     (["predict", "-c", "{model}", "--pairs", "{pairs}", "--root", "{faces}", "--threshold", "0.5",
+       "--out", "{blocker}/sub.csv"], "a_file")],
+)  # fmt: skip
+def test_the_system_refusing_a_path_is_one_line_naming_it_and_what_to_do(base, tmp_path, args, path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("a file where a folder is meant")
+    filled = [a.format(faces=base / "faces", blocker=blocker, model=base / "model.safetensors",
+                       pairs=base / "pairs.txt") for a in args]  # fmt: skip
+    result = runner.invoke(app, filled)
+    _one_error_line(result, path)
+    said = " ".join(result.output.split())
+    assert "(a part of this path is a file, not a folder" in said or "a file is there (a folder is meant" in said

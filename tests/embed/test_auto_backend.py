@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from facecli.checkpoint import save_model
+from facecli.cli.logs import show_library_logs
 from facecli.embed import EmbedOptions, OnnxEmbedder, TorchEmbedder, auto_backend, embed_files
 from facecli.embed.auto_backend import open_model
 from facecli.models import create_model
@@ -17,6 +18,7 @@ CPU = resolve_runtime("cpu", "fp32")
 
 @pytest.fixture
 def model_file(tmp_path, monkeypatch):
+    show_library_logs()  # the notes these tests read, as every command shows them (not only after one ran)
     monkeypatch.setenv("FACECLI_CACHE", str(tmp_path / "cache"))
     save_model(create_model("mobilenet", input_size=32, embedding_size=16).eval(), tmp_path / "m.safetensors")
     return tmp_path / "m.safetensors"
@@ -56,3 +58,27 @@ def test_a_damaged_cached_export_is_dropped_and_the_model_runs_on_torch(model_fi
     assert isinstance(open_model(model_file, "auto", CPU), TorchEmbedder)
     assert not exported.exists()
     assert isinstance(open_model(model_file, "auto", CPU), OnnxEmbedder)  # exported again
+
+
+def test_an_unwritable_onnx_cache_runs_the_model_on_torch_with_a_note(model_file, monkeypatch, capsys):
+    blocker = model_file.parent / "a_file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("FACECLI_CACHE", str(blocker / "cache"))  # as a read-only $HOME refuses it
+    assert isinstance(open_model(model_file, "auto", CPU), TorchEmbedder)
+    said = " ".join(capsys.readouterr().err.split())
+    assert "backend: torch (the ONNX cache cannot be written:" in said and "FACECLI_CACHE" in said
+
+
+def test_an_export_failing_on_a_full_disk_is_not_remembered_as_the_models(model_file, monkeypatch):
+    import shutil
+
+    def no_space(*args, **kwargs):
+        raise RuntimeError("[Errno 28] No space left on device")
+
+    monkeypatch.setattr(auto_backend, "export_onnx", no_space)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9 - 100, 100))
+    assert isinstance(open_model(model_file, "auto", CPU), TorchEmbedder)
+    assert not list((model_file.parent / "cache").rglob("*.failed"))
+    monkeypatch.undo()  # room again, the exporter back: the model runs on ONNX Runtime
+    monkeypatch.setenv("FACECLI_CACHE", str(model_file.parent / "cache"))
+    assert isinstance(open_model(model_file, "auto", CPU), OnnxEmbedder)

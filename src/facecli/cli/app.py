@@ -15,7 +15,7 @@ import typer
 
 from facecli.cli.logs import show_library_logs
 from facecli.console import err_console, error_line, quiet_after_interrupt
-from facecli.errors import FaceCliError
+from facecli.errors import FaceCliError, os_error
 
 app = typer.Typer(
     name="facecli",
@@ -180,6 +180,9 @@ def command(
                 return expanded(*args, **kwargs)
             except FaceCliError as exc:
                 err_console.print(error_line(exc), highlight=False, soft_wrap=True)
+                raise typer.Exit(2) from None
+            except OSError as exc:  # the system refused a path: read-only, full, a file where a folder goes
+                err_console.print(error_line(os_error(exc)), highlight=False, soft_wrap=True)
                 raise typer.Exit(2) from None
             except KeyboardInterrupt:
                 quiet_after_interrupt()

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from pathlib import Path
 
 from facecli.checkpoint import load, read_config
 from facecli.embed.backends import Backend, Embedder, OnnxEmbedder, TorchEmbedder, open_embedder
 from facecli.embed.cache import file_hash
 from facecli.embed.onnx_export import check_agreement, export_onnx, verification_inputs
-from facecli.errors import FaceCliError
+from facecli.errors import FaceCliError, os_error
 from facecli.fileio import atomic_path, write_text_atomic
 from facecli.runtime import Runtime
 
@@ -26,6 +27,7 @@ from facecli.runtime import Runtime
 # iresnet50 12.2 vs 12.5)
 ONNX_SLOWER_ON_CPU: frozenset[str] = frozenset()
 log = logging.getLogger(__name__)
+EXPORT_ROOM = 4  # free space, in model sizes, below which a failed export is not remembered as the model's
 
 
 def cache_root() -> Path:
@@ -50,11 +52,32 @@ def cached_onnx(checkpoint: Path, model_hash: str) -> tuple[Path | None, str]:
             export_onnx(model, model, tmp)
             x = verification_inputs(model)
             diff, _ = check_agreement(path.name, OnnxEmbedder(tmp).run(x.numpy()), model, x, fp16=False)
+    except OSError as exc:  # a read-only $HOME or cache, a full disk: nothing to remember, PyTorch runs it
+        return None, f"the ONNX cache cannot be written: {os_error(exc)}; set FACECLI_CACHE to a writable folder"
     except (FaceCliError, RuntimeError, ValueError) as exc:  # an architecture the exporter cannot trace
         why = f"its ONNX export failed ({' '.join(str(exc).split())[:200]})"
-        write_text_atomic(failed, why + "\n")
+        if _room_to_export(folder, checkpoint):  # a failure on a nearly full disk may be the disk's: not kept
+            _remember(failed, why)
         return None, why
     return path, f"exported once to {path}, max abs diff {diff:.1e} from PyTorch"
+
+
+def _room_to_export(folder: Path, checkpoint: Path) -> bool:
+    """Whether the cache's disk has room for a few exports of this model (an export is about its size)."""
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        return shutil.disk_usage(folder).free > EXPORT_ROOM * checkpoint.stat().st_size
+    except OSError:
+        return False
+
+
+def _remember(failed: Path, why: str) -> None:
+    """Note that this model does not export, so later commands skip trying; unwritable: tried again later."""
+    try:
+        write_text_atomic(failed, why + "\n")
+    except OSError:
+        log.debug(f"{failed}: not written; the export is tried again next time")
 
 
 def open_model(path: Path, backend: Backend, runtime: Runtime) -> Embedder:

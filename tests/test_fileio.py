@@ -88,3 +88,33 @@ def test_a_write_that_fails_part_way_keeps_the_old_file_and_leaves_no_temporary(
         WRITERS[kind](target)
     assert target.read_bytes() == b"old contents"
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_rewriting_through_a_symlink_replaces_the_real_file_and_keeps_the_link(tmp_path):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "threshold.json").write_text("old")
+    link = tmp_path / "threshold.json"
+    link.symlink_to(tmp_path / "real" / "threshold.json")
+    write_text_atomic(link, "new")
+    assert link.is_symlink() and (tmp_path / "real" / "threshold.json").read_text() == "new"
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_an_output_that_is_an_input_is_refused_even_with_force(tmp_path):
+    from typer.testing import CliRunner
+
+    from facecli.cli import app
+    from facecli.fileio import check_not_input
+
+    model = tmp_path / "model.safetensors"
+    save_model(create_model("mobilenet", input_size=32, embedding_size=8), model)
+    kept = model.read_bytes()
+    link = tmp_path / "link.onnx"
+    link.symlink_to(model)
+    for out in (model, link):
+        result = CliRunner().invoke(app, ["export", "-c", str(model), "--out", str(out), "--force"])
+        assert result.exit_code == 2 and "is also an input" in result.output
+    assert model.read_bytes() == kept  # the only copy of the trained weights
+    check_not_input(tmp_path / "other.onnx", model)  # any other path is fine
+    with pytest.raises(FaceCliError, match="is also an input"):
+        check_not_input(tmp_path / "." / "model.safetensors", None, model)

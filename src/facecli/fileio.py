@@ -21,6 +21,15 @@ def check_writable(*paths: str | os.PathLike[str] | None, force: bool = False) -
         raise FaceCliError(f"{', '.join(existing)} already {verb}; pass --force to overwrite")
 
 
+def check_not_input(out: str | os.PathLike[str], *inputs: str | os.PathLike[str] | None) -> None:
+    """Refuse an output that is one of the command's inputs (by its real path), even with --force: writing
+    it would replace what the command reads, often the only copy (a model's trained weights)."""
+    real = os.path.realpath(out)
+    for given in inputs:
+        if given is not None and os.path.realpath(given) == real:
+            raise FaceCliError(f"{out} is also an input ({given}); write the output elsewhere")
+
+
 def _umask() -> int:
     """The process's umask, read without changing it (Linux), else by setting and restoring it."""
     try:
@@ -44,13 +53,14 @@ def _fsync(path: Path, directory: bool = False) -> None:
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; on success it replaces `path` in one rename.
+    """Yield a temporary path beside `path` (beside the file it links to, for a symlink); on success it replaces
+    that file in one rename.
 
     The file gets the permissions any new file of the user gets (0666 less the umask), and it is on disk
     before the rename, and the rename before returning (fsync of the file, then of its folder), so that
     neither a crash nor a power cut leaves an empty or half-written output.
     """
-    target = Path(path)
+    target = Path(os.path.realpath(path))  # through a symlink to the real file: the link stays a link
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)

@@ -8,6 +8,7 @@ from PIL import Image
 
 from facecli.data.annotation import annotate
 from facecli.data.images import ImageError, decode
+from facecli.data.synth import synth
 from facecli.errors import FaceCliError
 
 
@@ -166,3 +167,19 @@ def test_nested_identity_folders_are_named_by_their_path_and_mixed_depths_are_re
     image(tmp_path / "omniglot" / "Loose" / "0001_01.png")  # an identity at depth 1 beside ones at depth 2
     with pytest.raises(FaceCliError, match=r"different depths \(depth 1: 1 folder\(s\), e.g. Loose; depth 2: 4"):
         scan_dataset(tmp_path / "omniglot")
+
+
+def test_symbolic_link_loops_in_a_dataset_end_and_are_named(tmp_path):
+    from facecli.data.scan import scan_dataset
+
+    synth(tmp_path / "flat", identities=3, images=2, size=32, seed=3)
+    (tmp_path / "data" / "group").mkdir(parents=True)
+    for person in (tmp_path / "flat").iterdir():
+        person.rename(tmp_path / "data" / "group" / person.name)
+    (tmp_path / "flat").rmdir()
+    (tmp_path / "data" / "group" / "up").symlink_to("..")  # two loops: 2^depth paths once walked blindly
+    (tmp_path / "data" / "group" / "up2").symlink_to("../..")
+    scan = scan_dataset(tmp_path / "data")
+    assert sorted(scan.images) == [f"group/person_{n:04d}" for n in range(3)]
+    looped = [path.name for path, reason in scan.skipped if "symbolic link loop" in reason]
+    assert sorted(looped) == ["data", "up"]  # up leads to data/ itself; up2 above it, back into data/

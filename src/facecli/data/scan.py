@@ -65,13 +65,16 @@ def _utf8_name(path: Path) -> bool:
 def _identity_folders(root: Path, scan: DatasetScan) -> list[Path]:
     """The folders that hold a dataset's images (and empty leaf folders), all at one depth."""
     found: list[Path] = []
+    walked = {_identity(root)}
     for entry in sorted(root.iterdir(), key=lambda p: p.name):
         if not entry.is_dir():
             scan.skipped.append((entry, "not inside an identity folder"))
         elif not _utf8_name(entry):
             scan.skipped.append((entry, "folder name is not valid UTF-8"))
+        elif _walked_before(entry, walked, scan):
+            continue
         else:
-            found += _leaves(entry, scan)
+            found += _leaves(entry, scan, walked)
     depths = defaultdict(list)
     for folder in found:
         depths[len(folder.relative_to(root).parts)].append(folder)
@@ -85,8 +88,24 @@ def _identity_folders(root: Path, scan: DatasetScan) -> list[Path]:
     return found
 
 
-def _leaves(folder: Path, scan: DatasetScan) -> list[Path]:
-    """`folder` if it holds images (its sub-folders then skipped) or nothing else, else the leaves below it."""
+def _identity(folder: Path) -> tuple[int, int]:
+    status = folder.stat()
+    return status.st_dev, status.st_ino
+
+
+def _walked_before(folder: Path, walked: set[tuple[int, int]], scan: DatasetScan) -> bool:
+    """Whether `folder` (through a symlink, say) is one already walked: skipped, so a link loop ends."""
+    key = _identity(folder)
+    if key in walked:
+        scan.skipped.append((folder, f"leads to {folder.resolve()}, walked already (a symbolic link loop?)"))
+        return True
+    walked.add(key)
+    return False
+
+
+def _leaves(folder: Path, scan: DatasetScan, walked: set[tuple[int, int]]) -> list[Path]:
+    """`folder` if it holds images (its sub-folders then skipped) or nothing else, else the leaves below it;
+    a folder walked already (`walked`, by device and inode) is skipped, so symbolic link loops end."""
     children = sorted(folder.iterdir(), key=lambda p: p.name)
     subfolders = [c for c in children if c.is_dir()]
     if not subfolders:
@@ -98,8 +117,8 @@ def _leaves(folder: Path, scan: DatasetScan) -> list[Path]:
     for sub in subfolders:
         if not _utf8_name(sub):
             scan.skipped.append((sub, "folder name is not valid UTF-8"))
-        else:
-            leaves += _leaves(sub, scan)
+        elif not _walked_before(sub, walked, scan):
+            leaves += _leaves(sub, scan, walked)
     return leaves
 
 

@@ -18,7 +18,7 @@ from facecli.checkpoint import load
 from facecli.embed.backends import OnnxEmbedder
 from facecli.embed.onnx_export import check_agreement, export_onnx, verification_inputs
 from facecli.errors import FaceCliError, unknown_choice
-from facecli.fileio import atomic_path, check_writable
+from facecli.fileio import atomic_path, check_not_input, check_writable
 from facecli.models import FaceEmbedder
 
 ExportFormat = Literal["onnx", "torchscript"]
@@ -89,6 +89,7 @@ def export(
         raise FaceCliError("--fp16 is for ONNX graphs; TorchScript users can call .half() after loading")
     if static_batch and fmt != "onnx":
         raise FaceCliError("--static-batch is for ONNX; a TorchScript trace takes any batch size")
+    check_not_input(out, checkpoint)
     check_writable(out, force=force)
     model = load(checkpoint)
     net = HalfPrecision(load(checkpoint)).eval() if fp16 else model

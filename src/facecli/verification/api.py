@@ -12,7 +12,7 @@ from facecli.embed import EmbedOptions
 from facecli.embed.backends import model_config
 from facecli.embed.backends import save_threshold as save_model_threshold
 from facecli.errors import FaceCliError
-from facecli.fileio import check_writable, write_csv_atomic
+from facecli.fileio import check_not_input, check_writable, write_csv_atomic
 from facecli.numbers import FINITE, check_number
 from facecli.verification.metrics import counts, to_display
 from facecli.verification.scoring import PairsInput, ScoredPairs, check_pairs, labelled, score_pairs
@@ -43,6 +43,7 @@ def predict(
     force: bool = False,
 ) -> pd.DataFrame:
     """`facecli predict`: input rows in order plus `score` and `prediction` (1 = same), written to `out`."""
+    check_not_input(out, checkpoint, pairs.pairs)
     check_writable(out, force=force)
     if threshold is None:
         threshold = _stored_threshold(checkpoint, pairs, embedding)

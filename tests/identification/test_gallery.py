@@ -247,3 +247,32 @@ def test_gallery_add_and_remove_change_what_search_finds(template):
     assert gallery.identities == ["ann", "bob"] and len(gallery.embeddings) == 2  # nothing dropped
     gallery.remove(["bob"])
     assert gallery.paths == ["a.jpg"] and gallery.search(query, 1)[1] == [["ann"]]
+
+
+def test_a_saved_threshold_keeps_the_gallery_and_other_weights_or_preprocessing_do_not(world, tmp_path):
+    import dataclasses
+
+    from facecli.checkpoint import load, update_config
+    from facecli.identification.gallery import Gallery as Stored
+
+    model = tmp_path / "model.safetensors"
+    shutil.copy(world / "model.safetensors", model)
+    out = tmp_path / "g.index"
+    build_index(checkpoint=model, out=out, embedding=EMB, gallery_dir=world / "gallery")
+    update_config(model, threshold=0.4, threshold_metric="cosine")  # what sweep --save-threshold writes
+    found = identify(index=out, query=world / "probes", out=tmp_path / "r.csv", embedding=EMB)
+    probes = len(list((world / "probes").rglob("*.jpg")))
+    assert len(found) == probes
+    legacy = Stored.open(out)  # a gallery from before model identities: it holds the file's hash
+    from facecli.embed.cache import file_hash
+
+    legacy.model_hash = file_hash(model)
+    legacy.save(tmp_path / "legacy.index")
+    assert len(identify(index=tmp_path / "legacy.index", query=world / "probes", out=tmp_path / "l.csv",
+                        embedding=EMB)) == probes  # fmt: skip
+    resized = load(model)
+    resized.config = dataclasses.replace(resized.config, mean=(0.5, 0.5, 0.5))  # same weights, other input
+    save_model(resized, tmp_path / "other.safetensors")
+    with pytest.raises(FaceCliError, match=r"not the model this gallery was built with \(model \w+, this is \w+\)"):
+        identify(index=out, query=world / "probes", out=tmp_path / "o.csv", embedding=EMB,
+                 checkpoint=tmp_path / "other.safetensors")  # fmt: skip

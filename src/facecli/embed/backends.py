@@ -66,6 +66,11 @@ class TorchEmbedder:
 
 def onnx_config(path: str | os.PathLike[str]) -> ModelConfig:
     """The facecli config that `facecli export` stored in an ONNX file's metadata."""
+    return onnx_config_of(path, onnx_metadata(path))
+
+
+def onnx_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
+    """An ONNX file's metadata, once its weights are checked against the digest written with them."""
     import onnx
 
     try:
@@ -77,6 +82,11 @@ def onnx_config(path: str | os.PathLike[str]) -> ModelConfig:
         raise FaceCliError(f"{path}: no facecli metadata; export it with 'facecli export'")
     if ONNX_DIGEST_KEY in props and props[ONNX_DIGEST_KEY] != onnx_weights_digest(model):
         raise FaceCliError(f"{path}: damaged: its weights do not match the checksum written with them")
+    return props
+
+
+def onnx_config_of(path: str | os.PathLike[str], props: dict[str, str]) -> ModelConfig:
+    """The config in an ONNX file's metadata `props` (as onnx_metadata read them)."""
     try:
         data = json.loads(props[ONNX_CONFIG_KEY])
         if not isinstance(data, dict):

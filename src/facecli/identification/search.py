@@ -14,10 +14,10 @@ from facecli.data.images import image_files
 from facecli.data.scan import scan_dataset
 from facecli.embed import EmbedOptions, embed_files
 from facecli.embed.backends import model_config
-from facecli.embed.cache import file_hash
 from facecli.errors import FaceCliError, unknown_choice
 from facecli.fileio import check_writable, write_csv_atomic
 from facecli.identification.gallery import Gallery
+from facecli.identification.model_identity import identities, model_identity
 from facecli.numbers import COUNT, FINITE, check_number
 from facecli.writer_lock import writer_lock
 
@@ -30,13 +30,12 @@ def _model_file(checkpoint: str | os.PathLike[str], expected_hash: str | None = 
     checkpoint = Path(checkpoint)
     if not checkpoint.is_file():
         raise FaceCliError(f"{checkpoint}: no such model file (pass --checkpoint)")
-    digest = file_hash(checkpoint)
-    if expected_hash is not None and digest != expected_hash:
+    if expected_hash is not None and expected_hash not in identities(checkpoint):
         raise FaceCliError(
-            f"{checkpoint} is not the model this gallery was built with (hash {expected_hash}); "
-            "rebuild the gallery or pass the right --checkpoint"
+            f"{checkpoint} is not the model this gallery was built with (model {expected_hash}, this is "
+            f"{model_identity(checkpoint)}); rebuild the gallery or pass the right --checkpoint"
         )
-    return checkpoint, digest
+    return checkpoint, model_identity(checkpoint)
 
 
 def _as_built(gallery: Gallery, embedding: EmbedOptions) -> EmbedOptions:

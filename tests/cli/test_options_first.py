@@ -49,7 +49,7 @@ def _cases(w, out):
         "sweep select": (["sweep", *scoring, "--select", "bogus", "--out", str(out / "s.csv")], "unknown --select"),
         "sweep far": (["sweep", *scoring, "--select", "far=often"], "expected far=<number>"),
         "sweep far range": (["sweep", *scoring, "--select", "far=2"], "the FAR must be in"),
-        "sweep step": (["sweep", *scoring, "--step", "-0.1"], "--step must be positive"),
+        "sweep step": (["sweep", *scoring, "--step", "-0.1"], "--step must be a number > 0, got -0.1"),
         "sweep range": (["sweep", *scoring, "--start", "1", "--stop", "0"], "below --start"),
         "predict uncalibrated": (["predict", *scoring, "--out", str(out / "sub.csv")], "no calibrated threshold"),
         "predict metric": (["predict", *scoring, "--out", str(out / "sub.csv"), "--metric", "l2"], "unknown metric"),

@@ -112,3 +112,18 @@ def test_the_system_refusing_a_path_is_one_line_naming_it_and_what_to_do(base, t
     _one_error_line(result, path)
     said = " ".join(result.output.split())
     assert "(a part of this path is a file, not a folder" in said or "a file is there (a folder is meant" in said
+
+
+@pytest.mark.parametrize(
+    ("args", "expect"),
+    [(["synth", "{tmp}/big", "--size", "100000"], "--size must be an integer in [16, 1024], got 100000"),
+     (["sweep", "-c", "{model}", "--pairs", "{pairs}", "--root", "{faces}", "--step", "1e-9",
+       "--start", "0", "--stop", "1"],
+      "thresholds (at most 100000)"),
+     (["sweep", "-c", "{model}", "--pairs", "{pairs}", "--root", "{faces}", "--start", "nan"],
+      "--start must be a finite number, got nan")],
+)  # fmt: skip
+def test_requests_past_the_stated_size_limits_are_refused_before_any_memory_is_asked_for(base, tmp_path, args, expect):
+    filled = [a.format(tmp=tmp_path, model=base / "model.safetensors", pairs=base / "pairs.txt", faces=base / "faces")
+              for a in args]  # fmt: skip
+    _one_error_line(runner.invoke(app, filled), expect)

@@ -137,9 +137,14 @@ def test_pairs_for_non_lfw_names_use_path_lines(messy, tmp_path):
 
 
 def test_too_many_pairs_is_a_clear_error(synth_dataset, tmp_path):
-    with pytest.raises(FaceCliError, match="cannot draw"):
+    with pytest.raises(FaceCliError, match="cannot draw|make only"):
         annotate(synth_dataset, out_dir=tmp_path, pairs=2000, pairs_out=tmp_path / "p.txt")
     assert not (tmp_path / "p.txt").exists()
+
+
+def test_far_more_pairs_than_the_images_make_is_refused_at_once_with_the_most_there_are(synth_dataset, tmp_path):
+    with pytest.raises(FaceCliError, match=r"needs 50000000 distinct genuine pairs; these images make only \d+"):
+        annotate(synth_dataset, out_dir=tmp_path, pairs=100_000_000, pairs_out=tmp_path / "p.txt")  # counted, not drawn
 
 
 def test_not_a_directory_is_a_clear_error(tmp_path):

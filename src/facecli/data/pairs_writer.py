@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import os
 import random
 import re
@@ -76,6 +77,12 @@ def make_pairs(images: dict[str, list[Path]], total: int, folds: int = 10, seed:
     usable = {name: files for name, files in images.items() if files}
     if len([n for n, f in usable.items() if len(f) >= 2]) < 1 or len(usable) < 2:
         raise FaceCliError("pairs need at least one identity with 2 images and at least 2 identities")
+    genuine_there = sum(math.comb(len(files), 2) for files in usable.values())
+    if per_half * folds > genuine_there:  # refused at once, not after minutes of drawing
+        raise FaceCliError(
+            f"--pairs {total} needs {per_half * folds} distinct genuine pairs; these images make only "
+            f"{genuine_there}: ask for at most {2 * folds * (genuine_there // folds)} pairs"
+        )
     rng = random.Random(seed)
     seen: set = set()
     result = []
@@ -83,6 +90,11 @@ def make_pairs(images: dict[str, list[Path]], total: int, folds: int = 10, seed:
         multi = [name for name in group if len(usable[name]) >= 2]
         if not multi or len(group) < 2:
             raise FaceCliError(f"fold {fold + 1} has too few identities for pairs; hold out more identities")
+        if per_half > sum(math.comb(len(usable[name]), 2) for name in multi):
+            raise FaceCliError(
+                f"cannot draw {per_half} distinct genuine pairs for fold {fold + 1} from its identities; "
+                "ask for fewer --pairs or hold out more identities"
+            )
 
         genuine = functools.partial(_genuine, rng, usable, multi)
         impostor = functools.partial(_impostor, rng, usable, group)

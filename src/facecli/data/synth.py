@@ -18,6 +18,7 @@ import numpy as np
 
 from facecli.errors import FaceCliError
 from facecli.fileio import atomic_path
+from facecli.numbers import Bound, check_number
 
 RENDER_SCALE = 2  # draw at twice the size, then shrink, for anti-aliased edges
 
@@ -205,6 +206,9 @@ def _write_identity(out: Path, index: int, images: int, size: int, seed: int) ->
     return images
 
 
+MAX_SIZE = 1024  # px: a 1024 px face is ~12 MB while drawn, a thread at a time
+
+
 def synth(
     out_dir: str | os.PathLike[str],
     *,
@@ -217,8 +221,9 @@ def synth(
 ) -> int:
     """Write `identities` folders of `images` JPEGs each (LFW naming: name/name_0001.jpg); returns the count."""
     out = Path(out_dir)
-    if identities < 1 or images < 1 or size < 16:
-        raise FaceCliError("synth needs --identities >= 1, --images >= 1 and --size >= 16")
+    check_number("--identities", identities, Bound(1, 1_000_000, integer=True))
+    check_number("--images", images, Bound(1, 10_000, integer=True))
+    check_number("--size", size, Bound(16, MAX_SIZE, integer=True))  # --size 100000 asked for 894 GiB
     if out.exists() and any(out.iterdir()) and not force:
         raise FaceCliError(f"{out} is not empty; pass --force to write into it")
     with ThreadPoolExecutor(max(1, threads)) as pool:

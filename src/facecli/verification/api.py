@@ -13,7 +13,7 @@ from facecli.embed.backends import model_config
 from facecli.embed.backends import save_threshold as save_model_threshold
 from facecli.errors import FaceCliError
 from facecli.fileio import check_not_input, check_writable, write_csv_atomic
-from facecli.numbers import FINITE, check_number
+from facecli.numbers import FINITE, POSITIVE, check_number
 from facecli.verification.metrics import counts, to_display
 from facecli.verification.scoring import PairsInput, ScoredPairs, check_pairs, labelled, score_pairs
 
@@ -99,11 +99,27 @@ class SweepResult:
     select: str
 
 
+MOST_THRESHOLDS = 100_000  # rows of a sweep table: ~10 MB; --step 1e-9 once asked for 24 GB and more
+
+
 def _check_range(start: float | None, stop: float | None, step: float | None) -> None:
-    if step is not None and not step > 0:
-        raise FaceCliError(f"--step must be positive, got {step:g}")
+    for name, value in (("--start", start), ("--stop", stop)):
+        if value is not None:
+            check_number(name, value, FINITE)
+    if step is not None:
+        check_number("--step", step, POSITIVE)
+    if start is not None and stop is not None:
+        _check_grid(start, stop, step)  # before any image is embedded, where the range is given
     if start is not None and stop is not None and stop < start:
         raise FaceCliError(f"--stop {stop:g} is below --start {start:g}")
+
+
+def _check_grid(lo: float, hi: float, step: float | None) -> None:
+    if step is not None and (hi - lo) / step > MOST_THRESHOLDS:
+        raise FaceCliError(
+            f"--step {step:g} from {lo:g} to {hi:g} makes {(hi - lo) / step:.3g} thresholds (at most "
+            f"{MOST_THRESHOLDS}); take a larger --step or a narrower --start/--stop"
+        )
 
 
 def rates_table(scored: ScoredPairs, start: float | None, stop: float | None, step: float | None) -> pd.DataFrame:
@@ -113,6 +129,7 @@ def rates_table(scored: ScoredPairs, start: float | None, stop: float | None, st
     lo, hi = (start if start is not None else shown.min()), (stop if stop is not None else shown.max())
     if hi < lo:
         raise FaceCliError(f"the thresholds run from {lo:g} to {hi:g}: set --start below --stop")
+    _check_grid(lo, hi, step)
     grid = np.linspace(lo, hi, 201) if step is None else np.arange(lo, hi + step / 2, step)
     c = counts(scored.scores, labels, to_display(grid, scored.metric))
     precision = np.divide(c.tp, c.tp + c.fp, out=np.ones(len(grid)), where=(c.tp + c.fp) > 0)

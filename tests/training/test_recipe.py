@@ -284,3 +284,11 @@ def test_mobilenet_from_scratch_gets_the_lr_miner_and_augmentation_measured_to_t
     assert (given.lr, given.mining, given.aug) == (1e-3, "semi_hard", "strong")
     resnet = _planned(_fp(), loss="triplet")
     assert (resnet.lr, resnet.mining, resnet.aug) == (2e-3, "batch_hard", "strong")
+
+
+def test_three_images_per_identity_get_a_batch_of_whole_identities():
+    planned = _planned(_fp(identities=100, images=300, median=3.0))
+    assert planned.k == 3 and planned.batch_size == 63  # 64 is no multiple of 3: the run used to refuse it
+    given = _planned(_fp(identities=100, images=300, median=3.0), batch_size=60)
+    assert given.batch_size == 60 and given.recipe["batch_size"]["by"] == "you"
+    assert _planned(_fp(), loss="arcface").batch_size == 64

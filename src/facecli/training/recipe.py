@@ -28,6 +28,7 @@ TIME_BUDGET_GPU_S = 900.0  # no GPU figure in RESULTS.md yet: benchmarks/gpu_che
 LOADER_EFFICIENCY = 0.9  # the loop ran at 87-98% of the model-only rate (benchmarks/step_overhead.py)
 FORWARD_SHARE = 1 / 3  # an image's forward pass against its whole training step, for validation's cost
 MIN_EPOCHS, MAX_EPOCHS = 3, 200
+BATCH = 64  # images a step; a P x K batch takes the nearest multiple of K below it
 VALIDATIONS = 20
 # identities: triplet was ahead of ArcFace (s=32, m=0.3) at 7 and 20 (0.78 vs 0.72, 0.65 vs 0.62), level at
 # 270 (0.78 vs 0.77), behind at 950 (0.92 vs 0.93); the switch lies between, not measured more finely
@@ -280,10 +281,13 @@ def plan(options: TrainOptions, fp: Fingerprint, init: ModelConfig | None = None
         )
         size = choose("img_size", *_img_size(fp))
     filled = {"loss": loss, "backbone": backbone, "img_size": size}
-    filled["batch_size"] = choose("batch_size", 64, "P x K adapts it to the identities there are")
     if (options.sampler == "auto" and loss in PK_LOSSES) or options.sampler == "pk":
         k = int(min(4, max(2, fp.median_per_identity)))
         filled["k"] = choose("k", k, f"{fp.median_per_identity:g} images per identity (median), at most 4")
+        batch = BATCH // filled["k"] * filled["k"]  # P x K: a whole number of identities (63 for K = 3)
+        filled["batch_size"] = choose("batch_size", batch, f"{batch // filled['k']} identities x {filled['k']}")
+    else:
+        filled["batch_size"] = choose("batch_size", BATCH, "shuffled images")
     if options.epochs is None:  # the length follows from the budget once a step is timed (size_run)
         filled["time_budget"] = choose("time_budget", *_time_budget(fp, fine_tune))
     else:

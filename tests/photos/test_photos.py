@@ -214,3 +214,20 @@ def test_tsne_map_and_an_unknown_projection(world, tmp_path):
     )  # fmt: skip
     assert wrong.exit_code == 2 and "unknown projection 'umap'" in wrong.output
     assert not (tmp_path / "b.npy").exists()
+
+
+def test_embed_keeps_an_existing_projector_without_force_and_writes_npy_and_csv_as_a_pair(world, tmp_path):
+    board = tmp_path / "board"
+    board.mkdir()
+    (board / "projector_config.pbtxt").write_text("someone's projector")
+    args = ["embed", str(world / "faces"), "-c", str(world / "model.safetensors"), "--out", str(tmp_path / "e.npy"),
+            "--tensorboard", str(board), "--device", "cpu", "--workers", "0"]  # fmt: skip
+    refused = runner.invoke(app, args)
+    assert refused.exit_code == 2 and "already holds files" in refused.output
+    assert (board / "projector_config.pbtxt").read_text() == "someone's projector"
+    assert not (tmp_path / "e.npy").exists()
+    written = runner.invoke(app, args[:6] + ["--device", "cpu", "--workers", "0"])
+    assert written.exit_code == 0, written.output
+    rows = pd.read_csv(tmp_path / "e.csv")
+    assert len(np.load(tmp_path / "e.npy")) == len(rows) and sorted(p.name for p in tmp_path.iterdir()) == [
+        "board", "e.csv", "e.npy"]  # fmt: skip

@@ -13,7 +13,7 @@ import pandas as pd
 from facecli.data.images import image_files
 from facecli.embed import EmbedOptions, embed_files
 from facecli.errors import FaceCliError, unknown_choice
-from facecli.fileio import atomic_path, check_writable, read_text, write_csv_atomic
+from facecli.fileio import atomic_path, check_writable, read_text
 
 OUTPUTS = (".npy", ".parquet")
 PROJECTIONS = ("pca", "tsne")
@@ -73,6 +73,8 @@ def embed_to_file(
         raise unknown_choice("projection", projection, PROJECTIONS)
     table = out.with_suffix(".csv") if out.suffix == ".npy" else None
     check_writable(out, table, plot, force=force)
+    if tensorboard is not None and Path(tensorboard).is_dir() and any(Path(tensorboard).iterdir()) and not force:
+        raise FaceCliError(f"{tensorboard} already holds files (a projector?); pass --force to overwrite")
     if out.suffix == ".parquet":
         try:
             import pyarrow  # noqa: F401
@@ -83,10 +85,11 @@ def embed_to_file(
     vectors, _ = embed_files(checkpoint, files, embedding)  # raw photos aligned first, as embedding.align says
     vectors = np.asarray(vectors, np.float32)
     rows = pd.DataFrame({"path": [str(p) for p in files], "identity": names})
-    if table is not None:
-        with atomic_path(out) as tmp, open(tmp, "wb") as f:
-            np.save(f, vectors)
-        write_csv_atomic(table, rows.assign(row=range(len(rows))))
+    if table is not None:  # both written before either replaces its old file: the pair stays a pair
+        with atomic_path(out) as tmp, atomic_path(table) as tmp_table:
+            with open(tmp, "wb") as f:  # a file object: given a name, np.save would add ".npy" to it
+                np.save(f, vectors)
+            rows.assign(row=range(len(rows))).to_csv(tmp_table, index=False)
     else:
         with atomic_path(out) as tmp:
             rows.assign(embedding=list(vectors)).to_parquet(tmp, index=False)

@@ -119,3 +119,37 @@ def test_train_validates_on_a_bin_each_epoch_as_eval_bin_scores_it(world, tmp_pa
     with pytest.raises(FaceCliError, match="--val-pairs or on --val-bin, not both"):
         train(TrainOptions(data=world / "faces", run_dir=tmp_path / "x", val_bin=world / "lfw.bin",
                            val_pairs=world / "lfw.bin"))  # fmt: skip
+
+
+def _flavour(world, name: str) -> bytes:
+    """The same set as insightface's and other tools' scripts write it."""
+    data = read_bin(world / "lfw.bin")
+    arrays = [np.frombuffer(b, np.uint8).reshape(-1, 1) for b in data.images]  # what cv2.imencode returns
+    return {
+        "protocol 2 bytes": lambda: pickle.dumps((data.images, data.issame), protocol=2),  # _codecs.encode
+        "cv2.imencode arrays, bool array": lambda: pickle.dumps((arrays, np.array(data.issame)), protocol=4),
+        "protocol 5 arrays": lambda: pickle.dumps((arrays, np.array(data.issame)), protocol=5),
+        "numpy bool items": lambda: pickle.dumps((data.images, [np.bool_(x) for x in data.issame]), protocol=2),
+    }[name]()
+
+
+@pytest.mark.parametrize(
+    "flavour",
+    ["protocol 2 bytes", "cv2.imencode arrays, bool array", "protocol 5 arrays", "numpy bool items"],
+)
+def test_every_flavour_of_bin_the_field_writes_reads_alike(world, tmp_path, flavour):
+    (tmp_path / "set.bin").write_bytes(_flavour(world, flavour))
+    original, read = read_bin(world / "lfw.bin"), read_bin(tmp_path / "set.bin")
+    assert read.images == original.images and read.issame == original.issame
+
+
+@pytest.mark.parametrize(
+    ("payload", "expect"),
+    [(lambda: pickle.dumps(([np.zeros(3, np.float64)] * 2, [True]), protocol=4), "numpy array of 'f8'"),
+     (lambda: pickle.dumps(([np.array([b"x"], dtype=object)] * 2, [True]), protocol=4), "numpy array of 'O8'"),
+     (lambda: b"\x80\x02c_codecs\nencode\nX\x01\x00\x00\x00xX\x05\x00\x00\x00utf-7\x86R.", "stores bytes as latin1")],
+)  # fmt: skip
+def test_other_reconstructions_are_still_refused_without_running(tmp_path, payload, expect):
+    (tmp_path / "bad.bin").write_bytes(payload())
+    with pytest.raises(FaceCliError, match="refused: .*" + expect.replace("(", r"\(")):
+        read_bin(tmp_path / "bad.bin")

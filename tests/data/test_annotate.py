@@ -188,3 +188,23 @@ def test_symbolic_link_loops_in_a_dataset_end_and_are_named(tmp_path):
     assert sorted(scan.images) == [f"group/person_{n:04d}" for n in range(3)]
     looped = [path.name for path, reason in scan.skipped if "symbolic link loop" in reason]
     assert sorted(looped) == ["data", "up"]  # up leads to data/ itself; up2 above it, back into data/
+
+
+def test_names_with_spaces_and_semicolons_round_trip_through_annotate_train_and_eval(tmp_path):
+    from facecli.data.pairs import read_pairs, resolve_images
+    from facecli.data.training_set import read_training_set
+
+    synth(tmp_path / "plain", identities=6, images=3, size=32, seed=5)
+    faces = tmp_path / "faces"
+    faces.mkdir()
+    for n, person in enumerate(sorted((tmp_path / "plain").iterdir())):
+        name = f"Jean Claude;{n}" if n % 2 else f"Anne Marie {n}"
+        (faces / name).mkdir()
+        for k, image in enumerate(sorted(person.iterdir())):
+            image.rename(faces / name / f"{name}_{k + 1:04d}.jpg")
+    annotate(faces, out_dir=tmp_path, pairs=12, folds=2, holdout=2, pairs_out=tmp_path / "pairs.txt")
+    data = read_training_set(tmp_path / "cls_train.txt")
+    assert len(data.paths) == 12 and all(p.is_file() for p in data.paths)  # paths holding ';' read whole
+    pairs = read_pairs(tmp_path / "pairs.txt")  # a CSV: LFW lines split on the spaces
+    assert len(pairs.labels) == 12 and set(pairs.labels) == {0, 1}
+    assert all(p.is_file() for p in resolve_images(pairs, faces).values())

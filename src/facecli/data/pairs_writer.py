@@ -11,8 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
+
 from facecli.errors import FaceCliError
-from facecli.fileio import write_text_atomic
+from facecli.fileio import write_csv_atomic, write_text_atomic
 
 
 @dataclass(frozen=True)
@@ -110,11 +112,18 @@ def _lfw_number(identity: str, image: Path) -> int | None:
 
 
 def write_pairs(path: str | os.PathLike[str], folds: list[list[Pair]], root: Path) -> str:
-    """Write LFW `pairs.txt` lines when every image is named `name_NNNN.jpg`, else `path1 path2 label`.
+    """Write LFW `pairs.txt` lines when every image is named `name_NNNN.jpg`, else `path1 path2 label`; where
+    a name holds whitespace, which both split on, a CSV of imageA, imageB, label and fold (quoted as needed).
 
-    Returns the format written: "lfw" or "paths".
+    Returns the format written: "lfw", "paths" or "csv".
     """
     pairs = [p for fold in folds for p in fold]
+    relative = [(p.image_a.relative_to(root).as_posix(), p.image_b.relative_to(root).as_posix()) for p in pairs]
+    if any(ch.isspace() for a, b in relative for ch in a + b):  # LFW and path lines split on whitespace
+        fold_of = [f for f, fold in enumerate(folds) for _ in fold]
+        rows = [(a, b, int(p.genuine), f) for (a, b), p, f in zip(relative, pairs, fold_of, strict=True)]
+        write_csv_atomic(path, pd.DataFrame(rows, columns=["imageA", "imageB", "label", "fold"]))
+        return "csv"
     lfw = all(_lfw_number(p.identity_a, p.image_a) and _lfw_number(p.identity_b, p.image_b) for p in pairs)
     if lfw:
         lines = [f"{len(folds)}\t{len(folds[0]) // 2}"]
@@ -122,11 +131,6 @@ def write_pairs(path: str | os.PathLike[str], folds: list[list[Pair]], root: Pat
             a, b = _lfw_number(p.identity_a, p.image_a), _lfw_number(p.identity_b, p.image_b)
             lines.append(f"{p.identity_a}\t{a}\t{b}" if p.genuine else f"{p.identity_a}\t{a}\t{p.identity_b}\t{b}")
     else:
-        lines = []
-        for p in pairs:
-            a, b = p.image_a.relative_to(root).as_posix(), p.image_b.relative_to(root).as_posix()
-            if any(ch.isspace() for ch in a + b):
-                raise FaceCliError(f"cannot write pairs: image path '{a}' or '{b}' contains whitespace")
-            lines.append(f"{a} {b} {int(p.genuine)}")
+        lines = [f"{a} {b} {int(p.genuine)}" for (a, b), p in zip(relative, pairs, strict=True)]
     write_text_atomic(path, "\n".join(lines) + "\n")
     return "lfw" if lfw else "paths"

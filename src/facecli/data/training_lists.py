@@ -40,7 +40,7 @@ def _cls_train(path: Path, text: str) -> list[tuple[int, str, str]]:
     for lineno, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
-        fields = line.strip().split(";")
+        fields = line.strip().split(";", 1)  # the id is a number: every ';' after the first is the path's
         if len(fields) != 2 or not fields[1]:
             raise FaceCliError(f"{path} line {lineno}: expected '<class_id>;<path>', got {line.strip()!r}")
         try:

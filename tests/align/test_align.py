@@ -159,3 +159,14 @@ def test_an_onnx_detector_plugs_in(tmp_path, photo):
     h, w = photo.shape[:2]
     assert np.allclose(boxes[0], [w / 4, h / 4, 3 * w / 4, 3 * h / 4, 1], atol=1)
     assert np.allclose(landmarks[0, 0], [0.4 * w, 0.4 * h], atol=1)
+
+
+def test_a_pgm_photo_gets_a_png_crop_and_an_output_inside_the_input_is_not_aligned_again(photo, tmp_path):
+    root = _folder(tmp_path, photo)
+    grey = cv2.cvtColor(cv2.cvtColor(photo, cv2.COLOR_RGB2BGR), cv2.COLOR_BGR2GRAY)
+    cv2.imwrite(str(root / "kate" / "scan.pgm"), grey)
+    out = root / "aligned"  # align IN IN/aligned
+    first = align_folder(root, out, AlignOptions(size=96))
+    assert first.count("aligned") == 2 and read_image(out / "kate" / "scan.png").shape == (96, 96, 3)
+    again = align_folder(root, out, AlignOptions(size=96))
+    assert len(again.rows) == len(first.rows) and again.count("exists") == 2  # its own crops are not photos

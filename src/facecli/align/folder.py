@@ -57,6 +57,11 @@ def _write(path: Path, image: np.ndarray) -> None:
         tmp.write_bytes(data.tobytes())
 
 
+def _crop_name(name: str) -> str:
+    """The crop's name: the photo's, but PNG for a PGM photo (a PGM holds grey only; the crop is colour)."""
+    return name[: -len(".pgm")] + ".png" if name.lower().endswith(".pgm") else name
+
+
 def _outputs(target: Path, faces: int) -> list[Path]:
     """The largest face keeps the photo's name; with --all the others get _face1, _face2, ..."""
     return [target] + [target.with_name(f"{target.stem}_face{k}{target.suffix}") for k in range(1, faces)]
@@ -121,7 +126,10 @@ def align_folder(
         raise FaceCliError(f"{in_dir}: not a directory of photos")
     if out_dir.resolve() == in_dir.resolve():
         raise FaceCliError(f"{out_dir}: the output folder must differ from the input folder")
-    photos = sorted(p for p in in_dir.rglob("*") if p.is_file() and is_image_file(p))
+    inside = out_dir.resolve()
+    photos = sorted(
+        p for p in in_dir.rglob("*") if p.is_file() and is_image_file(p) and not p.resolve().is_relative_to(inside)
+    )  # an output folder inside the input: its crops are not photos to align again on the next run
     if not photos:
         raise FaceCliError(f"{in_dir}: no images found (looked for .jpg, .jpeg, .png, .bmp, .webp, .pgm)")
     aligner = Aligner(options)
@@ -129,7 +137,7 @@ def align_folder(
     names = [p.relative_to(in_dir).as_posix() for p in photos]
     pool = ThreadPoolExecutor(max(1, options.threads))
     try:
-        jobs = [pool.submit(aligner, p, out_dir / n, n) for p, n in zip(photos, names, strict=True)]
+        jobs = [pool.submit(aligner, p, out_dir / _crop_name(n), n) for p, n in zip(photos, names, strict=True)]
         for job in track(jobs, len(jobs)):
             report.rows.append(job.result())
     finally:

@@ -121,6 +121,10 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
         except Exception as exc:  # safetensors raises several types for a bad file
             raise FaceCliError(f"{path}: not a readable .safetensors file ({exc})") from None
     else:
+        with open(path, "rb") as f:
+            magic = f.read(2)
+        if magic != b"PK" and magic[:1] != b"\x80":  # torch.save writes a zip archive; older torch a pickle
+            raise FaceCliError(f"{path}: not a PyTorch weights file (neither torch.save's zip archive nor a pickle)")
         try:
             data = torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as exc:
@@ -129,8 +133,9 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
                 f"{path}: refused, it needs arbitrary unpickling, which can run code ({reason}); "
                 "re-save only the state dict: torch.save(model.state_dict(), path)"
             ) from None
-        except (RuntimeError, EOFError, OSError) as exc:
-            raise FaceCliError(f"{path}: not a readable PyTorch weights file ({str(exc).splitlines()[0]})") from None
+        except Exception as exc:  # noqa: BLE001 - a file that is no pickle fails in many ways (KeyError for text)
+            reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+            raise FaceCliError(f"{path}: not a readable PyTorch weights file ({reason})") from None
     while isinstance(data, dict) and not any(isinstance(v, torch.Tensor) for v in data.values()):
         inner = next((data[k] for k in WRAPPER_KEYS if isinstance(data.get(k), dict)), None)
         if inner is None:

@@ -20,6 +20,7 @@ from facecli.embed.onnx_export import check_agreement, export_onnx, verification
 from facecli.errors import FaceCliError, unknown_choice
 from facecli.fileio import atomic_path, check_not_input, check_writable
 from facecli.models import FaceEmbedder
+from facecli.numbers import Bound, check_number
 
 ExportFormat = Literal["onnx", "torchscript"]
 EXPORT_FORMATS: tuple[str, ...] = get_args(ExportFormat)
@@ -69,6 +70,18 @@ def verify_export(path: Path, fmt: str, model: FaceEmbedder, x: torch.Tensor, fp
     return check_agreement(path.name, _run_exported(path, fmt, x), model, x, fp16)
 
 
+OPSETS = Bound(7, 30, integer=True)  # what ONNX has numbered; an opset too old for an operator fails in _exported
+
+
+def _exported(net: torch.nn.Module, model: FaceEmbedder, tmp: Path, opset: int, static_batch: bool) -> None:
+    """The ONNX export, an operator the opset lacks said in one line."""
+    try:
+        export_onnx(net, model, tmp, opset, static_batch)
+    except torch.onnx.OnnxExporterError as exc:
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise FaceCliError(f"--opset {opset}: {reason} (the default, 17, exports every facecli model)") from None
+
+
 def export(
     *,
     checkpoint: str | os.PathLike[str],
@@ -89,6 +102,7 @@ def export(
         raise FaceCliError("--fp16 is for ONNX graphs; TorchScript users can call .half() after loading")
     if static_batch and fmt != "onnx":
         raise FaceCliError("--static-batch is for ONNX; a TorchScript trace takes any batch size")
+    check_number("--opset", opset, OPSETS)
     check_not_input(out, checkpoint)
     check_writable(out, force=force)
     model = load(checkpoint)
@@ -96,7 +110,7 @@ def export(
     result = ExportResult(out, fmt)
     with atomic_path(out) as tmp:  # a file that fails verification never appears at `out`
         if fmt == "onnx":
-            export_onnx(net, model, tmp, opset, static_batch)
+            _exported(net, model, tmp, opset, static_batch)
         else:
             _export_torchscript(net, model, tmp)
         if verify:

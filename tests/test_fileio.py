@@ -118,3 +118,15 @@ def test_an_output_that_is_an_input_is_refused_even_with_force(tmp_path):
     check_not_input(tmp_path / "other.onnx", model)  # any other path is fine
     with pytest.raises(FaceCliError, match="is also an input"):
         check_not_input(tmp_path / "." / "model.safetensors", None, model)
+
+
+def test_outputs_that_cannot_be_written_are_refused_before_any_work(tmp_path):
+    from facecli.fileio import check_writable
+
+    (tmp_path / "a_file").write_text("x")
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(FaceCliError, match="a_file is a file, not a folder"):
+        check_writable(tmp_path / "a_file" / "deeper" / "report.json")
+    with pytest.raises(FaceCliError, match="folder is a folder; name a file"):
+        check_writable(tmp_path / "folder", force=True)
+    check_writable(tmp_path / "new" / "deeper" / "report.json")  # folders still to be made are fine

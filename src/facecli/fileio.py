@@ -14,11 +14,27 @@ from facecli.errors import FaceCliError
 
 
 def check_writable(*paths: str | os.PathLike[str] | None, force: bool = False) -> None:
-    """Refuse, before any work starts, to overwrite existing outputs unless `force`."""
+    """Refuse, before any work starts, to overwrite existing outputs unless `force`, and outputs that cannot
+    be written at all: a folder where the file goes, a file where a folder on the way goes, a folder the
+    user may not write in."""
+    for path in (Path(p) for p in paths if p is not None):
+        _check_creatable(path)
     existing = [str(p) for p in paths if p is not None and Path(p).exists()]
     if existing and not force:
         verb = "exists" if len(existing) == 1 else "exist"
         raise FaceCliError(f"{', '.join(existing)} already {verb}; pass --force to overwrite")
+
+
+def _check_creatable(path: Path) -> None:
+    if path.is_dir():
+        raise FaceCliError(f"{path} is a folder; name a file to write")
+    above = path.parent
+    while not above.exists() and above != above.parent:
+        above = above.parent
+    if not above.is_dir():
+        raise FaceCliError(f"{path}: {above} is a file, not a folder; choose another path")
+    if not os.access(above, os.W_OK | os.X_OK):
+        raise FaceCliError(f"{path}: {above} is not writable; check its permissions or choose another path")
 
 
 def check_not_input(out: str | os.PathLike[str], *inputs: str | os.PathLike[str] | None) -> None:

@@ -292,3 +292,20 @@ def test_three_images_per_identity_get_a_batch_of_whole_identities():
     given = _planned(_fp(identities=100, images=300, median=3.0), batch_size=60)
     assert given.batch_size == 60 and given.recipe["batch_size"]["by"] == "you"
     assert _planned(_fp(), loss="arcface").batch_size == 64
+
+
+def test_a_run_far_past_its_time_budget_stops_at_an_epoch_end_and_resumes(ten, tmp_path, monkeypatch, capsys):
+    from facecli.training import state as state_module
+    from facecli.training.options import resolve_options
+
+    monkeypatch.setattr(state_module, "DEADLINE_SLACK_S", 0.0)
+    monkeypatch.setattr(state_module, "DEADLINE_FACTOR", 0.0)  # every epoch end is past the deadline
+    options = TrainOptions(data=ten / "faces", run_dir=tmp_path / "run", time_budget=5, img_size=32, workers=0,
+                           device="cpu", val_holdout=0)  # fmt: skip
+    result = train(options)
+    assert result.stopped == "over time" and result.epochs_done == 1
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["epochs"] >= 3  # the planned length, which --resume continues
+    assert "over time: past 0 s, the deadline of --time-budget 5 s" in " ".join(capsys.readouterr().err.split())
+    resumed = train(resolve_options({"run_dir": tmp_path / "run"}, resume=tmp_path / "run"), resume=True)
+    assert resumed.epochs_done == 2  # continued from its state, one more epoch before the (patched) deadline

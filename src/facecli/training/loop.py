@@ -144,13 +144,21 @@ def _end_epoch(run: Run, state: TrainState) -> str | None:
         run.saver.save_best(report)
     state.next_epoch(row)
     patience_out = run.proc.from_main(run.early_stop(state.best))
-    if state.epoch == options.epochs or patience_out or run.proc.from_main(run.saver.due()):  # every rank, or none
-        run.saver.save(state)
+    over_time = state.epoch < options.epochs and run.proc.from_main(run.deadline.passed())
+    if state.epoch == options.epochs or patience_out or over_time or run.proc.from_main(run.saver.due()):
+        run.saver.save(state)  # every rank, or none
     plot = validate if validation is not None else state.epoch % max(1, options.epochs // 20) == 0
     run.log.end_epoch(row, state.history, plot=plot or state.epoch == options.epochs)  # about 20 plots a run
     if patience_out and state.epoch < options.epochs:
         run.log.note(f"no better validation in {options.patience} validation(s): stopping early")
         return "early stop"
+    if over_time:
+        run.log.note(
+            f"over time: past {run.deadline.seconds:.0f} s, the deadline of --time-budget {options.time_budget:g} s "
+            f"(steps ran slower than measured at the start); stopped after epoch {state.epoch} of {options.epochs} "
+            "(--resume continues it)"
+        )
+        return "over time"
     return None
 
 

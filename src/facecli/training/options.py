@@ -155,7 +155,8 @@ class TrainOptions:
         self._check_numbers()
         if self.backbone is not None:
             default_config(self.backbone, self.embedding_size, self.img_size, self.dropout)  # names and sizes
-        _applies("--time-budget", self.time_budget, "runs whose --epochs are not given", self.epochs is None, "it is")
+        sized = self.epochs is None or (self.recipe or {}).get("epochs", {}).get("by") == "recipe"  # by the budget
+        _applies("--time-budget", self.time_budget, "runs whose --epochs are not given", sized, "it is")
         kind = self.sampler_kind()
         _applies("--k", self.k, "the pk sampler", kind in ("pk", None), f"the sampler is {kind}")
         _applies("--lr-steps", self.lr_steps, "--scheduler step", self.scheduler == "step", "the scheduler is cos")

@@ -21,7 +21,7 @@ class TrainResult:
     """How a run ended and where its files are."""
 
     run_dir: Path
-    stopped: str  # "finished", "early stop", "interrupted" or "bad images" (past --max-bad-fraction)
+    stopped: str  # "finished", "early stop", "over time", "interrupted" or "bad images" (past --max-bad-fraction)
     epochs_done: int
     steps: int
     history: list[dict] = field(default_factory=list)

@@ -41,7 +41,7 @@ from facecli.training.run_folder import existing_run
 from facecli.training.run_log import RunLog
 from facecli.training.saver import StateSaver
 from facecli.training.sharded_head import describe, ignore_in_ddp, sharded
-from facecli.training.state import EarlyStopping, TrainState
+from facecli.training.state import Deadline, EarlyStopping, TrainState
 from facecli.training.step import TrainStep
 from facecli.training.validation import Validation
 
@@ -68,6 +68,7 @@ class Run:
     validation: Validation | None
     early_stop: EarlyStopping
     pending: PendingLosses
+    deadline: Deadline
     step_hook: StepHook | None = None  # tests: see or replace each step's loss
 
 
@@ -148,6 +149,7 @@ def set_up(
         validation=validation,
         early_stop=EarlyStopping(options.patience),
         pending=PendingLosses.for_device(runtime.device),
+        deadline=Deadline(options.time_budget),
         step_hook=step_hook,
     )
     if proc.is_main:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 
 
@@ -39,6 +40,26 @@ class EarlyStopping:
 
     def __call__(self, best: Best) -> bool:
         return self.patience is not None and best.stale >= self.patience
+
+
+# A run sized to a time budget stops at an epoch's end once it has taken this much longer: the step time
+# measured at the start can be wrong when other work starts on the machine. Slack for start-up on small budgets.
+DEADLINE_FACTOR, DEADLINE_SLACK_S = 1.5, 30.0
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """When a run sized to `--time-budget` must stop, whatever its epochs say (None: no deadline)."""
+
+    budget: float | None
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def seconds(self) -> float | None:
+        return None if self.budget is None else DEADLINE_FACTOR * self.budget + DEADLINE_SLACK_S
+
+    def passed(self) -> bool:
+        return self.seconds is not None and time.monotonic() - self.started > self.seconds
 
 
 @dataclass

@@ -71,7 +71,14 @@ def _gallery(path):
     Gallery(np.ones((300, 64), np.float32), ["a"] * 300, [f"p{i}" for i in range(300)], "m", "h").save(path)
 
 
+def _embeddings(path):
+    """embed's .npy, as embed_to_file writes it (a file object: np.save would add .npy to a name)."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.save(f, np.ones((2000, 64), np.float32))
+
+
 WRITERS = {
+    "embeddings .npy": _embeddings,
     "model": lambda p: save_model(create_model("mobilenet", input_size=32, embedding_size=8), p, force=True),
     "report": lambda p: write_text_atomic(p, "x" * 20_000),
     "gallery index": _gallery,
@@ -83,7 +90,7 @@ WRITERS = {
 def test_a_write_that_fails_part_way_keeps_the_old_file_and_leaves_no_temporary(tmp_path, kind):
     target = tmp_path / "out"
     target.write_bytes(b"old contents")
-    failed = r"out: cannot write it \(.*(File too large|unexpected pos).*\); nothing was replaced"
+    failed = r"out: cannot write it \(.*(File too large|unexpected pos|requested and).*\); nothing was replaced"
     with _disk_full_after(4096), pytest.raises(FaceCliError, match=failed):
         WRITERS[kind](target)
     assert target.read_bytes() == b"old contents"

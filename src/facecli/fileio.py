@@ -98,8 +98,10 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
-# how the writers facecli uses report a failed write when they do not raise OSError (safetensors, torch.save)
-WRITE_FAILURES = re.compile(r"I/O error|No space left|File too large|[Qq]uota|os error \d+|unexpected pos \d+ vs")
+# how the writers facecli uses report a failed write without an errno (safetensors, torch.save, numpy)
+WRITE_FAILURES = re.compile(
+    r"I/O error|No space left|File too large|[Qq]uota|os error \d+|unexpected pos \d+ vs|requested and \d+ written"
+)  # the last: numpy's short write (np.save on a full disk)
 
 
 def _failed_write(exc: Exception) -> bool:

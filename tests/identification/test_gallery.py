@@ -276,3 +276,20 @@ def test_a_saved_threshold_keeps_the_gallery_and_other_weights_or_preprocessing_
     with pytest.raises(FaceCliError, match=r"not the model this gallery was built with \(model \w+, this is \w+\)"):
         identify(index=out, query=world / "probes", out=tmp_path / "o.csv", embedding=EMB,
                  checkpoint=tmp_path / "other.safetensors")  # fmt: skip
+
+
+def test_an_empty_gallery_or_one_of_another_dimension_is_named(world, tmp_path):
+    from facecli.identification.gallery import Gallery as Stored
+
+    out = tmp_path / "g.index"
+    build_index(checkpoint=world / "model.safetensors", out=out, embedding=EMB, gallery_dir=world / "gallery")
+    gallery = Stored.open(out)
+    narrow = Stored(gallery.embeddings[:, :4].copy(), gallery.identities, gallery.paths, gallery.checkpoint,
+                    gallery.model_hash)  # fmt: skip
+    narrow.save(tmp_path / "narrow.index")
+    with pytest.raises(FaceCliError, match="its embeddings have 4 dimensions, .*model.safetensors's 16"):
+        identify(index=tmp_path / "narrow.index", query=world / "probes", out=tmp_path / "r.csv", embedding=EMB)
+    gallery.remove(sorted(set(gallery.identities)))
+    gallery.save(tmp_path / "empty.index")
+    with pytest.raises(FaceCliError, match="holds no faces"):
+        identify(index=tmp_path / "empty.index", query=world / "probes", out=tmp_path / "r.csv", embedding=EMB)

@@ -12,6 +12,7 @@ import numpy as np
 
 from facecli.errors import FaceCliError
 from facecli.fileio import atomic_path
+from facecli.numbers import Bound, check_number
 
 META_FIELDS = ("checkpoint", "model_hash", "template", "index_type", "nlist", "nprobe", "flip")
 
@@ -124,7 +125,7 @@ class Gallery:
             raise FaceCliError(f"{path}: no such gallery index (build one with facecli index)")
         try:
             with np.load(path, allow_pickle=False) as data:
-                meta = json.loads(str(data["meta"]))
+                meta = _checked_meta(path, json.loads(str(data["meta"])))
                 gallery = cls(data["embeddings"], data["identities"].tolist(), data["paths"].tolist(), **meta)
                 trained = data["faiss"] if "faiss" in data else np.zeros(0, np.uint8)
             if gallery.embeddings.ndim != 2 or not len(gallery.identities) == len(gallery.paths) == len(
@@ -139,6 +140,37 @@ class Gallery:
         except (OSError, ValueError, KeyError, TypeError, RuntimeError, EOFError, zipfile.BadZipFile) as exc:
             reason = " ".join(str(exc).split()[:20]) or type(exc).__name__
             raise FaceCliError(f"{path}: damaged or not a facecli gallery index ({reason})") from None
+        _check_rows(path, gallery.embeddings)
         if len(trained):
             gallery._labels = sorted(set(gallery.identities)) if gallery.template == "mean" else gallery.identities
         return gallery
+
+
+# What a gallery file's metadata may hold, checked on open (a file that lies is named in one line)
+META_NUMBERS = {"nlist": Bound(0, 1 << 20, integer=True), "nprobe": Bound(1, 1 << 20, integer=True)}
+META_CHOICES = {"template": ("image", "mean"), "index_type": ("flat", "ivf")}
+
+
+def _checked_meta(path: Path, meta: object) -> dict:
+    where = f"{path}: gallery metadata"
+    if not isinstance(meta, dict) or set(meta) - set(META_FIELDS):
+        raise FaceCliError(f"{where} is not facecli's (expected the fields {', '.join(META_FIELDS)})")
+    for name in ("checkpoint", "model_hash"):
+        if not isinstance(meta.get(name), str):
+            raise FaceCliError(f"{where}: {name} must be a string, got {meta.get(name)!r}")
+    for name, bound in META_NUMBERS.items():
+        if name in meta:
+            check_number(name, meta[name], bound, where)
+    for name, allowed in META_CHOICES.items():
+        if name in meta and meta[name] not in allowed:
+            raise FaceCliError(f"{where}: {name} must be one of {', '.join(allowed)}, got {meta[name]!r}")
+    if "flip" in meta and not isinstance(meta["flip"], bool):
+        raise FaceCliError(f"{where}: flip must be true or false, got {meta['flip']!r}")
+    return meta
+
+
+def _check_rows(path: Path, embeddings: np.ndarray) -> None:
+    if embeddings.dtype.kind != "f" or not 2 <= embeddings.shape[1] <= 65536:
+        raise FaceCliError(f"{path}: damaged: embeddings of {embeddings.dtype} x {embeddings.shape[1]} dimensions")
+    if not np.isfinite(embeddings).all():
+        raise FaceCliError(f"{path}: damaged: its embeddings hold NaN or inf")

@@ -132,7 +132,12 @@ def _add_images(
 
 def _open_search(index: str | os.PathLike[str], checkpoint, embedding: EmbedOptions):  # noqa: ANN001, ANN202
     gallery = Gallery.open(index)
+    if not len(gallery.embeddings):
+        raise FaceCliError(f"{index}: the gallery holds no faces; add some with facecli index --add")
     model, _ = _model_file(checkpoint or gallery.checkpoint, gallery.model_hash)
+    size = model_config(model, embedding.backend).embedding_size
+    if gallery.embeddings.shape[1] != size:
+        raise FaceCliError(f"{index}: its embeddings have {gallery.embeddings.shape[1]} dimensions, {model}'s {size}")
     return gallery, model, _as_built(gallery, embedding)
 
 

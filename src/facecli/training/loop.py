@@ -167,10 +167,11 @@ def _read_losses(run: Run, state: TrainState) -> None:
     for step, value, lr, images in run.pending.read():
         if not math.isfinite(value):
             batch = state.batch - (state.step - step)
+            last = run.options.run_dir / LAST_FILE
+            kept = f"{last} is the last good checkpoint" if last.is_file() else "no checkpoint was saved yet"
             raise FaceCliError(
                 f"loss became {value} at step {step} (epoch {state.epoch + 1}, batch {batch}); "
-                f"stopped without saving, {run.options.run_dir / LAST_FILE} is the last good checkpoint. "
-                "Lower --lr, add --clip-grad or train in fp32."
+                f"stopped without saving, {kept}. Lower --lr, add --clip-grad or train in fp32."
             )
         state.add_loss(value)
         run.log.step(step, value, lr, images)

@@ -370,8 +370,8 @@ def _published(fp: Fingerprint) -> dict[str, tuple[object, str]] | None:
     }
 
 
-# Combinations measured to train badly, with the measurement and what works instead (issue 31's table,
-# 2026-11-28, a small real face set of a few dozen people x 10 grey photos, 2 CPU cores)
+# Combinations measured to train badly, with the measurement and what works instead (benchmarks/RESULTS.md,
+# "Time-budgeted recipe and the seeds' combinations", 2026-11-28, 2 CPU cores)
 SMALL_SET_IMAGES = 2_000
 
 
@@ -380,10 +380,10 @@ def warnings(options: TrainOptions, fp: Fingerprint) -> list[str]:
     found = []
     if options.backbone == "mobilenet" and options.init is None and fp.images < SMALL_SET_IMAGES:
         found.append(
-            f"warning: MobileNetV1 from scratch on {fp.images} images was measured to train badly: held-out "
-            "accuracy 0.56 with triplet on a small real face set, below raw pixels' 0.83, where the recipe's "
-            "timm/resnet10t reached 0.89. Start from published weights (facecli import, then --init) or leave "
-            "--backbone to the recipe"
+            f"warning: MobileNetV1 from scratch on {fp.images} images is a gamble: with the lr, miner and "
+            "augmentation planned for it, held-out accuracy on six small sets ranged 0.56-0.80 (the recipe's "
+            "timm/resnet10t 0.64-0.77), and on 7 digit classes it stayed below raw pixels (0.57 vs 0.82). "
+            "Start from published weights (facecli import, then --init) or leave --backbone to the recipe"
         )
     return found
 

@@ -8,7 +8,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "facecli"
 # each part of the package may import only parts of a lower rank (and itself)
 RANK = {
-    "facecli": 0, "errors": 0, "console": 0, "lazy_api": 0, "workdir": 1,
+    "facecli": 0, "errors": 0, "console": 0, "lazy_api": 0, "numbers": 1, "workdir": 1,
     "fileio": 1, "registry": 1, "runtime": 1, "writer_lock": 1,
     "data": 2, "plots": 2,
     "models": 3, "align": 3,

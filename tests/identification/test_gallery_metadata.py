@@ -29,7 +29,8 @@ def _write(path, meta, embeddings=None):
 def _valid(field, value) -> bool:
     if field in META_NUMBERS:
         bound = META_NUMBERS[field]
-        return type(value) is int and bound.low <= value <= bound.high
+        whole = not isinstance(value, bool) and isinstance(value, int | float) and float(value).is_integer()
+        return whole and bound.low <= value <= bound.high  # 32.0 from a JSON writer is the count 32
     if field in META_CHOICES:
         return value in META_CHOICES[field]
     if field == "flip":

@@ -160,7 +160,7 @@ def _checked_meta(path: Path, meta: object) -> dict:
             raise FaceCliError(f"{where}: {name} must be a string, got {meta.get(name)!r}")
     for name, bound in META_NUMBERS.items():
         if name in meta:
-            check_number(name, meta[name], bound, where)
+            meta[name] = check_number(name, meta[name], bound, where)
     for name, allowed in META_CHOICES.items():
         if name in meta and meta[name] not in allowed:
             raise FaceCliError(f"{where}: {name} must be one of {', '.join(allowed)}, got {meta[name]!r}")

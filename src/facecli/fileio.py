@@ -25,6 +25,16 @@ def check_writable(*paths: str | os.PathLike[str] | None, force: bool = False) -
         raise FaceCliError(f"{', '.join(existing)} already {verb}; pass --force to overwrite")
 
 
+# what matplotlib writes with its default backend (Agg) and no extra packages
+PLOT_FORMATS = ("png", "pdf", "svg", "svgz", "jpg", "jpeg", "eps", "ps", "tif", "tiff", "webp")
+
+
+def check_plot_file(path: str | os.PathLike[str] | None) -> None:
+    """Refuse, before any work, a figure path whose extension names no format a figure is written in."""
+    if path is not None and Path(path).suffix.lower().lstrip(".") not in PLOT_FORMATS:
+        raise FaceCliError(f"{path}: a figure is written as {', '.join(PLOT_FORMATS)}; name the file so")
+
+
 def _check_creatable(path: Path) -> None:
     if path.is_dir():
         raise FaceCliError(f"{path} is a folder; name a file to write")

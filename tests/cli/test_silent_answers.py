@@ -137,10 +137,13 @@ def test_requests_past_the_stated_size_limits_are_refused_before_any_memory_is_a
     [(["import", "{tmp}/text.pth", "--arch", "facenet-mobilenet", "--out", "{tmp}/m.safetensors"],
       "text.pth: not a PyTorch weights file"),
      (["export", "-c", "{model}", "--out", "{tmp}/o.onnx", "--opset", "7"], "--opset 7: ONNX export failed on"),
-     (["export", "-c", "{model}", "--out", "{tmp}/o.onnx", "--opset", "-1"], "--opset must be an integer in [7, 30]")],
+     (["export", "-c", "{model}", "--out", "{tmp}/o.onnx", "--opset", "-1"], "--opset must be an integer in [7, 30]"),
+     (["sweep", "-c", "{model}", "--pairs", "{pairs}", "--root", "{faces}", "--plot", "{tmp}/x.unknown"],
+      "x.unknown: a figure is written as png, pdf")],
 )  # fmt: skip
 def test_files_and_options_the_libraries_choke_on_are_one_line(base, tmp_path, args, expect):
     (tmp_path / "text.pth").write_text("hello\n")
-    filled = [a.format(tmp=tmp_path, model=base / "model.safetensors") for a in args]
+    filled = [a.format(tmp=tmp_path, model=base / "model.safetensors", pairs=base / "pairs.txt",
+                       faces=base / "faces") for a in args]  # fmt: skip
     _one_error_line(runner.invoke(app, filled), expect)
     assert not (tmp_path / "o.onnx").exists() and not (tmp_path / "m.safetensors").exists()

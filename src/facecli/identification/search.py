@@ -15,7 +15,7 @@ from facecli.data.scan import scan_dataset
 from facecli.embed import EmbedOptions, embed_files
 from facecli.embed.backends import model_config
 from facecli.errors import FaceCliError, unknown_choice
-from facecli.fileio import check_writable, write_csv_atomic
+from facecli.fileio import check_plot_file, check_writable, write_csv_atomic
 from facecli.identification.gallery import Gallery
 from facecli.identification.model_identity import identities, model_identity
 from facecli.numbers import COUNT, FINITE, check_number
@@ -195,6 +195,7 @@ def evaluate_identification(
     force: bool = False,
 ) -> IdentificationReport:
     """Rank-1/rank-5 and a CMC curve on probes of gallery identities; DIR at FAR using probes of others."""
+    check_plot_file(plot)
     check_writable(plot, force=force)
     gallery, model, embedding = _open_search(index, checkpoint, embedding)
     files, names, _ = _scan_gallery(probes)

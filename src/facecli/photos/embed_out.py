@@ -13,7 +13,7 @@ import pandas as pd
 from facecli.data.images import image_files
 from facecli.embed import EmbedOptions, embed_files
 from facecli.errors import FaceCliError, unknown_choice
-from facecli.fileio import atomic_path, check_writable, read_text
+from facecli.fileio import atomic_path, check_plot_file, check_writable, read_text
 
 OUTPUTS = (".npy", ".parquet")
 PROJECTIONS = ("pca", "tsne")
@@ -72,6 +72,7 @@ def embed_to_file(
     if projection not in PROJECTIONS:
         raise unknown_choice("projection", projection, PROJECTIONS)
     table = out.with_suffix(".csv") if out.suffix == ".npy" else None
+    check_plot_file(plot)
     check_writable(out, table, plot, force=force)
     if tensorboard is not None and Path(tensorboard).is_dir() and any(Path(tensorboard).iterdir()) and not force:
         raise FaceCliError(f"{tensorboard} already holds files (a projector?); pass --force to overwrite")

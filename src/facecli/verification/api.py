@@ -12,7 +12,7 @@ from facecli.embed import EmbedOptions
 from facecli.embed.backends import model_config
 from facecli.embed.backends import save_threshold as save_model_threshold
 from facecli.errors import FaceCliError
-from facecli.fileio import check_not_input, check_writable, write_csv_atomic
+from facecli.fileio import check_not_input, check_plot_file, check_writable, write_csv_atomic
 from facecli.numbers import FINITE, POSITIVE, check_number
 from facecli.verification.metrics import counts, to_display
 from facecli.verification.scoring import PairsInput, ScoredPairs, check_pairs, labelled, score_pairs
@@ -166,6 +166,7 @@ def sweep(
     """`facecli sweep`: rates per threshold, the chosen threshold, optionally saved into the model file."""
     selection = Selection.parse(select)
     _check_range(start, stop, step)
+    check_plot_file(plot)
     check_writable(out, plot, force=force)
     scored = score_pairs(checkpoint, check_pairs(pairs), pairs.metric, embedding)
     table = rates_table(scored, start, stop, step)

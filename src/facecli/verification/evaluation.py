@@ -14,7 +14,7 @@ import pandas as pd
 
 from facecli.embed import EmbedOptions
 from facecli.errors import FaceCliError
-from facecli.fileio import check_writable, write_csv_atomic, write_text_atomic
+from facecli.fileio import check_plot_file, check_writable, write_csv_atomic, write_text_atomic
 from facecli.verification.metrics import VerificationReport, column_of_metric, to_display, verification_report
 from facecli.verification.scores_file import ScoresFile, read_scores
 from facecli.verification.scoring import PairsInput, ScoredPairs, check_pairs, labelled, score_pairs
@@ -128,6 +128,7 @@ class Outputs:
     force: bool
 
     def check(self) -> None:
+        check_plot_file(self.plot)
         check_writable(self.report, self.plot, self.scores, force=self.force)
 
     def report_on(self, data: ScoresFile, counted: tuple[int, int] | None = None) -> VerificationReport:

@@ -153,3 +153,14 @@ def test_other_reconstructions_are_still_refused_without_running(tmp_path, paylo
     (tmp_path / "bad.bin").write_bytes(payload())
     with pytest.raises(FaceCliError, match="refused: .*" + expect.replace("(", r"\(")):
         read_bin(tmp_path / "bad.bin")
+
+
+def test_a_model_whose_embeddings_are_nan_is_named_for_a_bin_set(world, tmp_path):
+    model = load(world / "model.safetensors")
+    with torch.no_grad():
+        model.neck.fc.weight.fill_(float("nan"))
+    save_model(model, tmp_path / "nan.safetensors")
+    args = ["eval", "-c", str(tmp_path / "nan.safetensors"), "--bin", str(world / "lfw.bin"), "--backend", "torch"]
+    result = runner.invoke(app, args)
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2 and "lfw.bin: the model's embedding of image 0 (pair 0) is not finite" in said

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,21 +61,19 @@ def embed_files(checkpoint: Path, files: list[Path], opts: EmbedOptions) -> tupl
         embed_images(model, files, opts.batch_size, opts.workers, flip, out)
     elif todo:
         out[todo] = embed_images(model, [files[i] for i in todo], opts.batch_size, opts.workers, flip)
-    bad = _first_not_finite(out)
-    if bad is not None:  # never cached, never scored: NaN scores would read as missing images downstream
-        raise FaceCliError(
-            f"{checkpoint}: the model's embedding of {files[bad]} is not finite (NaN or inf); its weights are "
-            "damaged or training diverged"
-        )
+    check_finite(out, checkpoint, files.__getitem__)  # never cached, never scored: NaN would read as missing
     if todo and cache is not None:
         cache.put([keys[i] for i in todo], out[todo])
     return out, len(todo)
 
 
-def _first_not_finite(out: np.ndarray, chunk: int = 65536) -> int | None:
-    """The first row holding a NaN or inf, checked a chunk at a time (a memory-mapped array stays off the heap)."""
-    for start in range(0, len(out), chunk):
-        finite = np.isfinite(out[start : start + chunk]).all(axis=1)
+def check_finite(vectors: np.ndarray, model: object, name_of: Callable[[int], object], chunk: int = 65536) -> None:
+    """A one-line error naming `model` and the first image (`name_of(row)`) whose embedding holds a NaN or inf;
+    checked a chunk at a time, so a memory-mapped array stays off the heap."""
+    for start in range(0, len(vectors), chunk):
+        finite = np.isfinite(vectors[start : start + chunk]).all(axis=1)
         if not finite.all():
-            return start + int(np.argmin(finite))
-    return None
+            raise FaceCliError(
+                f"{model}: the model's embedding of {name_of(start + int(np.argmin(finite)))} is not finite "
+                "(NaN or inf); its weights are damaged or training diverged"
+            )

@@ -13,7 +13,7 @@ from facecli.embed import EmbedOptions
 from facecli.embed.auto_backend import open_model
 from facecli.embed.backends import Embedder
 from facecli.embed.faces import FaceCrops
-from facecli.errors import FaceCliError
+from facecli.embed.files import check_finite
 from facecli.fileio import check_writable
 from facecli.numbers import FINITE, check_number
 
@@ -77,9 +77,7 @@ def compare(
         kept = crops if all_faces else crops[:1]
         result.faces[path], result.crops[path] = len(crops), kept[0]
         vectors[path] = model.embed(model.config.preprocessing.batch(kept), bool(embedding.flip))
-        if not np.isfinite(vectors[path]).all():
-            raise FaceCliError(f"{checkpoint}: the model's embedding of {path} is not finite (NaN or inf); its "
-                               "weights are damaged or training diverged")  # fmt: skip
+        check_finite(vectors[path], checkpoint, lambda row, path=path: path)
     scores = []
     for x in left:
         for y in right:

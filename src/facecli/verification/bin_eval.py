@@ -13,6 +13,7 @@ from facecli.data.images import ImageError, decode
 from facecli.embed import EmbedOptions
 from facecli.embed.auto_backend import open_model
 from facecli.embed.backends import Embedder
+from facecli.embed.files import check_finite
 from facecli.errors import FaceCliError
 from facecli.verification.scores_file import ScoresFile
 
@@ -36,10 +37,7 @@ def score_bin_set(model: Embedder, data: BinSet, batch_size: int | None, flip: b
             except ImageError as exc:
                 raise FaceCliError(f"{data.source} image {n} (pair {n // 2}): {exc}") from None
         vectors[start : start + len(decoded)] = model.embed(model.config.preprocessing.batch(decoded), flip)
-    if not np.isfinite(vectors).all():
-        bad = int(np.argmin(np.isfinite(vectors).all(axis=1)))
-        raise FaceCliError(f"{data.source} image {bad}: the model's embedding is not finite (NaN or inf); its weights "
-                           "are damaged or training diverged")  # fmt: skip
+    check_finite(vectors, data.source, lambda n: f"image {n} (pair {n // 2})")
     distances = np.linalg.norm(vectors[0::2] - vectors[1::2], axis=1)
     labels = np.array(data.issame, np.int64)
     return ScoresFile(-distances.astype(np.float64), labels, None, "euclidean")

@@ -1,6 +1,7 @@
 """Each loss against a naive reference written as plain loops (pytorch-metric-learning's approach)."""
 
 import math
+import sys
 
 import pytest
 import torch
@@ -27,11 +28,20 @@ REFERENCES = {
     "triplet": "test_triplet_miners_against_loops",
     "contrastive": "test_contrastive_and_siamese_use_balanced_pairs",
     "siamese": "test_contrastive_and_siamese_use_balanced_pairs",
+    "adaface": "test_heads.py::test_adaface_matches_its_formula_over_steps",
+    "subcenter_arcface": "test_heads.py::test_subcenter_arcface_matches_its_formula",
+    "magface": "test_heads.py::test_magface_matches_its_formula",
+    "curricularface": "test_heads.py::test_curricularface_matches_its_formula_over_steps",
 }
 
 
 def test_every_registered_loss_has_a_reference_test():
     assert set(LOSSES.names()) == set(REFERENCES)
+    from tests.losses import test_heads
+
+    for test in REFERENCES.values():
+        module, _, name = test.rpartition("::")
+        assert hasattr(test_heads if module == "test_heads.py" else sys.modules[__name__], name), test
 
 
 @pytest.mark.parametrize("name", LOSSES.names())

@@ -97,8 +97,18 @@ def test_every_registered_loss_trains_and_changes_the_weights(data, tmp_path, lo
     assert changed, "no optimizer step changed a parameter"
 
 
-def test_one_epoch_then_resume_equals_two_epochs(data, tmp_path):
-    common = dict(scheduler="step", lr_steps=[1], warmup_epochs=0.5, aug="strong", loss="arcface", sampler="pk")
+@pytest.mark.parametrize(
+    ("loss", "extra"),
+    [
+        ("arcface", {}),
+        ("adaface", {"sample_rate": 0.5}),  # running norm statistics, Partial FC sampling
+        ("curricularface", {}),  # its t
+        ("subcenter_arcface", {"sample_rate": 0.5}),  # K rows per class under Partial FC
+        ("magface", {}),
+    ],
+)
+def test_one_epoch_then_resume_equals_two_epochs(data, tmp_path, loss, extra):
+    common = dict(scheduler="step", lr_steps=[1], warmup_epochs=0.5, aug="strong", loss=loss, sampler="pk", **extra)
     train(_options(data, tmp_path / "straight", epochs=2, **common))
     train(_options(data, tmp_path / "halves", epochs=1, **common))
     after_one = _parameters(_weights(tmp_path / "halves" / "last.safetensors"))
@@ -112,7 +122,7 @@ def test_one_epoch_then_resume_equals_two_epochs(data, tmp_path):
     assert len(moved) == len(after_one) and all(torch.equal(a[k], b[k]) for k in _parameters(a))
     loss_a = load_training_state(tmp_path / "straight" / "last_state.pt")["loss"]
     loss_b = load_training_state(tmp_path / "halves" / "last_state.pt")["loss"]
-    assert all(torch.equal(loss_a[k], loss_b[k]) for k in loss_a)  # the ArcFace head too
+    assert all(torch.equal(loss_a[k], loss_b[k]) for k in loss_a)  # the head too, and its buffers
     history_a = pd.read_csv(tmp_path / "straight" / "metrics.csv")
     history_b = pd.read_csv(tmp_path / "halves" / "metrics.csv")
     assert np.allclose(history_a["loss"], history_b["loss"], rtol=0, atol=0)

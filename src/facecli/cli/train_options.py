@@ -104,7 +104,12 @@ class ModelGroup(_Group):
 class LossGroup(_Group):
     PANEL: ClassVar[str] = "Loss"
     loss: Annotated[
-        str | None, _option("--loss", "triplet, arcface, cosface, combined, softmax, siamese or contrastive")
+        str | None,
+        _option(
+            "--loss",
+            "triplet, arcface, cosface, combined, softmax, siamese, contrastive, adaface, subcenter_arcface, "
+            "magface or curricularface",
+        ),
     ] = None
     margin: Annotated[float | None, _option("--margin", "Loss margin", default=LOSS_OWN)] = None
     scale: Annotated[float | None, _option("--scale", "Logit scale s of the margin heads", default=LOSS_OWN)] = None
@@ -121,6 +126,20 @@ class LossGroup(_Group):
     sample_rate: Annotated[
         float | None,
         _option("--sample-rate", "Partial FC: score this fraction of the class centres", default=LOSS_OWN),
+    ] = None
+    sub_centers: Annotated[
+        int | None, _option("--sub-centers", "subcenter_arcface: centres per class (K)", default=LOSS_OWN)
+    ] = None
+    h: Annotated[float | None, _option("--h", "adaface: how far the norm moves the margin", default=LOSS_OWN)] = None
+    t_alpha: Annotated[
+        float | None, _option("--t-alpha", "adaface: weight of each batch in the norm statistics", default=LOSS_OWN)
+    ] = None
+    l_a: Annotated[float | None, _option("--l-a", "magface: lowest magnitude", default=LOSS_OWN)] = None
+    u_a: Annotated[float | None, _option("--u-a", "magface: highest magnitude", default=LOSS_OWN)] = None
+    l_margin: Annotated[float | None, _option("--l-margin", "magface: margin at --l-a", default=LOSS_OWN)] = None
+    u_margin: Annotated[float | None, _option("--u-margin", "magface: margin at --u-a", default=LOSS_OWN)] = None
+    lambda_g: Annotated[
+        float | None, _option("--lambda-g", "magface: weight of the magnitude regulariser", default=LOSS_OWN)
     ] = None
 
     def given(self) -> dict:

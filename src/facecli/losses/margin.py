@@ -1,4 +1,7 @@
-"""Classification losses on embeddings: cross-entropy over a linear or margin head, full or Partial FC."""
+"""Classification losses on embeddings: cross-entropy over a linear or margin head, full or Partial FC.
+
+Heads take the raw features and normalise what they need; a head with a `penalty(embeddings)` (MagFace's
+regulariser) has it added to the cross-entropy, computed on each rank's own part of the batch."""
 
 from __future__ import annotations
 
@@ -9,7 +12,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from facecli.errors import FaceCliError
-from facecli.losses.partial_fc import ClassShard, PartialFCLoss, check_sample_rate
+from facecli.losses.adaface import AdaFaceHead
+from facecli.losses.curricular import CurricularHead
+from facecli.losses.magface import MagFaceHead
+from facecli.losses.partial_fc import ClassShard, PartialFCLoss, check_sample_rate, head_penalty
+from facecli.losses.ranks import RankSplit
+from facecli.losses.subcenter import SubCenterHead
 from facecli.models.heads import LinearHead, MarginHead
 from facecli.registry import LOSSES
 
@@ -22,7 +30,7 @@ class HeadLoss(nn.Module):
         self.head = head
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(self.head(embeddings, labels), labels)
+        return F.cross_entropy(self.head(embeddings, labels), labels) + head_penalty(self.head, embeddings)
 
 
 def head_loss(make_head: Callable[[int], nn.Module], num_classes: int, sample_rate: float) -> nn.Module:
@@ -31,6 +39,15 @@ def head_loss(make_head: Callable[[int], nn.Module], num_classes: int, sample_ra
         return HeadLoss(make_head(num_classes))
     shard = ClassShard.of_this_process(num_classes)
     return PartialFCLoss(make_head(shard.size), shard, sample_rate)
+
+
+def split_head_loss(
+    make_head: Callable[[int, RankSplit], nn.Module], num_classes: int, sample_rate: float
+) -> nn.Module:
+    """head_loss for a head that gathers batch statistics or target logits across DDP ranks (losses/ranks.py)."""
+    partial = check_sample_rate(sample_rate) < 1
+    ranks = RankSplit.of_this_process(partial_fc=partial)
+    return head_loss(lambda classes: make_head(classes, ranks), num_classes, sample_rate)
 
 
 @LOSSES.register("softmax")
@@ -76,3 +93,69 @@ def combined(
     if len(margins) != 3:
         raise FaceCliError(f"--margins takes m1,m2,m3 (three numbers), got {list(margins)}")
     return head_loss(lambda classes: MarginHead(embedding_size, classes, scale, *margins), num_classes, sample_rate)
+
+
+@LOSSES.register("subcenter_arcface")
+def subcenter_arcface(
+    embedding_size: int,
+    num_classes: int,
+    sub_centers: int = 3,
+    margin: float = 0.5,
+    scale: float = 64.0,
+    sample_rate: float = 1.0,
+) -> nn.Module:
+    """Sub-center ArcFace: K centres per class, ArcFace's margin on the nearest; robust to label noise."""
+    return head_loss(
+        lambda classes: SubCenterHead(embedding_size, classes, sub_centers, scale, margin), num_classes, sample_rate
+    )
+
+
+@LOSSES.register("adaface")
+def adaface(
+    embedding_size: int,
+    num_classes: int,
+    margin: float = 0.4,
+    h: float = 0.333,
+    scale: float = 64.0,
+    t_alpha: float = 0.01,
+    sample_rate: float = 1.0,
+) -> nn.Module:
+    """AdaFace: a margin adapted to each face's feature norm (image quality), angular to additive."""
+    return split_head_loss(
+        lambda classes, ranks: AdaFaceHead(embedding_size, classes, margin, h, scale, t_alpha, ranks),
+        num_classes,
+        sample_rate,
+    )
+
+
+@LOSSES.register("magface")
+def magface(
+    embedding_size: int,
+    num_classes: int,
+    l_a: float = 10.0,
+    u_a: float = 110.0,
+    l_margin: float = 0.45,
+    u_margin: float = 0.8,
+    lambda_g: float = 35.0,
+    scale: float = 64.0,
+    easy_margin: bool = True,
+    sample_rate: float = 1.0,
+) -> nn.Module:
+    """MagFace: a margin growing with the feature's magnitude, which becomes a face-quality score."""
+    return head_loss(
+        lambda classes: MagFaceHead(
+            embedding_size, classes, l_a, u_a, l_margin, u_margin, lambda_g, scale, easy_margin
+        ),
+        num_classes,
+        sample_rate,
+    )
+
+
+@LOSSES.register("curricularface")
+def curricularface(
+    embedding_size: int, num_classes: int, margin: float = 0.5, scale: float = 64.0, sample_rate: float = 1.0
+) -> nn.Module:
+    """CurricularFace: ArcFace's margin, hard negatives weighted by an adaptive curriculum."""
+    return split_head_loss(
+        lambda classes, ranks: CurricularHead(embedding_size, classes, margin, scale, ranks), num_classes, sample_rate
+    )

@@ -33,8 +33,8 @@ def losses_taking_all(options: dict[str, object]) -> list[str]:
 
 
 def check_loss_options(name: str, given: dict[str, object]) -> dict[str, object]:
-    """The full options loss `name` is built with: its defaults, then `given`; an option it does not take
-    is a one-line error naming the losses that do."""
+    """The full options loss `name` is built with: its defaults, then `given`; an option it does not take, or
+    a value or combination the loss refuses, is a one-line error before any work (a 2-class loss is built)."""
     defaults = loss_defaults(name)
     for option in given:
         if option not in defaults:
@@ -42,7 +42,9 @@ def check_loss_options(name: str, given: dict[str, object]) -> dict[str, object]
             flag = "--" + option.replace("_", "-")
             applies = f"applies to {', '.join(users)}" if users else "is not a loss option"
             raise FaceCliError(f"{flag} {applies}; the loss is {name}")
-    return {**defaults, **given}
+    options = {**defaults, **given}
+    build_loss(name, 2, 2, options)
+    return options
 
 
 def build_loss(name: str, embedding_size: int, num_classes: int, options: dict[str, object]) -> nn.Module:

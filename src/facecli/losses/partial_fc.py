@@ -21,6 +21,12 @@ from torch import nn
 from facecli.numbers import SAMPLE_RATE, check_number
 
 
+def head_penalty(head: nn.Module, embeddings: torch.Tensor) -> torch.Tensor | float:
+    """The head's own term added to its cross-entropy (MagFace's regulariser), 0 for most heads."""
+    penalty = getattr(head, "penalty", None)
+    return 0.0 if penalty is None else penalty(embeddings)
+
+
 def check_sample_rate(rate: float) -> float:
     """`rate` if it is in (0, 1], else a one-line error."""
     return check_number("--sample-rate", rate, SAMPLE_RATE)
@@ -113,6 +119,9 @@ class PartialFCLoss(nn.Module):
         return [name for name, _ in self.head.named_parameters()] if self.shard.world_size > 1 else []
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return self._cross_entropy(embeddings, labels) + head_penalty(self.head, embeddings)  # penalty: own part
+
+    def _cross_entropy(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         if self.shard.world_size > 1:
             embeddings = _GatherWithGrad.apply(embeddings)
             gathered = [torch.empty_like(labels) for _ in range(self.shard.world_size)]

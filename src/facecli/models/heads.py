@@ -11,6 +11,11 @@ from torch import nn
 from facecli.registry import HEADS
 
 
+def cosines(embeddings: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
+    """Cosine of each embedding (row) to each centre (row), in float32, within [-1, 1]."""
+    return F.linear(F.normalize(embeddings.float()), F.normalize(centres.float())).clamp(-1, 1)
+
+
 @HEADS.register("linear")
 class LinearHead(nn.Module):
     """Softmax baseline and FaceNet's auxiliary classifier: logits = W e + b."""
@@ -56,13 +61,16 @@ class MarginHead(nn.Module):
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return self.logits(embeddings, labels)
 
+    def class_cosines(self, embeddings: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """Cosine of each embedding to each class centre (of the classes `rows` only, if given)."""
+        return cosines(embeddings, self.weight if rows is None else self.weight[rows])
+
     def logits(
         self, embeddings: torch.Tensor, labels: torch.Tensor | None, rows: torch.Tensor | None = None
     ) -> torch.Tensor:
         """Scaled logits of every class, or of the classes `rows` only (Partial FC); the margin goes on each
         embedding's labelled class, and on none where its label is -1 (its class is not among these)."""
-        weight = self.weight if rows is None else self.weight[rows]
-        cosine = F.linear(F.normalize(embeddings.float()), F.normalize(weight.float())).clamp(-1, 1)
+        cosine = self.class_cosines(embeddings, rows)
         if labels is None:
             return cosine * self.scale
         here = labels >= 0

@@ -19,7 +19,10 @@ OPTIMIZERS: tuple[str, ...] = get_args(Optimizer)
 SCHEDULERS: tuple[str, ...] = get_args(Scheduler)
 
 PATH_FIELDS = ("data", "root", "run_dir", "val_pairs", "val_root", "val_bin", "init")
-LOSS_FIELDS = ("margin", "scale", "margins", "mining", "aux_ce_weight", "easy_margin", "sample_rate")
+LOSS_FIELDS = (
+    "margin", "scale", "margins", "mining", "aux_ce_weight", "easy_margin", "sample_rate",
+    "sub_centers", "h", "t_alpha", "l_a", "u_a", "l_margin", "u_margin", "lambda_g",
+)  # fmt: skip
 PK_LOSSES = ("triplet", "contrastive", "siamese")
 DEFAULT_K = 4  # K of a P x K batch
 DEFAULT_LR_GAMMA = 0.1  # the step scheduler's decay
@@ -85,6 +88,14 @@ class TrainOptions:
     aux_ce_weight: float | None = None
     easy_margin: bool | None = None
     sample_rate: float | None = None
+    sub_centers: int | None = None  # subcenter_arcface
+    h: float | None = None  # adaface
+    t_alpha: float | None = None  # adaface
+    l_a: float | None = None  # magface, and the rest of its options
+    u_a: float | None = None
+    l_margin: float | None = None
+    u_margin: float | None = None
+    lambda_g: float | None = None
     clip_grad: float | None = None
     max_bad_fraction: float = 0.01  # images failing to decode during the run, replaced, stop the run past this
     patience: int | None = None
@@ -186,10 +197,8 @@ class TrainOptions:
                 self.init is not None,
                 "no --init given",
             )
-        if self.loss is None:
-            losses_taking_all(self.loss_options())  # given loss options one loss must take together
-        else:
-            check_loss_options(self.loss, self.loss_options())
+        # given loss options one loss must take together, with values it accepts (the loss may be the recipe's)
+        check_loss_options(self.loss or losses_taking_all(self.loss_options())[0], self.loss_options())
         return self
 
     def _check_numbers(self) -> None:

@@ -45,9 +45,15 @@ def _rows_like(value: object, rows: int) -> bool:
     return torch.is_tensor(value) and value.dim() >= 1 and value.shape[0] == rows
 
 
-def _gather_rows(part: torch.Tensor, shard: ClassShard) -> torch.Tensor:
-    """Every rank's rows of a sharded tensor, in class order (gloo's all_gather needs equal sizes: padded)."""
-    sizes = [ClassShard(shard.num_classes, r, shard.world_size).size for r in range(shard.world_size)]
+def _rows_per_class(loss: PartialFCLoss) -> int:
+    """Rows of the head's centres per class: several for Sub-center ArcFace."""
+    return getattr(loss.head, "sub_centers", 1)
+
+
+def _gather_rows(part: torch.Tensor, shard: ClassShard, per_class: int) -> torch.Tensor:
+    """Every rank's rows of a sharded tensor, in class order (gloo's all_gather needs equal sizes: padded);
+    a head with several rows per class (sub-centres) keeps each class's rows together."""
+    sizes = [ClassShard(shard.num_classes, r, shard.world_size).size * per_class for r in range(shard.world_size)]
     padded = part.new_zeros(max(sizes), *part.shape[1:])
     padded[: len(part)] = part
     parts = [torch.empty_like(padded) for _ in sizes]
@@ -62,22 +68,27 @@ def full_state(loss: nn.Module, optimizer: torch.optim.Optimizer) -> tuple[dict,
         return loss_state, optimizer_state
     states = dict(optimizer_state["state"])  # the entries are the live optimizer's: replaced, never changed
     for name, key in _head_entries(loss, optimizer):
-        loss_state[name] = _gather_rows(loss_state[name], loss.shard)
-        entry, rows = states.get(key, {}), loss.shard.size
-        states[key] = {k: _gather_rows(v, loss.shard) if _rows_like(v, rows) else v for k, v in entry.items()}
+        rows, per_class = len(loss_state[name]), _rows_per_class(loss)
+        loss_state[name] = _gather_rows(loss_state[name], loss.shard, per_class)
+        entry = states.get(key, {})
+        states[key] = {
+            k: _gather_rows(v, loss.shard, per_class) if _rows_like(v, rows) else v for k, v in entry.items()
+        }
     return loss_state, {**optimizer_state, "state": states}
 
 
 def load_state(loss: nn.Module, optimizer: torch.optim.Optimizer, loss_state: dict, optimizer_state: dict) -> None:
     """Load whole-head state into this rank's shard (all of it on one process)."""
     if isinstance(loss, PartialFCLoss):
-        shard, cut = loss.shard, slice(loss.shard.start, loss.shard.start + loss.shard.size)
+        shard = loss.shard
         loss_state = dict(loss_state)
         states = dict(optimizer_state["state"])
         for name, key in _head_entries(loss, optimizer):
+            rows, per_class = len(loss_state[name]), _rows_per_class(loss)
+            cut = slice(shard.start * per_class, (shard.start + shard.size) * per_class)
             loss_state[name] = loss_state[name][cut]
             if key in states:
-                states[key] = {k: v[cut] if _rows_like(v, shard.num_classes) else v for k, v in states[key].items()}
+                states[key] = {k: v[cut] if _rows_like(v, rows) else v for k, v in states[key].items()}
         optimizer_state = {**optimizer_state, "state": states}
     loss.load_state_dict(loss_state)
     load_optimizer_state(optimizer, optimizer_state)

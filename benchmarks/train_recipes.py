@@ -51,6 +51,15 @@ RECIPES = {
     "triplet + mobilenet": {"loss": "triplet", "backbone": "mobilenet"},  # the FaceNet ports
     "arcface + iresnet18": {"loss": "arcface", "backbone": "iresnet18"},  # the ArcFace repo's resnet18
     "contrastive + vgg16": {"loss": "contrastive", "backbone": "vgg16"},  # the siamese repos
+    # the newer margin heads (issue 34), the recipe filling the rest; "s32": with ArcFace's measured s and m
+    "adaface": {"loss": "adaface"},
+    "subcenter_arcface": {"loss": "subcenter_arcface"},
+    "magface": {"loss": "magface"},
+    "curricularface": {"loss": "curricularface"},
+    "adaface s32": {"loss": "adaface", "scale": 32.0},
+    "subcenter_arcface s32 m0.3": {"loss": "subcenter_arcface", "scale": 32.0, "margin": 0.3},
+    "magface s32": {"loss": "magface", "scale": 32.0},
+    "curricularface s32 m0.3": {"loss": "curricularface", "scale": 32.0, "margin": 0.3},
     "auto, strong aug": {"aug": "strong"},  # the recipe with only the augmentation forced
     "old defaults": {"loss": "arcface", "backbone": "mobilenet", "img_size": 160, "epochs": 10, "lr": 1e-3,
                      "warmup_epochs": 0.0, "batch_size": 64, "aug": "light", "scale": 64.0, "margin": 0.5},

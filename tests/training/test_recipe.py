@@ -286,6 +286,13 @@ def test_mobilenet_from_scratch_gets_the_lr_miner_and_augmentation_measured_to_t
     assert (resnet.lr, resnet.mining, resnet.aug) == (2e-3, "batch_hard", "strong")
 
 
+def test_vgg16_from_scratch_gets_the_lr_measured_to_train_it():
+    planned = _planned(_fp(), loss="contrastive", backbone="vgg16")
+    assert planned.lr == 1e-4 and "no BatchNorm" in planned.recipe["lr"]["reason"]
+    assert planned.aug == _planned(_fp(), loss="contrastive").aug  # only the lr was measured to differ
+    assert _planned(_fp(), loss="contrastive", backbone="vgg16", lr=1e-3).lr == 1e-3
+
+
 def test_three_images_per_identity_get_a_batch_of_whole_identities():
     planned = _planned(_fp(identities=100, images=300, median=3.0))
     assert planned.k == 3 and planned.batch_size == 63  # 64 is no multiple of 3: the run used to refuse it

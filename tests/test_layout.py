@@ -15,8 +15,9 @@ RANK = {
     "losses": 4, "checkpoint": 4,
     "importer": 5, "embed": 5,
     "training": 6, "verification": 6, "identification": 6, "exporting": 6, "photos": 6,
-    "cli": 7,
-    "__main__": 8,
+    "cleaning": 7,
+    "cli": 8,
+    "__main__": 9,
 }  # fmt: skip
 ALSO_ALLOWED = {("training", "verification")}  # validation during training is scored as `facecli eval` scores
 MODULES = sorted(p for p in PACKAGE.rglob("*.py") if p != PACKAGE / "__init__.py")  # __init__ only names the API

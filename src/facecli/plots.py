@@ -112,3 +112,16 @@ def embedding_map(points: np.ndarray, labels: list[str], title: str, path: str |
     ax.set_title(title)
     ax.set_aspect("equal", "datalim")
     _save(fig, path)
+
+
+def suspects_grid(images: list[np.ndarray], captions: list[str], path: str | os.PathLike[str]) -> None:
+    """The worst suspects of `facecli clean`, a few per row, each captioned with its label and its nearest."""
+    columns = min(6, max(1, len(images)))
+    rows = max(1, -(-len(images) // columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(2.2 * columns, 2.6 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, image, caption in zip(axes.ravel(), images, captions, strict=False):
+        ax.imshow(image)
+        ax.set_title(caption, fontsize=7)
+    _save(fig, path)

@@ -1,4 +1,4 @@
-"""Data commands: align photos, annotate a data set, make a synthetic one."""
+"""Data commands: align photos, annotate a data set, make a synthetic one, pack and unpack, clean labels."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from typing import Annotated
 import typer
 
 from facecli.cli.app import DATA, command
-from facecli.cli.defaults import Defaults, given
-from facecli.cli.options import Force
-from facecli.cli.tables import alignment_table, annotation_tables
+from facecli.cli.defaults import Defaults, given, library_constant
+from facecli.cli.options import EmbeddingOptions, Force
+from facecli.cli.tables import alignment_table, annotation_tables, clean_tables
 from facecli.console import console, err_console
 from facecli.errors import FaceCliError
 
@@ -172,3 +172,37 @@ def unpack_command(
     from facecli.data.packing import unpack
 
     console.print(f"wrote {unpack(rec, out, force=force)} images to {out}")
+
+
+@command("clean", DATA)
+def clean_command(
+    data: Annotated[
+        Path | None, typer.Option("--data", help="The training set to check (default: a run folder's own).")
+    ] = None,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option("--checkpoint", "-c", help="A run folder (its head's class centres) or any model file."),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Folder for suspects.csv, same_person.csv, cls_train.txt.")
+    ] = None,
+    root: Annotated[Path | None, typer.Option("--root", help="Folder a training list's paths start from.")] = None,
+    max_angle: Annotated[
+        float | None,
+        typer.Option("--max-angle", min=1, max=180, help="Degrees from its identity's centre past which an image is "
+                     "a suspect, as is any image nearer another identity's centre (default: "
+                     f"{library_constant('cleaning/suspects', 'MAX_ANGLE')}).")
+    ] = None,
+    show: Annotated[bool, typer.Option("--show", help="Also write suspects.png: the worst suspects.")] = False,
+    embedding: EmbeddingOptions = EmbeddingOptions(),  # noqa: B008
+    force: Force = False,
+) -> None:
+    """Find training images that look mislabelled, and identities that look like one person under two names."""
+    from facecli.cleaning import clean
+
+    if checkpoint is None or out is None:
+        raise FaceCliError("clean needs -c RUN_FOLDER or MODEL and --out FOLDER (and --data with a model file)")
+    options = given(max_angle=max_angle)
+    found = clean(data, checkpoint, out, embedding.embed_options(), root=root, show=show, force=force, **options)
+    for table in clean_tables(found):
+        console.print(table)

@@ -10,6 +10,7 @@ from rich.text import Text
 from facecli.console import printable
 
 if TYPE_CHECKING:
+    from facecli.cleaning import CleanReport
     from facecli.data.annotation import AnnotationReport
     from facecli.models.info import BackboneInfo
 
@@ -189,3 +190,33 @@ def alignment_table(r) -> Table:  # noqa: ANN001
         table.add_row(status, str(r.count(status)))
     table.add_row("report", str(r.out_dir / "align_report.csv"))
     return table
+
+
+def clean_tables(report: CleanReport) -> list[Table]:
+    """`clean`'s report: a summary, the worst suspects and the identities that look like one person."""
+    summary = Table(title="clean report", show_header=False, title_justify="left")
+    summary.add_column("what")
+    summary.add_column("found")
+    summary.add_row("images", str(report.images))
+    summary.add_row("identities", str(report.identities))
+    summary.add_row("centres from", report.centres)
+    share = report.suspects / max(report.images, 1)
+    summary.add_row("suspects", f"{report.suspects} ({share:.1%}), left out of cls_train.txt")
+    summary.add_row("one person, two names?", str(len(report.same_person)))
+    summary.add_row("written to", printable(report.out_dir))
+    tables = [summary]
+    if report.worst:
+        worst = Table(title="worst suspects (all in suspects.csv)", title_justify="left")
+        for column in ("image", "labelled", "angle", "nearer"):
+            worst.add_column(column)
+        for path, identity, angle, nearest in report.worst[:10]:
+            worst.add_row(printable(path), printable(identity), f"{angle:.1f}", printable(nearest))
+        tables.append(worst)
+    if report.same_person:
+        pairs = Table(title="identities whose centres nearly coincide (same_person.csv)", title_justify="left")
+        for column in ("identity", "other identity", "angle"):
+            pairs.add_column(column)
+        for a, b, angle in report.same_person[:10]:
+            pairs.add_row(printable(a), printable(b), f"{angle:.1f}")
+        tables.append(pairs)
+    return tables

@@ -1,0 +1,159 @@
+"""`facecli clean`: the training images that look mislabelled and the identities that look like one person,
+from a model's embeddings of the training set: suspects.csv, same_person.csv and a cleaned cls_train.txt."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from facecli.cleaning.centres import embedding_centres, head_centres
+from facecli.cleaning.suspects import MAX_ANGLE, Suspects, find_suspects
+from facecli.data.training_set import TrainingSet, read_training_set
+from facecli.embed.files import EmbedOptions, embed_files
+from facecli.errors import FaceCliError
+from facecli.fileio import check_not_input, check_writable, read_text, write_csv_atomic, write_text_atomic
+
+OUTPUTS = ("suspects.csv", "same_person.csv", "cls_train.txt", "classes.txt")
+
+
+@dataclass
+class CleanReport:
+    """What `clean` found and wrote."""
+
+    images: int
+    identities: int
+    suspects: int
+    same_person: list[tuple[str, str, float]]
+    centres: str  # where the identities' centres came from
+    out_dir: Path
+    worst: list[tuple[str, str, float, str]] = field(default_factory=list)  # (path, identity, angle, nearest)
+
+
+def _run_head(run: Path, data: TrainingSet) -> np.ndarray | None:
+    """The class centres a run's margin head learned (C*K x E), None for a loss without one; the run's
+    classes must be the data's."""
+    from facecli.training.resume_file import load_training_state
+    from facecli.training.run_folder import STATE_FILE
+
+    classes = [line.split(";", 1)[1] for line in read_text(run / "classes.txt").splitlines() if ";" in line]
+    if classes != data.classes:
+        raise FaceCliError(
+            f"{run}: trained on {len(classes)} identities that are not the {data.num_classes} of {data.source}; "
+            "give the run's own training list, or a model file (-c run/last.safetensors) to use embeddings alone"
+        )
+    weight = load_training_state(run / STATE_FILE)["loss"].get("head.weight")
+    return None if weight is None else weight.float().numpy()
+
+
+def _model_and_head(checkpoint: Path, data: TrainingSet) -> tuple[Path, np.ndarray | None]:
+    """A run folder: its last model and its head's centres; a model file: itself, no head."""
+    from facecli.training.run_folder import LAST_FILE
+
+    if checkpoint.is_dir():
+        if not (checkpoint / LAST_FILE).is_file():
+            raise FaceCliError(f"{checkpoint}: not a facecli run folder (no {LAST_FILE})")
+        return checkpoint / LAST_FILE, _run_head(checkpoint, data)
+    return checkpoint, None
+
+
+def _run_data(checkpoint: Path) -> tuple[Path, Path | None]:
+    """The training list (and root) a run folder was trained on."""
+    from facecli.training.options import load_options
+
+    if not checkpoint.is_dir():
+        raise FaceCliError(
+            f"{checkpoint}: a model file holds no class centres and no training list; give --data (the training "
+            "set to check), or a run folder"
+        )
+    options = load_options(checkpoint / "config.json")
+    return options.data, options.root
+
+
+def clean(
+    data: Path | None,
+    checkpoint: Path,
+    out_dir: Path,
+    embedding: EmbedOptions,
+    root: Path | None = None,
+    max_angle: float = MAX_ANGLE,
+    show: bool = False,
+    force: bool = False,
+) -> CleanReport:
+    """Embed the training set (`data`; None: the run's own) with `checkpoint` (a model file, or a run folder
+    whose head's class centres are used), find the suspects and same-person pairs, and write them with a
+    cleaned list to `out_dir` (with `show`, also suspects.png: the worst suspects)."""
+    outputs = [out_dir / name for name in (*OUTPUTS, *(["suspects.png"] if show else []))]
+    check_writable(*outputs, force=force)
+    if data is None:
+        data, root = _run_data(Path(checkpoint))
+    check_not_input(out_dir / "cls_train.txt", data)
+    found = read_training_set(data, root)
+    if found.records is not None:
+        raise FaceCliError(f"{data}: clean reads image files; unpack the .rec first (facecli unpack)")
+    model, weight = _model_and_head(Path(checkpoint), found)
+    embeddings, _ = embed_files(model, found.paths, embedding)
+    centres, how = _centres(weight, embeddings, found)
+    suspects = find_suspects(embeddings, found.labels, centres, max_angle)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _write(found, suspects, out_dir)
+    order = np.argsort(-(suspects.angles - suspects.other_angles))
+    worst = [
+        (str(found.paths[i]), found.classes[found.labels[i]], float(suspects.angles[i]),
+         found.classes[suspects.nearest_other[i]])
+        for i in order if suspects.suspect[i]
+    ]  # fmt: skip
+    pairs = [(found.classes[a], found.classes[b], angle) for a, b, angle in suspects.same_person]
+    report = CleanReport(len(found.paths), found.num_classes, int(suspects.suspect.sum()), pairs, how, out_dir, worst)
+    if show:
+        _show_suspects(report, out_dir / "suspects.png")
+    return report
+
+
+def _centres(weight: np.ndarray | None, embeddings: np.ndarray, found: TrainingSet) -> tuple[np.ndarray, str]:
+    """Each identity's dominant centre, and where it came from."""
+    if weight is None:
+        return embedding_centres(embeddings, found.labels, found.num_classes), "each identity's embeddings"
+    k = len(weight) // found.num_classes
+    centres = head_centres(weight, embeddings, found.labels, found.num_classes)
+    return centres, f"the run's head ({k} centre(s) per identity: the dominant one)"
+
+
+def _show_suspects(report: CleanReport, path: Path, count: int = 24) -> None:
+    """A grid of the `count` worst suspects, each captioned with its label, its nearest other identity and
+    its angle, for a person to decide."""
+    from facecli.data.images import read_image
+    from facecli.plots import suspects_grid
+
+    worst = report.worst[:count]
+    images = [read_image(p) for p, *_ in worst]
+    captions = [f"{identity} ({angle:.0f} deg)\nnearer {nearest}" for _, identity, angle, nearest in worst]
+    suspects_grid(images, captions, path)
+
+
+def _write(found: TrainingSet, suspects: Suspects, out_dir: Path) -> None:
+    names = found.classes
+    table = pd.DataFrame(
+        {
+            "path": [str(p) for p in found.paths],
+            "identity": [names[label] for label in found.labels],
+            "angle": suspects.angles.round(2),
+            "nearest_other": [names[label] for label in suspects.nearest_other],
+            "other_angle": suspects.other_angles.round(2),
+        }
+    )
+    table = table[suspects.suspect].iloc[np.argsort(-(suspects.angles - suspects.other_angles)[suspects.suspect])]
+    write_csv_atomic(out_dir / "suspects.csv", table)
+    pairs = pd.DataFrame(
+        [(names[a], names[b], round(angle, 2)) for a, b, angle in suspects.same_person],
+        columns=["identity", "other_identity", "angle"],
+    )
+    write_csv_atomic(out_dir / "same_person.csv", pairs)
+    numeric = all(name.isdigit() for name in names)
+    ids = names if numeric else [str(n) for n in range(len(names))]
+    kept = [f"{ids[label]};{path.resolve()}\n" for path, label, bad in zip(found.paths, found.labels, suspects.suspect,
+                                                                              strict=True) if not bad]  # fmt: skip
+    write_text_atomic(out_dir / "cls_train.txt", "".join(kept))
+    write_text_atomic(out_dir / "classes.txt", "".join(f"{i};{name}\n" for i, name in zip(ids, names, strict=True)))

@@ -1,6 +1,8 @@
 """`facecli clean`: dominant centres robust to wrong labels, suspects and same-person pairs on embeddings with
 known errors, and the command's files and refusals."""
 
+import importlib
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -111,3 +113,12 @@ def test_the_cleaned_list_cannot_replace_the_training_list(faces):
     result = _clean(faces, faces / "lists", "--force")
     assert result.exit_code == 2 and "cls_train.txt" in result.output
     assert len((faces / "lists" / "cls_train.txt").read_text().splitlines()) == 24
+
+
+def test_a_model_that_cannot_tell_the_identities_apart_is_refused(faces, tmp_path, monkeypatch):
+    module = importlib.import_module("facecli.cleaning.clean")  # the package's `clean` is the function
+    monkeypatch.setattr(module, "MOST_SUSPECT", 0.0)  # an untrained model's share of suspects, whatever it is
+    result = _clean(faces, tmp_path / "out")
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2 and "does not tell these identities apart" in said
+    assert not (tmp_path / "out" / "cls_train.txt").exists()

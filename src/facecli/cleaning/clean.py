@@ -16,6 +16,7 @@ from facecli.embed.files import EmbedOptions, embed_files
 from facecli.errors import FaceCliError
 from facecli.fileio import check_not_input, check_writable, read_text, write_csv_atomic, write_text_atomic
 
+MOST_SUSPECT = 0.5  # past this share of suspects the centres mean nothing: the model is not fit to judge
 OUTPUTS = ("suspects.csv", "same_person.csv", "cls_train.txt", "classes.txt")
 
 
@@ -97,6 +98,12 @@ def clean(
     embeddings, _ = embed_files(model, found.paths, embedding)
     centres, how = _centres(weight, embeddings, found)
     suspects = find_suspects(embeddings, found.labels, centres, max_angle)
+    if suspects.suspect.mean() > MOST_SUSPECT:
+        raise FaceCliError(
+            f"{checkpoint}: {int(suspects.suspect.sum())} of {len(found.paths)} images would be suspects: the model "
+            "does not tell these identities apart well enough to judge their labels (train it longer, or give a "
+            "model trained on this data); nothing written"
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     _write(found, suspects, out_dir)
     order = np.argsort(-(suspects.angles - suspects.other_angles))

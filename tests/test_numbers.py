@@ -101,3 +101,12 @@ def test_the_messages_say_what_is_expected():
     assert Bound().describe() == "a finite number"
     with pytest.raises(FaceCliError, match=r"^model.json: --lr must be a number > 0, got nan$"):
         check_number("--lr", float("nan"), Bound(0, low_open=True), "model.json")
+
+
+def test_a_threshold_must_be_a_score_the_metric_can_take():
+    from facecli.numbers import check_threshold
+
+    assert check_threshold(-1, "cosine") == -1 and check_threshold(1.5, "euclidean") == 1.5
+    for value, metric in ((1.01, "cosine"), (-0.1, "euclidean"), (2.5, "euclidean"), (float("inf"), "cosine")):
+        with pytest.raises(FaceCliError, match=rf"--threshold \(a {metric} score\) must be a number in"):
+            check_threshold(value, metric)

@@ -34,6 +34,10 @@ def _refuse_pickle(path: Path) -> None:
 def read_config(path: str | os.PathLike[str]) -> ModelConfig:
     """The ModelConfig stored in a checkpoint's header, without reading the weights."""
     path = Path(path)
+    if path.is_dir():
+        kept = [name for name in ("best.safetensors", "last.safetensors") if (path / name).is_file()]
+        hint = f"give one of its model files: {path / kept[0]}" if kept else "give a model file"
+        raise FaceCliError(f"{path}: a folder, not a model file; {hint}")
     if not path.is_file():
         raise FaceCliError(f"{path}: no such checkpoint file")
     _refuse_pickle(path)

@@ -58,4 +58,13 @@ NOT_NEGATIVE = Bound(0)
 FINITE = Bound()
 COUNT = Bound(1, integer=True)
 FRACTION = Bound(0, 1)
+ANGULAR_MARGIN = Bound(0, math.pi, high_open=True)  # radians added to an angle in [0, pi]
 SAMPLE_RATE = Bound(0, 1, low_open=True)  # Partial FC's share of the class centres
+
+# what a score of L2-normalised embeddings can be: a threshold outside it decides every pair alike
+SCORE_RANGES: dict[str, Bound] = {"cosine": Bound(-1, 1), "euclidean": Bound(0, 2)}
+
+
+def check_threshold(threshold: object, metric: str) -> float:
+    """`threshold` when it is a finite number a `metric` score can take, else a one-line error."""
+    return check_number(f"--threshold (a {metric} score)", threshold, SCORE_RANGES[metric])

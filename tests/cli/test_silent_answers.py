@@ -71,8 +71,9 @@ def test_train_force_keeps_the_previous_run_when_an_option_is_invalid(base, tmp_
     assert (run / "best.safetensors").read_bytes() == b"the only copy"
 
 
+@pytest.mark.parametrize("value", ["nan", "2", "-1.5"])  # a cosine is in [-1, 1]: outside, every pair alike
 @pytest.mark.parametrize("command", ["predict", "compare", "identify"])
-def test_a_nan_threshold_is_refused(base, tmp_path, command):
+def test_a_threshold_no_score_can_reach_is_refused(base, tmp_path, command, value):
     faces, model = base / "faces", str(base / "model.safetensors")
     one = str(sorted(faces.rglob("*.jpg"))[0])
     args = {
@@ -81,7 +82,8 @@ def test_a_nan_threshold_is_refused(base, tmp_path, command):
         "compare": ["compare", one, one, "-c", model],
         "identify": ["identify", one, "--index", str(tmp_path / "none.index"), "--out", str(tmp_path / "out.csv")],
     }[command]  # fmt: skip
-    _one_error_line(runner.invoke(app, [*args, "--threshold", "nan"]), "--threshold must be a finite number, got nan")
+    expect = f"--threshold (a cosine score) must be a number in [-1, 1], got {float(value)}"
+    _one_error_line(runner.invoke(app, [*args, "--threshold", value]), expect)
     assert not (tmp_path / "out.csv").exists()
 
 
@@ -147,3 +149,17 @@ def test_files_and_options_the_libraries_choke_on_are_one_line(base, tmp_path, a
                        faces=base / "faces") for a in args]  # fmt: skip
     _one_error_line(runner.invoke(app, filled), expect)
     assert not (tmp_path / "o.onnx").exists() and not (tmp_path / "m.safetensors").exists()
+
+
+def test_a_pairs_csv_with_only_its_header_is_one_line_not_a_traceback(base, tmp_path):
+    (tmp_path / "pairs.csv").write_text("path1,path2,label\n")
+    args = ["eval", "-c", str(base / "model.safetensors"), "--pairs", str(tmp_path / "pairs.csv")]
+    _one_error_line(runner.invoke(app, args), "pairs.csv: no pairs in this file")
+
+
+def test_a_run_folder_given_as_the_model_names_its_model_file(base, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "best.safetensors").write_bytes((base / "model.safetensors").read_bytes())
+    args = ["eval", "-c", str(run), "--pairs", str(base / "pairs.txt"), "--root", str(base / "faces")]
+    _one_error_line(runner.invoke(app, args), f"a folder, not a model file; give one of its model files: {run}")

@@ -208,6 +208,10 @@ def test_the_heads_state_lives_in_buffers_named_as_their_authors_name_it():
         ("magface", {"lambda_g": -1.0}, r"--lambda-g must be a number >= 0, got -1.0"),
         ("adaface", {"t_alpha": 0.0}, r"--t-alpha must be a number in \(0, 1\], got 0.0"),
         ("adaface", {"h": float("nan")}, r"--h must be a number > 0, got nan"),
+        ("adaface", {"margin": -5.0}, r"--margin must be a number in \[0, 3.14159\), got -5.0"),  # loss 0: a no-op
+        ("subcenter_arcface", {"margin": 3.5}, r"--margin must be a number in \[0, 3.14159\), got 3.5"),
+        ("curricularface", {"margin": float("inf")}, r"--margin must be a number in \[0, 3.14159\), got inf"),
+        ("arcface", {"margin": 4.0}, r"--margin must be a number in \[0, 3.14159\), got 4.0"),
     ],
 )
 def test_out_of_range_hyper_parameters_are_refused_before_any_work(name, options, message):

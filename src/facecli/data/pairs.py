@@ -206,13 +206,13 @@ def read_pairs(path: str | os.PathLike[str], fmt: PairsFormat = "auto", columns:
     if not text.strip():
         raise FaceCliError(f"{path}: empty pairs file")
     fmt = detect_format(path, text) if fmt == "auto" else fmt
-    if fmt == "lfw":
-        return _parse_lfw(path, text)
-    if fmt == "csv":
-        return _parse_csv(path, text, columns)
-    if fmt == "paths":
-        return _parse_paths(path, text)
-    raise FaceCliError(f"unknown pairs format '{fmt}' (choose from: auto, lfw, paths, csv)")
+    parsers = {"lfw": _parse_lfw, "csv": lambda p, t: _parse_csv(p, t, columns), "paths": _parse_paths}
+    if fmt not in parsers:
+        raise FaceCliError(f"unknown pairs format '{fmt}' (choose from: auto, lfw, paths, csv)")
+    pairs = parsers[fmt](path, text)
+    if not len(pairs):
+        raise FaceCliError(f"{path}: no pairs in this file (only a header or counts)")
+    return pairs
 
 
 def resolve_images(pairs: Pairs, root: str | os.PathLike[str], allow_outside_root: bool = False) -> dict[str, Path]:

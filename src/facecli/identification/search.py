@@ -18,7 +18,7 @@ from facecli.errors import FaceCliError, unknown_choice
 from facecli.fileio import check_plot_file, check_writable, write_csv_atomic
 from facecli.identification.gallery import Gallery
 from facecli.identification.model_identity import identities, model_identity
-from facecli.numbers import COUNT, FINITE, check_number
+from facecli.numbers import COUNT, check_number, check_threshold
 from facecli.writer_lock import writer_lock
 
 UNKNOWN = "unknown"
@@ -155,7 +155,7 @@ def identify(
     """Top-k identities per query image, `unknown` when the best score is under the threshold; writes a CSV."""
     check_number("--top-k", top_k, COUNT)
     if threshold is not None:
-        check_number("--threshold", threshold, FINITE)
+        check_threshold(threshold, "cosine")  # galleries score by cosine
     check_writable(out, force=force)
     gallery, model, embedding = _open_search(index, checkpoint, embedding)
     files = image_files(query)

@@ -24,7 +24,7 @@ from torch import nn
 
 from facecli.losses.ranks import RankSplit, batch_mean_std
 from facecli.models.heads import cosines
-from facecli.numbers import POSITIVE, Bound, check_number
+from facecli.numbers import ANGULAR_MARGIN, POSITIVE, Bound, check_number
 from facecli.registry import HEADS
 
 EPS = 1e-3
@@ -47,6 +47,7 @@ class AdaFaceHead(nn.Module):
         super().__init__()
         check_number("--t-alpha", t_alpha, Bound(0, 1, low_open=True))
         check_number("--h", h, POSITIVE)
+        check_number("--margin", margin, ANGULAR_MARGIN)
         self.weight = nn.Parameter(torch.empty(num_classes, embedding_size))
         nn.init.normal_(self.weight, std=0.01)
         self.margin, self.h, self.scale, self.t_alpha, self.ranks = margin, h, scale, t_alpha, ranks

@@ -19,6 +19,7 @@ from torch import nn
 
 from facecli.losses.ranks import RankSplit, batch_mean, every_target
 from facecli.models.heads import cosines
+from facecli.numbers import ANGULAR_MARGIN, check_number
 from facecli.registry import HEADS
 
 MOMENTUM = 0.01  # of t's running mean, fixed in the paper and the authors' code
@@ -37,6 +38,7 @@ class CurricularHead(nn.Module):
         ranks: RankSplit = RankSplit(),  # noqa: B008  (frozen)
     ) -> None:
         super().__init__()
+        check_number("--margin", margin, ANGULAR_MARGIN)
         self.weight = nn.Parameter(torch.empty(num_classes, embedding_size))
         nn.init.normal_(self.weight, std=0.01)
         self.margin, self.scale, self.ranks = margin, scale, ranks

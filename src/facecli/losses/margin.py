@@ -19,6 +19,7 @@ from facecli.losses.partial_fc import ClassShard, PartialFCLoss, check_sample_ra
 from facecli.losses.ranks import RankSplit
 from facecli.losses.subcenter import SubCenterHead
 from facecli.models.heads import LinearHead, MarginHead
+from facecli.numbers import ANGULAR_MARGIN, check_number
 from facecli.registry import LOSSES
 
 
@@ -66,6 +67,7 @@ def arcface(
     sample_rate: float = 1.0,
 ) -> nn.Module:
     """ArcFace, additive angular margin: s * cos(theta + m) for the true class."""
+    check_number("--margin", margin, ANGULAR_MARGIN)
     return head_loss(
         lambda classes: MarginHead(embedding_size, classes, scale, m2=margin, easy_margin=easy_margin),
         num_classes,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from facecli.models.heads import MarginHead, cosines
-from facecli.numbers import Bound, check_number
+from facecli.numbers import ANGULAR_MARGIN, Bound, check_number
 from facecli.registry import HEADS
 
 
@@ -24,6 +24,7 @@ class SubCenterHead(MarginHead):
         self, embedding_size: int, num_classes: int, sub_centers: int = 3, scale: float = 64.0, margin: float = 0.5
     ) -> None:
         sub_centers = check_number("--sub-centers", sub_centers, Bound(1, 64, integer=True))
+        check_number("--margin", margin, ANGULAR_MARGIN)
         super().__init__(embedding_size, num_classes * sub_centers, scale, m2=margin)
         self.sub_centers = sub_centers
 

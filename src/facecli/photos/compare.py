@@ -15,7 +15,7 @@ from facecli.embed.backends import Embedder
 from facecli.embed.faces import FaceCrops
 from facecli.embed.files import check_finite
 from facecli.fileio import check_writable
-from facecli.numbers import FINITE, check_number
+from facecli.numbers import check_threshold
 
 
 @dataclass
@@ -65,7 +65,7 @@ def compare(
     """Embed each image once (aligned as `embedding.align` says) and score every image of A against every image
     of B."""
     if threshold is not None:
-        check_number("--threshold", threshold, FINITE)
+        check_threshold(threshold, "cosine")
     check_writable(show, force=force)
     left, right = image_files(a), image_files(b)
     model = open_model(Path(checkpoint), embedding.backend, embedding.runtime)

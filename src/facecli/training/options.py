@@ -34,7 +34,7 @@ NUMBERS: dict[str, Bound] = {
     "time_budget": POSITIVE, "img_size": Bound(16, 4096, integer=True), "embedding_size": Bound(2, 65536, integer=True),
     "dropout": Bound(0, 1, high_open=True), "lr": NOT_NEGATIVE, "momentum": Bound(0, 1, high_open=True),
     "weight_decay": NOT_NEGATIVE, "warmup_epochs": NOT_NEGATIVE, "lr_gamma": Bound(0, 1, low_open=True),
-    "trunk_lr_mult": NOT_NEGATIVE, "margin": FINITE, "scale": POSITIVE, "aux_ce_weight": NOT_NEGATIVE,
+    "trunk_lr_mult": NOT_NEGATIVE, "margin": NOT_NEGATIVE, "scale": POSITIVE, "aux_ce_weight": NOT_NEGATIVE,
     "sample_rate": SAMPLE_RATE, "clip_grad": POSITIVE, "max_bad_fraction": FRACTION,
     "patience": COUNT, "checkpoint_every": Bound(0, integer=True), "workers": Bound(0, 256, integer=True),
     "val_batch_size": COUNT, "seed": Bound(0, 2**32 - 1, integer=True),

@@ -13,7 +13,7 @@ from facecli.embed.backends import model_config
 from facecli.embed.backends import save_threshold as save_model_threshold
 from facecli.errors import FaceCliError
 from facecli.fileio import check_not_input, check_plot_file, check_writable, write_csv_atomic
-from facecli.numbers import FINITE, POSITIVE, check_number
+from facecli.numbers import FINITE, POSITIVE, check_number, check_threshold
 from facecli.verification.metrics import counts, to_display
 from facecli.verification.scoring import PairsInput, ScoredPairs, check_pairs, labelled, score_pairs
 
@@ -47,7 +47,7 @@ def predict(
     check_writable(out, force=force)
     if threshold is None:
         threshold = _stored_threshold(checkpoint, pairs, embedding)
-    check_number("--threshold", threshold, FINITE)
+    check_threshold(threshold, pairs.metric)
     scored = score_pairs(checkpoint, check_pairs(pairs, skip_missing), pairs.metric, embedding)
     shown = to_display(scored.scores, scored.metric)
     same = scored.scores > to_display(threshold, scored.metric)

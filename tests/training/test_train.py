@@ -315,7 +315,9 @@ def test_two_processes_train_from_a_rec_each_reading_its_own_half(data, tmp_path
 
 
 @pytest.mark.slow
-def test_partial_fc_sharded_over_two_processes_checkpoints_whole_and_resumes_on_one_then_two(data, tmp_path):
+@pytest.mark.parametrize(("loss", "rows"), [("arcface", 6), ("subcenter_arcface", 18)])  # 3 sub-centres per class
+def test_partial_fc_sharded_over_two_processes_checkpoints_whole_and_resumes_on_one_then_two(data, tmp_path, loss,
+                                                                                             rows):
     import subprocess
     import sys
 
@@ -324,7 +326,7 @@ def test_partial_fc_sharded_over_two_processes_checkpoints_whole_and_resumes_on_
     run = tmp_path / "run"
     common = ["--workers", "0", "--device", "cpu"]
     first = [
-        "train", "--nproc", "2", "--data", str(data / "cls_train.txt"), "--run-dir", str(run), "--loss", "arcface",
+        "train", "--nproc", "2", "--data", str(data / "cls_train.txt"), "--run-dir", str(run), "--loss", loss,
         "--sample-rate", "0.5", "--backbone", "mobilenet", "--img-size", "32", "--embedding-size", "16",
         "--batch-size", "6", "--epochs", "1", "--optimizer", "sgd", *common,
     ]  # fmt: skip
@@ -337,9 +339,9 @@ def test_partial_fc_sharded_over_two_processes_checkpoints_whole_and_resumes_on_
         processes = "each of 2 processes holds about 3 of 6" if "--nproc" in argv else "all 6"
         assert f"Partial FC: {processes} class centres" in " ".join(done.stderr.split())
         state = load_training_state(run / STATE_FILE)
-        assert state["loss"]["head.weight"].shape == (6, 16)  # the 6 training identities' centres, whole
+        assert state["loss"]["head.weight"].shape == (rows, 16)  # the 6 training identities' centres, whole
         momentum = [v["momentum_buffer"] for v in state["optimizer"]["state"].values() if "momentum_buffer" in v]
-        assert any(m.shape == (6, 16) for m in momentum)  # the head's optimizer state is whole too
+        assert any(m.shape == (rows, 16) for m in momentum)  # the head's optimizer state is whole too
     assert list(pd.read_csv(run / "metrics.csv")["epoch"]) == [1, 2, 3]
     assert (run / "last.safetensors").is_file()
 

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 import facecli.losses  # noqa: F401  (registration)
 from facecli.errors import FaceCliError
-from facecli.losses.options import build_loss, check_loss_options
+from facecli.losses.options import build_loss, check_loss_options, loss_defaults
 from facecli.losses.partial_fc import ClassShard, PartialFCLoss
 from facecli.losses.ranks import RankSplit
 from facecli.registry import HEADS, LOSSES
@@ -223,9 +223,11 @@ SPLIT_HEADS = {"adaface": ("batch_mean", "batch_std"), "curricularface": ("t",),
 
 
 def _split_head(name, classes, ranks):
+    """Head `name` with its loss's default options, split across ranks as `ranks` says."""
+    options = {k: v for k, v in loss_defaults(name).items() if k != "sample_rate"}
     if name == "subcenter_arcface":
-        return HEADS.get(name)(DIM, classes)
-    return HEADS.get(name)(DIM, classes, ranks=ranks)
+        return HEADS.get(name)(DIM, classes, **options)
+    return HEADS.get(name)(DIM, classes, **options, ranks=ranks)
 
 
 def _split_rank(rank, port, out):

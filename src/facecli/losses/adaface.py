@@ -38,10 +38,10 @@ class AdaFaceHead(nn.Module):
         self,
         embedding_size: int,
         num_classes: int,
-        margin: float = 0.4,
-        h: float = 0.333,
-        scale: float = 64.0,
-        t_alpha: float = 0.01,
+        margin: float,
+        h: float,
+        scale: float,
+        t_alpha: float,
         ranks: RankSplit = RankSplit(),  # noqa: B008  (frozen)
     ) -> None:
         super().__init__()

@@ -33,8 +33,8 @@ class CurricularHead(nn.Module):
         self,
         embedding_size: int,
         num_classes: int,
-        margin: float = 0.5,
-        scale: float = 64.0,
+        margin: float,
+        scale: float,
         ranks: RankSplit = RankSplit(),  # noqa: B008  (frozen)
     ) -> None:
         super().__init__()

@@ -32,13 +32,13 @@ class MagFaceHead(nn.Module):
         self,
         embedding_size: int,
         num_classes: int,
-        l_a: float = 10.0,
-        u_a: float = 110.0,
-        l_margin: float = 0.45,
-        u_margin: float = 0.8,
-        lambda_g: float = 35.0,
-        scale: float = 64.0,
-        easy_margin: bool = True,
+        l_a: float,
+        u_a: float,
+        l_margin: float,
+        u_margin: float,
+        lambda_g: float,
+        scale: float,
+        easy_margin: bool,
     ) -> None:
         super().__init__()
         for flag, value, bound in (

@@ -10,10 +10,13 @@ import torch
 from typer.testing import CliRunner
 
 from facecli.checkpoint import save_model
+from facecli.cleaning import clean
 from facecli.cleaning.centres import embedding_centres, head_centres, unit
 from facecli.cleaning.suspects import find_suspects
 from facecli.cli import app
+from facecli.embed import EmbedOptions
 from facecli.models import create_model
+from facecli.runtime import resolve_runtime
 
 runner = CliRunner()
 
@@ -122,3 +125,28 @@ def test_a_model_that_cannot_tell_the_identities_apart_is_refused(faces, tmp_pat
     said = " ".join(result.output.split())
     assert result.exit_code == 2 and "does not tell these identities apart" in said
     assert not (tmp_path / "out" / "cls_train.txt").exists()
+
+
+def _run_folder(faces, run, names):
+    """A run folder as train writes it, trained on identities `names`, with a margin head of 2 sub-centres."""
+    run.mkdir()
+    (run / "last.safetensors").write_bytes((faces / "model.safetensors").read_bytes())
+    (run / "classes.txt").write_text("".join(f"{n};{name}\n" for n, name in enumerate(names)))
+    weight = torch.randn(2 * len(names), 16, generator=torch.Generator().manual_seed(0))
+    torch.save({"model": {}, "optimizer": {}, "loss": {"head.weight": weight}}, run / "last_state.pt")
+
+
+def test_a_run_that_held_identities_back_judges_them_by_their_embeddings(faces, tmp_path, monkeypatch):
+    module = importlib.import_module("facecli.cleaning.clean")
+    monkeypatch.setattr(module, "MOST_SUSPECT", 1.0)  # untrained: judge whatever it finds
+    names = [line.split(";")[0] for line in (faces / "lists" / "cls_train.txt").read_text().splitlines()]
+    trained = sorted(set(names), key=int)[:4]  # 2 of the 6 held back, as a run's validation does
+    _run_folder(faces, tmp_path / "run", trained)
+    embedding = EmbedOptions(resolve_runtime("cpu"), backend="torch", workers=0)
+    report = clean(faces / "lists" / "cls_train.txt", tmp_path / "run", tmp_path / "out", embedding)
+    held = "the run's head (2 centre(s) per identity: the dominant one); the 2 it held back: their embeddings"
+    assert report.centres == held
+    _run_folder(faces, tmp_path / "other", [*trained, "999"])
+    listed = str(faces / "lists" / "cls_train.txt")
+    other = runner.invoke(app, ["clean", "-c", str(tmp_path / "other"), "--data", listed, "--out", str(tmp_path / "o")])
+    assert other.exit_code == 2 and "trained on 1 identities that" in other.output and "999" in other.output

@@ -33,23 +33,24 @@ class CleanReport:
     worst: list[tuple[str, str, float, str]] = field(default_factory=list)  # (path, identity, angle, nearest)
 
 
-def _run_head(run: Path, data: TrainingSet) -> np.ndarray | None:
-    """The class centres a run's margin head learned (C*K x E), None for a loss without one; the run's
-    classes must be the data's."""
+def _run_head(run: Path, data: TrainingSet) -> tuple[np.ndarray, list[str]] | None:
+    """The class centres a run's margin head learned (C*K x E) and the identities they are of, None for a loss
+    without a head; the run must have trained on identities of the data (it may have held some back)."""
     from facecli.training.resume_file import load_training_state
     from facecli.training.run_folder import STATE_FILE
 
     classes = [line.split(";", 1)[1] for line in read_text(run / "classes.txt").splitlines() if ";" in line]
-    if classes != data.classes:
+    unknown = sorted(set(classes) - set(data.classes))
+    if unknown:
         raise FaceCliError(
-            f"{run}: trained on {len(classes)} identities that are not the {data.num_classes} of {data.source}; "
+            f"{run}: trained on {len(unknown)} identities that {data.source} does not hold (e.g. {unknown[0]}); "
             "give the run's own training list, or a model file (-c run/last.safetensors) to use embeddings alone"
         )
     weight = load_training_state(run / STATE_FILE)["loss"].get("head.weight")
-    return None if weight is None else weight.float().numpy()
+    return None if weight is None else (weight.float().numpy(), classes)
 
 
-def _model_and_head(checkpoint: Path, data: TrainingSet) -> tuple[Path, np.ndarray | None]:
+def _model_and_head(checkpoint: Path, data: TrainingSet) -> tuple[Path, tuple[np.ndarray, list[str]] | None]:
     """A run folder: its last model and its head's centres; a model file: itself, no head."""
     from facecli.training.run_folder import LAST_FILE
 
@@ -94,9 +95,9 @@ def clean(
     found = read_training_set(data, root)
     if found.records is not None:
         raise FaceCliError(f"{data}: clean reads image files; unpack the .rec first (facecli unpack)")
-    model, weight = _model_and_head(Path(checkpoint), found)
+    model, head = _model_and_head(Path(checkpoint), found)
     embeddings, _ = embed_files(model, found.paths, embedding)
-    centres, how = _centres(weight, embeddings, found)
+    centres, how = _centres(head, embeddings, found)
     suspects = find_suspects(embeddings, found.labels, centres, max_angle)
     if suspects.suspect.mean() > MOST_SUSPECT:
         raise FaceCliError(
@@ -119,13 +120,24 @@ def clean(
     return report
 
 
-def _centres(weight: np.ndarray | None, embeddings: np.ndarray, found: TrainingSet) -> tuple[np.ndarray, str]:
-    """Each identity's dominant centre, and where it came from."""
-    if weight is None:
-        return embedding_centres(embeddings, found.labels, found.num_classes), "each identity's embeddings"
-    k = len(weight) // found.num_classes
-    centres = head_centres(weight, embeddings, found.labels, found.num_classes)
-    return centres, f"the run's head ({k} centre(s) per identity: the dominant one)"
+def _centres(
+    head: tuple[np.ndarray, list[str]] | None, embeddings: np.ndarray, found: TrainingSet
+) -> tuple[np.ndarray, str]:
+    """Each identity's dominant centre, and where it came from: the run's head for the identities it trained
+    on, the embeddings for the rest (those it held back to validate on, or all without a head)."""
+    centres = embedding_centres(embeddings, found.labels, found.num_classes)
+    if head is None:
+        return centres, "each identity's embeddings"
+    weight, run_classes = head
+    label_of = {name: label for label, name in enumerate(found.classes)}
+    trained = np.array([label_of[name] for name in run_classes])
+    run_label = np.full(found.num_classes, -1)
+    run_label[trained] = np.arange(len(trained))
+    mine = run_label[found.labels] >= 0
+    centres[trained] = head_centres(weight, embeddings[mine], run_label[found.labels[mine]], len(trained))
+    how = f"the run's head ({len(weight) // len(trained)} centre(s) per identity: the dominant one)"
+    held = found.num_classes - len(trained)
+    return centres, how + (f"; the {held} it held back: their embeddings" if held else "")
 
 
 def _show_suspects(report: CleanReport, path: Path, count: int = 24) -> None:

@@ -273,6 +273,17 @@ def test_mobilenet_from_scratch_on_a_small_set_is_warned_with_the_measurement():
     assert warnings(_planned(_fp(images=50_000), backbone="mobilenet"), _fp(images=50_000)) == []
 
 
+def test_a_heavy_trunk_at_64_px_and_up_on_a_cpu_is_warned_with_the_measurement():
+    from facecli.training.recipe import warnings
+
+    big = _planned(_fp(images=400, side=96), loss="arcface", backbone="iresnet18")
+    assert big.img_size == 96 and "ended at raw pixels" in warnings(big, _fp(images=400, side=96))[0]
+    small = _planned(_fp(images=400, side=32), loss="arcface", backbone="iresnet18")
+    assert warnings(small, _fp(images=400, side=32)) == []  # at 32 px it beat raw pixels everywhere
+    fixed = _planned(_fp(images=400, side=96), backbone="vgg16", epochs=100)
+    assert warnings(fixed, _fp(images=400, side=96)) == []  # a length the user chose is theirs
+
+
 def test_mobilenet_from_scratch_gets_the_lr_miner_and_augmentation_measured_to_train_it():
     planned = _planned(_fp(), loss="triplet", backbone="mobilenet")
     assert (planned.lr, planned.mining, planned.aug) == (1e-2, "all", "light")

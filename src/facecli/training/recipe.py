@@ -381,6 +381,7 @@ def _published(fp: Fingerprint) -> dict[str, tuple[object, str]] | None:
 # Combinations measured to train badly, with the measurement and what works instead (benchmarks/RESULTS.md,
 # "Time-budgeted recipe and the seeds' combinations", 2026-11-28, 2 CPU cores)
 SMALL_SET_IMAGES = 2_000
+HEAVY_ON_A_CPU = ("iresnet18", "iresnet34", "iresnet50", "iresnet100", "vgg16")  # measured: iresnet18, vgg16
 
 
 def warnings(options: TrainOptions, fp: Fingerprint) -> list[str]:
@@ -392,6 +393,14 @@ def warnings(options: TrainOptions, fp: Fingerprint) -> list[str]:
             "augmentation planned for it, held-out accuracy on six small sets ranged 0.56-0.80 (the recipe's "
             "timm/resnet10t 0.64-0.77), and on 7 digit classes it stayed below raw pixels (0.57 vs 0.82). "
             "Start from published weights (facecli import, then --init) or leave --backbone to the recipe"
+        )
+    heavy = options.backbone in HEAVY_ON_A_CPU and not fp.device.startswith("cuda") and options.init is None
+    if heavy and (options.img_size or 0) >= 64 and fp.images < SMALL_SET_IMAGES and options.epochs is None:
+        found.append(
+            f"warning: {options.backbone} from scratch at {options.img_size} px on a CPU fits few epochs in the time "
+            "budget: on two small sets of 64 and 96 px, 7-13 epochs of iresnet18 or vgg16 ended at raw pixels "
+            "(0.53-0.64; timm/resnet10t 0.64-0.86). Pass --img-size 32 (where both beat raw pixels), a longer "
+            "--time-budget, or leave --backbone to the recipe"
         )
     return found
 

@@ -163,3 +163,29 @@ def test_a_run_folder_given_as_the_model_names_its_model_file(base, tmp_path):
     (run / "best.safetensors").write_bytes((base / "model.safetensors").read_bytes())
     args = ["eval", "-c", str(run), "--pairs", str(base / "pairs.txt"), "--root", str(base / "faces")]
     _one_error_line(runner.invoke(app, args), f"a folder, not a model file; give one of its model files: {run}")
+
+
+@pytest.mark.parametrize("command", ["annotate", "eval", "export", "train"])
+def test_a_read_only_output_folder_is_one_line_before_any_work(base, tmp_path, monkeypatch, command):
+    import os
+
+    readonly = tmp_path / "ro"
+    readonly.mkdir()
+    real_access = os.access
+
+    def access(path, mode, *args, **kwargs):  # what access(2) says in a read-only folder or filesystem
+        if Path(path).resolve() == readonly.resolve() and mode & os.W_OK:
+            return False
+        return real_access(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(os, "access", access)  # the tests run as root, whom permissions do not stop
+    model, faces, pairs = str(base / "model.safetensors"), str(base / "faces"), str(base / "pairs.txt")
+    args = {
+        "annotate": ["annotate", faces, "--out", str(readonly)],
+        "eval": ["eval", "-c", model, "--pairs", pairs, "--root", faces, "--report", str(readonly / "r.json")],
+        "export": ["export", "-c", model, "--out", str(readonly / "m.onnx")],
+        "train": ["train", "--data", faces, "--run-dir", str(readonly / "run")],
+    }[command]
+    result = runner.invoke(app, args)
+    _one_error_line(result, f"{readonly} is not writable; check its permissions or choose another path")
+    assert list(readonly.iterdir()) == []

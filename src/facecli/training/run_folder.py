@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from facecli.errors import FaceCliError
+from facecli.fileio import check_writable
 from facecli.training.bad_images import BAD_FILE
 from facecli.writer_lock import writer_lock
 
@@ -40,12 +41,14 @@ def existing_run(run_dir: Path, resume: bool, force: bool) -> list[Path]:
 @contextlib.contextmanager
 def run_folder_lock(run_dir: Path, is_main: bool) -> Iterator[str | None]:
     """Rank 0 holds the run folder's lock for the whole run (a second `train` or `--resume` into it is
-    refused); a folder made for a run that then failed its checks is removed again."""
+    refused); a folder made for a run that then failed its checks is removed again. A folder that cannot be
+    written (read-only, a file on the way) is refused first."""
     if not is_main:
         yield None
         return
     if run_dir.exists() and not run_dir.is_dir():
         raise FaceCliError(f"{run_dir}: exists and is not a folder")
+    check_writable(run_dir / "config.json", force=True)
     created = not run_dir.exists()
     try:
         with writer_lock(run_dir / LOCK_FILE, f"run folder {run_dir}") as note:

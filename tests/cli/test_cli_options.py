@@ -278,9 +278,22 @@ OPTIONS = {
         "--no-compile",
     },
     "synth": {"--threads", "--force", "--identities", "--images", "--seed", "--size", "--workers", "out_dir"},
+    "clean": {
+        "--align", "--align-template", "--backend", "--batch-size", "--cache", "--channels-last", "--checkpoint",
+        "--compile", "--data", "--device", "--flip", "--force", "--max-angle", "--no-channels-last", "--no-compile",
+        "--out", "--precision", "--root", "--show", "--workers", "-c",
+    },  # fmt: skip
     "train": {
         "--val-bin",
         "--sample-rate",
+        "--sub-centers",
+        "--h",
+        "--t-alpha",
+        "--l-a",
+        "--u-a",
+        "--l-margin",
+        "--u-margin",
+        "--lambda-g",
         "--columns",
         "--aug",
         "--aux-ce-weight",

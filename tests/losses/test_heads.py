@@ -4,11 +4,7 @@ state over several steps, with the authors' default hyper-parameters and rows wh
 
 import math
 import os
-import socket
-import subprocess
-import sys
 from functools import partial
-from pathlib import Path
 
 import pytest
 import torch
@@ -21,8 +17,7 @@ from facecli.losses.options import build_loss, check_loss_options, loss_defaults
 from facecli.losses.partial_fc import ClassShard, PartialFCLoss
 from facecli.losses.ranks import RankSplit
 from facecli.registry import HEADS, LOSSES
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.losses.gloo import run_two_ranks
 
 CLASSES, DIM = 5, 8
 
@@ -260,15 +255,7 @@ def _split_rank(rank, port, out):
 
 @pytest.mark.slow
 def test_heads_split_over_two_processes_match_one_process_on_the_whole_batch(tmp_path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    code = "import sys; from tests.losses.test_heads import _split_rank as r; r(int(sys.argv[1]), {}, {!r})"
-    ranks = [
-        subprocess.Popen([sys.executable, "-c", code.format(port, str(tmp_path)), str(rank)], cwd=ROOT)
-        for rank in range(2)
-    ]
-    assert [rank.wait(timeout=120) for rank in ranks] == [0, 0]
+    assert run_two_ranks("tests.losses.test_heads:_split_rank", tmp_path) == [0, 0]
     emb, labels, _ = _batch(5, size=12)
     for name, buffers in SPLIT_HEADS.items():
         torch.manual_seed(0)

@@ -2,10 +2,6 @@
 class centres sharded over two gloo processes give the full head's loss and gradients."""
 
 import os
-import socket
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -18,9 +14,9 @@ from facecli.errors import FaceCliError
 from facecli.losses.margin import arcface, softmax
 from facecli.losses.partial_fc import ClassShard, PartialFCLoss
 from facecli.models.heads import LinearHead, MarginHead
+from tests.losses.gloo import run_two_ranks
 
 runner = CliRunner()
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _batch(classes=50, size=12, dim=8, seed=0):
@@ -102,15 +98,7 @@ def _sharded_rank(rank, port, out):
 
 @pytest.mark.slow
 def test_centres_sharded_over_two_processes_give_the_full_heads_loss_and_gradients(tmp_path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    code = "import sys; from tests.losses.test_partial_fc import _sharded_rank as r; r(int(sys.argv[1]), {}, {!r})"
-    ranks = [
-        subprocess.Popen([sys.executable, "-c", code.format(port, str(tmp_path)), str(rank)], cwd=ROOT)
-        for rank in range(2)
-    ]
-    assert [rank.wait(timeout=120) for rank in ranks] == [0, 0]
+    assert run_two_ranks("tests.losses.test_partial_fc:_sharded_rank", tmp_path) == [0, 0]
     torch.manual_seed(0)
     full = MarginHead(8, 11, 64.0, m2=0.5)
     embeddings, labels = _batch(classes=11, size=12)

@@ -106,12 +106,12 @@ def clean(
             "model trained on this data); nothing written"
         )
     out_dir.mkdir(parents=True, exist_ok=True)
-    _write(found, suspects, out_dir)
-    order = np.argsort(-(suspects.angles - suspects.other_angles))
+    order = suspects.worst_first()
+    _write(found, suspects, order, out_dir)
     worst = [
         (str(found.paths[i]), found.classes[found.labels[i]], float(suspects.angles[i]),
          found.classes[suspects.nearest_other[i]])
-        for i in order if suspects.suspect[i]
+        for i in order
     ]  # fmt: skip
     pairs = [(found.classes[a], found.classes[b], angle) for a, b, angle in suspects.same_person]
     report = CleanReport(len(found.paths), found.num_classes, int(suspects.suspect.sum()), pairs, how, out_dir, worst)
@@ -152,7 +152,7 @@ def _show_suspects(report: CleanReport, path: Path, count: int = 24) -> None:
     suspects_grid(images, captions, path)
 
 
-def _write(found: TrainingSet, suspects: Suspects, out_dir: Path) -> None:
+def _write(found: TrainingSet, suspects: Suspects, order: np.ndarray, out_dir: Path) -> None:
     names = found.classes
     table = pd.DataFrame(
         {
@@ -163,7 +163,7 @@ def _write(found: TrainingSet, suspects: Suspects, out_dir: Path) -> None:
             "other_angle": suspects.other_angles.round(2),
         }
     )
-    table = table[suspects.suspect].iloc[np.argsort(-(suspects.angles - suspects.other_angles)[suspects.suspect])]
+    table = table.iloc[order]  # the suspects, most telling first
     write_csv_atomic(out_dir / "suspects.csv", table)
     pairs = pd.DataFrame(
         [(names[a], names[b], round(angle, 2)) for a, b, angle in suspects.same_person],

@@ -27,6 +27,11 @@ class Suspects:
     suspect: np.ndarray  # bool per image
     same_person: list[tuple[int, int, float]]  # (label, label, angle between their centres), nearest first
 
+    def worst_first(self) -> np.ndarray:
+        """Indices of the suspects, the most telling first: furthest past their nearest other centre."""
+        suspects = np.flatnonzero(self.suspect)
+        return suspects[np.argsort(-(self.angles - self.other_angles)[suspects], kind="stable")]
+
 
 def find_suspects(
     embeddings: np.ndarray, labels: np.ndarray, centres: np.ndarray, max_angle: float = MAX_ANGLE

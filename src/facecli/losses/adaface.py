@@ -20,10 +20,9 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import nn
 
 from facecli.losses.ranks import RankSplit, batch_mean_std
-from facecli.models.heads import cosines
+from facecli.models.heads import CentresHead
 from facecli.numbers import ANGULAR_MARGIN, POSITIVE, Bound, check_number
 from facecli.registry import HEADS
 
@@ -31,7 +30,7 @@ EPS = 1e-3
 
 
 @HEADS.register("adaface")
-class AdaFaceHead(nn.Module):
+class AdaFaceHead(CentresHead):
     """Scaled cosine logits with AdaFace's norm-adaptive margin on the true class."""
 
     def __init__(
@@ -44,25 +43,20 @@ class AdaFaceHead(nn.Module):
         t_alpha: float,
         ranks: RankSplit = RankSplit(),  # noqa: B008  (frozen)
     ) -> None:
-        super().__init__()
+        super().__init__(embedding_size, num_classes)
         check_number("--t-alpha", t_alpha, Bound(0, 1, low_open=True))
         check_number("--h", h, POSITIVE)
         check_number("--margin", margin, ANGULAR_MARGIN)
-        self.weight = nn.Parameter(torch.empty(num_classes, embedding_size))
-        nn.init.normal_(self.weight, std=0.01)
         self.margin, self.h, self.scale, self.t_alpha, self.ranks = margin, h, scale, t_alpha, ranks
         self.register_buffer("batch_mean", torch.full((1,), 20.0))
         self.register_buffer("batch_std", torch.full((1,), 100.0))
-
-    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        return self.logits(embeddings, labels)
 
     def logits(
         self, embeddings: torch.Tensor, labels: torch.Tensor | None, rows: torch.Tensor | None = None
     ) -> torch.Tensor:
         """Scaled logits of every class (of `rows` only, Partial FC); the margin goes on each embedding's
         labelled class, on none where the label is -1 (another rank's class). Updates the running statistics."""
-        cosine = cosines(embeddings, self.weight if rows is None else self.weight[rows]).clamp(-1 + EPS, 1 - EPS)
+        cosine = self.class_cosines(embeddings, rows).clamp(-1 + EPS, 1 - EPS)
         if labels is None:
             return cosine * self.scale
         norms = embeddings.detach().float().norm(dim=1).clip(0.001, 100)

@@ -15,10 +15,9 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import nn
 
 from facecli.losses.ranks import RankSplit, batch_mean, every_target
-from facecli.models.heads import cosines
+from facecli.models.heads import CentresHead
 from facecli.numbers import ANGULAR_MARGIN, check_number
 from facecli.registry import HEADS
 
@@ -26,7 +25,7 @@ MOMENTUM = 0.01  # of t's running mean, fixed in the paper and the authors' code
 
 
 @HEADS.register("curricularface")
-class CurricularHead(nn.Module):
+class CurricularHead(CentresHead):
     """Scaled cosine logits with ArcFace's margin on the target and curriculum-weighted hard negatives."""
 
     def __init__(
@@ -37,22 +36,17 @@ class CurricularHead(nn.Module):
         scale: float,
         ranks: RankSplit = RankSplit(),  # noqa: B008  (frozen)
     ) -> None:
-        super().__init__()
+        super().__init__(embedding_size, num_classes)
         check_number("--margin", margin, ANGULAR_MARGIN)
-        self.weight = nn.Parameter(torch.empty(num_classes, embedding_size))
-        nn.init.normal_(self.weight, std=0.01)
         self.margin, self.scale, self.ranks = margin, scale, ranks
         self.register_buffer("t", torch.zeros(1))
-
-    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        return self.logits(embeddings, labels)
 
     def logits(
         self, embeddings: torch.Tensor, labels: torch.Tensor | None, rows: torch.Tensor | None = None
     ) -> torch.Tensor:
         """Scaled logits of every class (of `rows` only, Partial FC); label -1: another rank's class, whose
         target cosine comes from that rank. Updates t."""
-        cosine = cosines(embeddings, self.weight if rows is None else self.weight[rows])
+        cosine = self.class_cosines(embeddings, rows)
         if labels is None:
             return cosine * self.scale
         here = labels >= 0

@@ -16,16 +16,15 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import nn
 
 from facecli.errors import FaceCliError
-from facecli.models.heads import cosines
+from facecli.models.heads import CentresHead
 from facecli.numbers import FINITE, NOT_NEGATIVE, POSITIVE, check_number
 from facecli.registry import HEADS
 
 
 @HEADS.register("magface")
-class MagFaceHead(nn.Module):
+class MagFaceHead(CentresHead):
     """Scaled cosine logits with MagFace's magnitude-aware margin on the true class, and its regulariser."""
 
     def __init__(
@@ -40,7 +39,7 @@ class MagFaceHead(nn.Module):
         scale: float,
         easy_margin: bool,
     ) -> None:
-        super().__init__()
+        super().__init__(embedding_size, num_classes)
         for flag, value, bound in (
             ("--l-a", l_a, POSITIVE),
             ("--u-a", u_a, POSITIVE),
@@ -53,13 +52,8 @@ class MagFaceHead(nn.Module):
             raise FaceCliError(f"MagFace needs --u-a above --l-a, got --l-a {l_a:g} and --u-a {u_a:g}")
         if u_margin < l_margin:
             raise FaceCliError(f"MagFace needs --u-margin >= --l-margin, got {l_margin:g} and {u_margin:g}")
-        self.weight = nn.Parameter(torch.empty(num_classes, embedding_size))
-        nn.init.normal_(self.weight, std=0.01)
         self.l_a, self.u_a, self.l_margin, self.u_margin = l_a, u_a, l_margin, u_margin
         self.lambda_g, self.scale, self.easy_margin = lambda_g, scale, easy_margin
-
-    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        return self.logits(embeddings, labels)
 
     def magnitudes(self, embeddings: torch.Tensor) -> torch.Tensor:
         """a = ||f||, clamped to [l_a, u_a] (the gradient stops outside)."""
@@ -69,7 +63,7 @@ class MagFaceHead(nn.Module):
         self, embeddings: torch.Tensor, labels: torch.Tensor | None, rows: torch.Tensor | None = None
     ) -> torch.Tensor:
         """Scaled logits of every class (of `rows` only, Partial FC); the margin on each labelled class."""
-        cosine = cosines(embeddings, self.weight if rows is None else self.weight[rows])
+        cosine = self.class_cosines(embeddings, rows)
         if labels is None:
             return cosine * self.scale
         a = self.magnitudes(embeddings)

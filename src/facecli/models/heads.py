@@ -36,8 +36,25 @@ class LinearHead(nn.Module):
         return F.linear(embeddings, self.fc.weight[rows], self.fc.bias[rows])
 
 
+class CentresHead(nn.Module):
+    """Class centres, one row of `weight` (C x E) each, scored by their cosine to each embedding; subclasses
+    put their margin on the labelled class in `logits(embeddings, labels, rows)`."""
+
+    def __init__(self, embedding_size: int, num_classes: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(num_classes, embedding_size))
+        nn.init.normal_(self.weight, std=0.01)
+
+    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.logits(embeddings, labels)
+
+    def class_cosines(self, embeddings: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """Cosine of each embedding to each class centre (of the classes `rows` only, if given)."""
+        return cosines(embeddings, self.weight if rows is None else self.weight[rows])
+
+
 @HEADS.register("margin")
-class MarginHead(nn.Module):
+class MarginHead(CentresHead):
     """Scaled cosine logits with the combined margin cos(m1 * theta + m2) - m3 on the true class.
 
     ArcFace is (1, 0.5, 0), CosFace (1, 0, 0.35); (1, 0, 0) is a normalised softmax.
@@ -53,17 +70,8 @@ class MarginHead(nn.Module):
         m3: float = 0.0,
         easy_margin: bool = False,
     ) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.empty(num_classes, embedding_size))
-        nn.init.normal_(self.weight, std=0.01)
+        super().__init__(embedding_size, num_classes)
         self.scale, self.m1, self.m2, self.m3, self.easy_margin = scale, m1, m2, m3, easy_margin
-
-    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        return self.logits(embeddings, labels)
-
-    def class_cosines(self, embeddings: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
-        """Cosine of each embedding to each class centre (of the classes `rows` only, if given)."""
-        return cosines(embeddings, self.weight if rows is None else self.weight[rows])
 
     def logits(
         self, embeddings: torch.Tensor, labels: torch.Tensor | None, rows: torch.Tensor | None = None

@@ -73,6 +73,8 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=10)
     parser.add_argument("--split", type=int, default=3)
     parser.add_argument("--time-budget", type=float, default=None, help="Seconds per run (default: the recipe's).")
+    parser.add_argument("--loss", default="subcenter_arcface", help="The noisy run's loss.")
+    parser.add_argument("--epochs", type=int, default=None, help="Epochs per run (default: the recipe's).")
     args = parser.parse_args()
     table = Table(title="facecli clean on known wrong labels, 2-core CPU")
     for column in ("wrong labels", "centres", "--max-angle", "precision", "recall", "suspects", "split found", "pairs",
@@ -86,7 +88,7 @@ def main() -> None:
         for share in args.shares:
             noisy = work / f"noisy{share}.txt"
             moved, renamed = noisy_list(work / "cls_train.txt", noisy, share, args.split)
-            common = {"device": "cpu", "loss": "subcenter_arcface", "time_budget": args.time_budget}
+            common = {"device": "cpu", "loss": args.loss, "time_budget": args.time_budget, "epochs": args.epochs}
             run = work / f"run{share}"
             train(TrainOptions(data=noisy, run_dir=run, **common))
             noisy_accuracy = held_out(run, work / "pairs.txt", work / "faces")

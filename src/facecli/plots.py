@@ -21,13 +21,21 @@ def _save(fig: plt.Figure, path: str | os.PathLike[str]) -> None:
 
 
 def roc_and_histograms(
-    scores: np.ndarray, labels: np.ndarray, threshold: float, metric: str, path: str | os.PathLike[str]
+    scores: np.ndarray,
+    labels: np.ndarray,
+    threshold: float,
+    metric: str,
+    path: str | os.PathLike[str],
+    reject: tuple[list[float], list[float], list[float]] | None = None,
 ) -> None:
-    """ROC with log-scale FAR, and genuine/impostor histograms (distances for euclidean) with the threshold."""
+    """ROC with log-scale FAR, and genuine/impostor histograms (distances for euclidean) with the threshold; with
+    `reject` (shares rejected, error, false non-match rate), a third panel: error against the share of
+    lowest-quality pairs set aside."""
     from sklearn.metrics import roc_curve  # only here: training's curves need none of scikit-learn
 
     fpr, tpr, _ = roc_curve(labels, scores)
-    fig, (roc, hist) = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, axes = plt.subplots(1, 2 if reject is None else 3, figsize=(11 if reject is None else 16, 4.2))
+    roc, hist = axes[0], axes[1]
     positive = fpr > 0
     roc.plot(fpr[positive], tpr[positive])
     roc.set_xscale("log")
@@ -41,6 +49,13 @@ def roc_and_histograms(
     hist.axvline(threshold, color="k", linestyle="--", label=f"threshold {threshold:.3f}")
     hist.set(xlabel=score_name, ylabel="pairs", title="score distributions")
     hist.legend()
+    if reject is not None:
+        rejected, error, fnmr = reject
+        axes[2].plot(rejected, error, marker="o", label="error")
+        axes[2].plot(rejected, fnmr, marker="s", label="false non-match rate")
+        axes[2].set(xlabel="share of pairs rejected (lowest quality first)", ylabel="rate", title="error vs reject")
+        axes[2].grid(True, alpha=0.3)
+        axes[2].legend()
     _save(fig, path)
 
 

@@ -26,8 +26,8 @@ def model_file(tmp_path, monkeypatch):
 
 def test_auto_runs_onnx_on_the_cpu_with_the_same_embeddings_as_torch(model_file, synth_dataset, capsys):
     files = sorted(synth_dataset.rglob("*.jpg"))[:12]
-    auto, _ = embed_files(model_file, files, EmbedOptions(CPU, "auto", batch_size=5, workers=0))
-    torch, _ = embed_files(model_file, files, EmbedOptions(CPU, "torch", batch_size=5, workers=0))
+    auto = embed_files(model_file, files, EmbedOptions(CPU, "auto", batch_size=5, workers=0)).vectors
+    torch = embed_files(model_file, files, EmbedOptions(CPU, "torch", batch_size=5, workers=0)).vectors
     assert np.abs(auto - torch).max() < 1e-4
     assert "backend: onnxruntime (auto" in " ".join(capsys.readouterr().err.split())
     (exported,) = (model_file.parent / "cache" / "onnx").glob("*.onnx")

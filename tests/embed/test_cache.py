@@ -76,8 +76,9 @@ def test_the_same_relative_name_in_another_folder_is_another_image(tmp_path, mon
     found = {}
     for folder in ("a", "b"):
         monkeypatch.chdir(tmp_path / folder)
-        found[folder], embedded = embed_files(tmp_path / "m.safetensors", [Path("face.jpg")], options)
-        assert embedded == 1  # b's face was embedded, not taken from a's entry
+        done = embed_files(tmp_path / "m.safetensors", [Path("face.jpg")], options)
+        assert done.embedded == 1  # b's face was embedded, not taken from a's entry
+        found[folder] = done.vectors
     assert not np.allclose(found["a"], found["b"])
 
 

@@ -74,7 +74,7 @@ def test_index_add_remove_without_reembedding(world, tmp_path, monkeypatch):
     calls = []
     real = embed_files.embed_images
     monkeypatch.setattr(
-        embed_files, "embed_images", lambda e, files, *a: calls.append(len(files)) or real(e, files, *a)
+        embed_files, "embed_images", lambda e, files, *a, **kw: calls.append(len(files)) or real(e, files, *a, **kw)
     )
     g, embedded, _ = build_index(out=out, embedding=EMB, add=world / "extra")
     assert calls == [4] and embedded == 4 and len(g.identities) == 10

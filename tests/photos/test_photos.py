@@ -71,7 +71,7 @@ def test_crops_of_the_input_size_are_embedded_as_they_are_and_match_the_library(
     table, vectors = pd.read_csv(out.with_suffix(".csv")), np.load(out)
     assert vectors.shape == (9, 16) and list(table["identity"]).count("person_0001") == 3
     files = [world / "faces" / p for p in table["path"].map(lambda p: p.split("faces/", 1)[1])]
-    expected, _ = embed_files(world / "model.safetensors", files, EmbedOptions(resolve_runtime("cpu"), workers=0))
+    expected = embed_files(world / "model.safetensors", files, EmbedOptions(resolve_runtime("cpu"), workers=0)).vectors
     assert np.abs(vectors - expected).max() < 1e-5
     assert cv2.imread(str(tmp_path / "map.png")) is not None
     tensor, metadata, sprite = _open_in_tensorboard_projector(tmp_path / "tb")

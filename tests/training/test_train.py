@@ -126,6 +126,8 @@ def test_one_epoch_then_resume_equals_two_epochs(data, tmp_path, loss, extra):
     history_a = pd.read_csv(tmp_path / "straight" / "metrics.csv")
     history_b = pd.read_csv(tmp_path / "halves" / "metrics.csv")
     assert np.allclose(history_a["loss"], history_b["loss"], rtol=0, atol=0)
+    expected = "feature_norm" if loss in ("adaface", "magface") else None  # the norm is their quality score
+    assert read_config(tmp_path / "halves" / "last.safetensors").quality == expected
 
 
 def test_ctrl_c_mid_epoch_saves_a_state_that_resumes_exactly(data, tmp_path):

@@ -51,7 +51,7 @@ def test_template_pairs_are_scored_from_media_then_template_means(ijb, synth_dat
     assert len(table) == 66 and table["label"].sum() == 6
     meta = pd.read_csv(ijb / "face_tid_mid.txt", sep=" ", header=None, names=["image", "template", "media"])
     files = [synth_dataset / name for name in meta["image"]]
-    features, _ = embed_files(ijb / "model.safetensors", files, EmbedOptions(resolve_runtime("cpu"), workers=0))
+    features = embed_files(ijb / "model.safetensors", files, EmbedOptions(resolve_runtime("cpu"), workers=0)).vectors
     features = features / np.linalg.norm(features, axis=1, keepdims=True)
     pooled = {}
     for template, rows in meta.groupby("template"):  # the IJB scripts' loop, written out

@@ -46,7 +46,7 @@ def test_each_unique_image_is_embedded_once_and_cache_skips_the_model(setup, tmp
     calls = []
     real = embed_files.embed_images
     monkeypatch.setattr(
-        embed_files, "embed_images", lambda m, paths, *a: calls.append(len(paths)) or real(m, paths, *a)
+        embed_files, "embed_images", lambda m, paths, *a, **kw: calls.append(len(paths)) or real(m, paths, *a, **kw)
     )
     first = evaluate(
         checkpoint=setup / "model.safetensors", pairs=_source(setup), embedding=_opts(cache_dir=tmp_path), folds=2

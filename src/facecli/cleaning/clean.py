@@ -96,7 +96,7 @@ def clean(
     if found.records is not None:
         raise FaceCliError(f"{data}: clean reads image files; unpack the .rec first (facecli unpack)")
     model, head = _model_and_head(Path(checkpoint), found)
-    embeddings, _ = embed_files(model, found.paths, embedding)
+    embeddings = embed_files(model, found.paths, embedding).vectors
     centres, how = _centres(head, embeddings, found)
     suspects = find_suspects(embeddings, found.labels, centres, max_angle)
     if suspects.suspect.mean() > MOST_SUSPECT:

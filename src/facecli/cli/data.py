@@ -189,9 +189,14 @@ def clean_command(
     root: Annotated[Path | None, typer.Option("--root", help="Folder a training list's paths start from.")] = None,
     max_angle: Annotated[
         float | None,
-        typer.Option("--max-angle", min=1, max=180, help="Degrees from its identity's centre past which an image is "
-                     "a suspect, as is any image nearer another identity's centre (default: "
-                     f"{library_constant('cleaning/suspects', 'MAX_ANGLE')}).")
+        typer.Option(
+            "--max-angle",
+            min=1,
+            max=180,
+            help="Degrees from its identity's centre past which an image is "
+            "a suspect, as is any image nearer another identity's centre (default: "
+            f"{library_constant('cleaning/suspects', 'MAX_ANGLE')}).",
+        ),
     ] = None,
     show: Annotated[bool, typer.Option("--show", help="Also write suspects.png: the worst suspects.")] = False,
     embedding: EmbeddingOptions = EmbeddingOptions(),  # noqa: B008

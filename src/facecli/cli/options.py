@@ -34,6 +34,14 @@ ModelFile = Annotated[
     ),
 ]
 GalleryModel = Annotated[Path | None, typer.Option("--checkpoint", "-c", help="Model (default: the gallery's).")]
+MinQuality = Annotated[
+    float | None,
+    typer.Option(
+        "--min-quality",
+        help="Refuse faces whose quality score is under this instead of matching them (models trained with "
+        "--loss magface or adaface; see the quality column facecli embed writes).",
+    ),
+]
 GalleryIndex = Annotated[Path, typer.Option("--index", help="Gallery index from facecli index.")]
 
 

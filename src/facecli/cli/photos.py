@@ -10,7 +10,7 @@ import typer
 
 from facecli.cli.app import PHOTOS, command
 from facecli.cli.defaults import Defaults, given
-from facecli.cli.options import EmbeddingOptions, Force, ModelFile, model_or_newest
+from facecli.cli.options import EmbeddingOptions, Force, MinQuality, ModelFile, model_or_newest
 from facecli.console import console
 
 
@@ -26,11 +26,13 @@ def compare_command(
     ] = False,
     show: Annotated[Path | None, typer.Option("--show", help="Draw both faces with the score (a .png).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    min_quality: MinQuality = None,
     embedding: EmbeddingOptions = EmbeddingOptions(),  # noqa: B008  (expanded into options by `command`)
     checkpoint: ModelFile = None,
     force: Force = False,
 ) -> None:
-    """Are A and B the same person? Exit code 0: same, 1: different (any pair), 2: error; 0 without a threshold."""
+    """Are A and B the same person? Exit code 0: same, 1: different or refused (any pair), 2: error; 0 without a
+    threshold."""
     from facecli.photos import compare
 
     checkpoint = model_or_newest(checkpoint)
@@ -40,7 +42,7 @@ def compare_command(
     )
     result = compare(
         a, b, checkpoint=checkpoint, embedding=embedding.embed_options(align="auto"), all_faces=all_faces,
-        threshold=threshold, show=show, force=force,
+        threshold=threshold, show=show, force=force, min_quality=min_quality,
     )  # fmt: skip
     rows = result.rows()
     if as_json:
@@ -51,7 +53,10 @@ def compare_command(
                 console.print(f"{path}: {faces} faces found, {'all compared' if all_faces else 'the largest used'}")
         for row in rows:
             decision = "" if row["same"] is None else ("  same" if row["same"] else "  different")
-            console.print(f"{row['a']}  {row['b']}  cosine {row['score']:.4f}{decision}", highlight=False)
+            if row["refused"]:
+                decision = f"  refused ({row['refused']})"
+            quality = "" if row["quality_a"] is None else f"  quality {row['quality_a']:.2f} / {row['quality_b']:.2f}"
+            console.print(f"{row['a']}  {row['b']}  cosine {row['score']:.4f}{quality}{decision}", highlight=False)
         if result.threshold is None:
             console.print("no threshold: pass --threshold T, or calibrate one with 'facecli sweep --save-threshold'")
         else:

@@ -9,7 +9,7 @@ import typer
 
 from facecli.cli.app import SEARCH, command
 from facecli.cli.defaults import Defaults, given
-from facecli.cli.options import EmbeddingOptions, Force, GalleryIndex, GalleryModel, model_or_newest
+from facecli.cli.options import EmbeddingOptions, Force, GalleryIndex, GalleryModel, MinQuality, model_or_newest
 from facecli.cli.tables import identification_table
 from facecli.console import console
 
@@ -74,6 +74,7 @@ def identify_command(
         int | None, typer.Option("--top-k", min=1, help=IDENTIFY("Identities to list per query", "top_k"))
     ] = None,
     threshold: Annotated[float | None, typer.Option("--threshold", help="Below this best score: unknown.")] = None,
+    min_quality: MinQuality = None,
     checkpoint: GalleryModel = None,
     embedding: EmbeddingOptions = EmbeddingOptions(),  # noqa: B008
     force: Force = False,
@@ -90,8 +91,10 @@ def identify_command(
         threshold=threshold,
         checkpoint=checkpoint,
         force=force,
+        min_quality=min_quality,
     )
-    console.print(f"wrote {len(table)} rows to {out}")
+    refused = int((table["refused"] != "").sum()) if "refused" in table else 0
+    console.print(f"wrote {len(table)} rows to {out}" + (f" ({refused} refused by --min-quality)" if refused else ""))
 
 
 @command("eval-identify", SEARCH)

@@ -80,6 +80,10 @@ def verification_table(r) -> Table:  # noqa: ANN001
     ]
     if r.images is not None:
         rows.append(("unique images / forward passes", f"{r.images} / {r.forward_passes}"))
+    if r.reject_curve is not None:  # the model has a quality score: error as the worst pairs are set aside
+        curve = r.reject_curve
+        shown = ", ".join(f"{share:.0%}: {error:.4f}" for share, error in zip(curve.rejected, curve.error, strict=True))
+        rows.append(("error vs reject (lowest-quality pairs first)", shown))
     for name, value in rows:
         table.add_row(name, value)
     return table

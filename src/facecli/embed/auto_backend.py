@@ -49,7 +49,7 @@ def cached_onnx(checkpoint: Path, model_hash: str) -> tuple[Path | None, str]:
     try:
         model = load(checkpoint)
         with atomic_path(path) as tmp:  # appears only once it has passed the check
-            export_onnx(model, model, tmp)
+            export_onnx(model, tmp)
             x = verification_inputs(model)
             diff, _ = check_agreement(path.name, OnnxEmbedder(tmp).run(x.numpy()), model, x, fp16=False)
     except OSError as exc:  # a read-only $HOME or cache, a full disk: nothing to remember, PyTorch runs it

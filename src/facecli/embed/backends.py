@@ -10,7 +10,7 @@ from typing import Literal, Protocol, get_args
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+from torch import nn
 
 from facecli.checkpoint import load
 from facecli.errors import FaceCliError, unknown_choice
@@ -28,10 +28,12 @@ ONNX_DIGEST_KEY = "facecli_sha256"  # of the initializers (the weights), checked
 # is flat from 8 to 64, GPUs want large batches
 CPU_TORCH_BATCH = 8  # images per forward pass for PyTorch on a CPU (measured fastest)
 DEFAULT_BATCH = 64  # elsewhere
+NORM_EPS = 1e-12  # as torch.nn.functional.normalize: a zero vector stays zero
 
 
 class Embedder(Protocol):
-    """Anything that maps a preprocessed float batch to L2-normalised embeddings."""
+    """Anything that maps a preprocessed float batch to L2-normalised embeddings (and, for a model trained
+    with a quality-aware head, each face's quality: the feature norm before normalisation)."""
 
     config: ModelConfig
     preferred_batch: int  # images per forward pass when the user asks for none
@@ -40,6 +42,30 @@ class Embedder(Protocol):
 
     def embed(self, batch: torch.Tensor, flip: bool) -> np.ndarray: ...
 
+    def embed_scored(self, batch: torch.Tensor, flip: bool) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+def flip_merged(features: np.ndarray | torch.Tensor, count: int, flip: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Raw features of `count` images (then, with `flip`, of their mirror images) to L2-normalised embeddings,
+    each view's embedding summed first, and each image's quality: the mean norm of its views."""
+    features = np.asarray(features, np.float32)
+    norms = np.linalg.norm(features, axis=1, keepdims=True)
+    unit = features / np.maximum(norms, NORM_EPS)
+    if flip:
+        unit, norms = unit[:count] + unit[count:], (norms[:count] + norms[count:]) / 2
+    return unit / np.maximum(np.linalg.norm(unit, axis=1, keepdims=True), NORM_EPS), norms[:, 0]
+
+
+class RawFeatures(nn.Module):
+    """A facecli model's output before L2 normalisation (its norm is the quality of a quality-aware model)."""
+
+    def __init__(self, model: FaceEmbedder) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.features(x)
+
 
 class TorchEmbedder:
     """A facecli model (from a checkpoint, or in training) run by PyTorch on the resolved runtime."""
@@ -47,21 +73,20 @@ class TorchEmbedder:
     def __init__(self, model: FaceEmbedder, runtime: Runtime) -> None:
         self.config = model.config
         self.runtime = runtime.for_model(model.config.backbone, training=False)
-        self.net = self.runtime.prepare(model.eval())
+        self.net = self.runtime.prepare(RawFeatures(model.eval()))
         self.preferred_batch = CPU_TORCH_BATCH if self.runtime.device.type == "cpu" else DEFAULT_BATCH
 
     def describe(self) -> str:
         return self.runtime.describe()
 
     def embed(self, batch: torch.Tensor, flip: bool) -> np.ndarray:
+        return self.embed_scored(batch, flip)[0]
+
+    def embed_scored(self, batch: torch.Tensor, flip: bool) -> tuple[np.ndarray, np.ndarray]:
         x = self.runtime.batch(batch)
         with torch.inference_mode(), self.runtime.autocast():
-            if flip:
-                both = self.net(torch.cat([x, x.flip(3)])).float()
-                emb = both[: len(x)] + both[len(x) :]
-            else:
-                emb = self.net(x).float()
-        return F.normalize(emb, dim=1).cpu().numpy()
+            features = self.net(torch.cat([x, x.flip(3)]) if flip else x).float()
+        return flip_merged(features.cpu().numpy(), len(x), flip)
 
 
 def onnx_config(path: str | os.PathLike[str]) -> ModelConfig:
@@ -128,22 +153,30 @@ class OnnxEmbedder:
         return f"runtime: onnxruntime ({self.session.get_providers()[0]})"
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        """Raw model output for a float32 batch (padded to a static batch size when the graph has one)."""
+        """Raw model output for a float32 batch (padded to a static batch size when the graph has one): the
+        embedding, times its quality where the graph also outputs one (then it is the raw feature)."""
         if self.static_batch is None:
-            return self.session.run(None, {self.input.name: x})[0]
+            return self.features(self.session.run(None, {self.input.name: x}))
         chunks = []
         for start in range(0, len(x), self.static_batch):
             part = x[start : start + self.static_batch]
             padded = np.concatenate([part, np.zeros((self.static_batch - len(part), *part.shape[1:]), part.dtype)])
-            chunks.append(self.session.run(None, {self.input.name: padded})[0][: len(part)])
+            chunks.append(self.features(self.session.run(None, {self.input.name: padded}))[: len(part)])
         return np.concatenate(chunks)
 
+    @staticmethod
+    def features(outputs: list[np.ndarray]) -> np.ndarray:
+        """The raw features behind an exported graph's outputs: its embedding, times its quality where it has one."""
+        embedding = outputs[0].astype(np.float32)
+        return embedding * outputs[1].astype(np.float32)[:, None] if len(outputs) > 1 else embedding
+
     def embed(self, batch: torch.Tensor, flip: bool) -> np.ndarray:
+        return self.embed_scored(batch, flip)[0]
+
+    def embed_scored(self, batch: torch.Tensor, flip: bool) -> tuple[np.ndarray, np.ndarray]:
         x = batch.numpy().astype(np.float32)
-        emb = self.run(x).astype(np.float32)
-        if flip:
-            emb = emb + self.run(np.ascontiguousarray(x[..., ::-1])).astype(np.float32)
-        return emb / np.linalg.norm(emb, axis=1, keepdims=True)
+        features = self.run(np.concatenate([x, x[..., ::-1]]) if flip else x)
+        return flip_merged(features, len(x), flip)
 
 
 def check_backend(name: str) -> Backend:

@@ -43,28 +43,46 @@ def embedding_array(rows: int, size: int) -> np.ndarray:
         return np.memmap(backing, np.float32, "w+", shape=(rows, size))
 
 
-def embed_files(checkpoint: Path, files: list[Path], opts: EmbedOptions) -> tuple[np.ndarray, int]:
-    """Embeddings of `files` (each once), from the cache where possible; returns them and the count embedded."""
+@dataclass
+class Embedded:
+    """Embeddings of a list of files (row i: file i) and, for a model with a quality score, each face's quality."""
+
+    vectors: np.ndarray
+    embedded: int  # how many went through the model; the rest came from the cache
+    quality: np.ndarray | None = None
+
+
+def embed_files(checkpoint: Path, files: list[Path], opts: EmbedOptions) -> Embedded:
+    """Embeddings of `files` (each once), from the cache where possible, with their quality where the model has
+    a quality score (the cache keeps it as one more column)."""
     model = open_model(Path(checkpoint), opts.backend, opts.runtime)
     if opts.align != "never":
         files = aligned_files(files, FaceCrops(model.config, opts.align, opts.template))
+    size, scored = model.config.embedding_size, model.config.quality is not None
     cache = EmbeddingCache(opts.cache_dir, file_hash(checkpoint)) if opts.cache_dir else None
     flip = bool(opts.flip)
     keys = [image_key(f, flip) for f in files] if cache is not None else []
-    known = cache.get(keys) if cache is not None else {}
+    known = {k: row for k, row in cache.get(keys).items() if len(row) == size + scored} if cache is not None else {}
     todo = [i for i, k in enumerate(keys) if k not in known] if cache is not None else list(range(len(files)))
-    out = embedding_array(len(files), model.config.embedding_size)
+    out = embedding_array(len(files), size)
+    quality = np.empty(len(files), np.float32) if scored else None
     for i, k in enumerate(keys):
         if k in known:
-            out[i] = known[k]
+            out[i] = known[k][:size]
+            if quality is not None:
+                quality[i] = known[k][size]
     if todo and len(todo) == len(files):  # nothing cached: embed straight into `out`, no second copy
-        embed_images(model, files, opts.batch_size, opts.workers, flip, out)
+        embed_images(model, files, opts.batch_size, opts.workers, flip, out, quality=quality)
     elif todo:
-        out[todo] = embed_images(model, [files[i] for i in todo], opts.batch_size, opts.workers, flip)
+        part = None if quality is None else np.empty(len(todo), np.float32)
+        out[todo] = embed_images(model, [files[i] for i in todo], opts.batch_size, opts.workers, flip, quality=part)
+        if quality is not None:
+            quality[todo] = part
     check_finite(out, checkpoint, files.__getitem__)  # never cached, never scored: NaN would read as missing
     if todo and cache is not None:
-        cache.put([keys[i] for i in todo], out[todo])
-    return out, len(todo)
+        rows = out[todo] if quality is None else np.hstack([out[todo], quality[todo, None]])
+        cache.put([keys[i] for i in todo], rows)
+    return Embedded(out, len(todo), quality)
 
 
 def check_finite(vectors: np.ndarray, model: object, name_of: Callable[[int], object], chunk: int = 65536) -> None:

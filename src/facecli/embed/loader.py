@@ -43,12 +43,14 @@ def embed_images(
     flip: bool = False,
     out: np.ndarray | None = None,
     failed: list[tuple[Path, str]] | None = None,
+    quality: np.ndarray | None = None,
 ) -> np.ndarray:
     """(N, E) float32 L2-normalised embeddings; with `flip`, of the image plus its mirror image.
 
     `batch_size` None takes the embedder's preferred batch. Batches are written into `out` when given (a
     memory-mapped array keeps large runs off the heap). An image that fails to decode is an error, or, when
-    a `failed` list is given, recorded there with a row of NaN.
+    a `failed` list is given, recorded there with a row of NaN. Each face's quality score (the feature norm) is
+    written into `quality` when given.
     """
     config = embedder.config
     workers = default_workers() if workers is None else workers
@@ -67,7 +69,10 @@ def embed_images(
         bad = [offset for offset, reason in enumerate(errors) if reason]
         if bad and failed is None:
             raise FaceCliError(f"{paths[start + bad[0]]}: {errors[bad[0]]}")
-        out[start : start + len(batch)] = embedder.embed(config.preprocessing.normalize(batch), flip)
+        vectors, norms = embedder.embed_scored(config.preprocessing.normalize(batch), flip)
+        out[start : start + len(batch)] = vectors
+        if quality is not None:
+            quality[start : start + len(batch)] = norms
         for offset in bad:
             failed.append((paths[start + offset], errors[offset]))
             out[start + offset] = np.nan

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from facecli.data.images import read_image
@@ -22,23 +23,40 @@ from facecli.models import FaceEmbedder
 TOLERANCE = {"fp32": (1e-4, 0.9999), "fp16": (2e-2, 0.999)}  # max abs difference, min cosine similarity
 
 
+class ExportedGraph(nn.Module):
+    """What an exported file computes: the L2-normalised embedding and, for a model with a quality score, that
+    score (the feature norm) as a second output; `fp16` runs the model in float16 between float32 ends."""
+
+    def __init__(self, model: FaceEmbedder, fp16: bool = False) -> None:
+        super().__init__()
+        self.model = model.half() if fp16 else model
+        self.fp16 = fp16
+        self.quality = model.config.quality is not None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        features = self.model.features(x.half() if self.fp16 else x).float()
+        embedding = F.normalize(features, dim=1)
+        return (embedding, features.norm(dim=1)) if self.quality else embedding
+
+
 def export_onnx(
-    net: nn.Module, model: FaceEmbedder, out: Path, opset: int = 17, static_batch: int | None = None
+    model: FaceEmbedder, out: Path, opset: int = 17, static_batch: int | None = None, fp16: bool = False
 ) -> None:
-    """Write `net` (the model, or a wrapper of it) to `out` with the model's config in the metadata."""
+    """Write `model` (as ExportedGraph computes it) to `out` with the model's config in the metadata."""
     import onnx
 
     h, w = model.config.input_size
     dummy = torch.randn(static_batch or 2, 3, h, w)
-    dynamic = None if static_batch else {"input": {0: "batch"}, "embedding": {0: "batch"}}
+    outputs = ["embedding", "quality"] if model.config.quality else ["embedding"]
+    dynamic = None if static_batch else {name: {0: "batch"} for name in ["input", *outputs]}
     with atomic_path(out) as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript-based exporter announces its own deprecation
         torch.onnx.export(
-            net,
+            ExportedGraph(model, fp16).eval(),
             (dummy,),
             str(tmp),
             input_names=["input"],
-            output_names=["embedding"],
+            output_names=outputs,
             dynamic_axes=dynamic,
             opset_version=opset,
             dynamo=False,
@@ -64,19 +82,23 @@ def verification_inputs(model: FaceEmbedder, images: list[Path] | None = None) -
 def check_agreement(
     name: str, got: np.ndarray, model: FaceEmbedder, x: torch.Tensor, fp16: bool
 ) -> tuple[float, float]:
-    """Max abs difference and minimum cosine similarity between `got` (an exported model's output for `x`) and
-    PyTorch fp32; an error past the tolerance."""
+    """Max abs difference and minimum cosine similarity between the L2-normalised `got` (an exported model's raw
+    features for `x`, as OnnxEmbedder.run returns them) and PyTorch fp32, and for a model with a quality score
+    the largest relative difference of the norms; an error past the tolerance."""
     with torch.inference_mode():
-        expected = model.float().eval()(x).numpy()
+        features = model.float().eval().features(x).numpy()
     got = got.astype(np.float32)
-    diff = float(np.abs(got - expected).max())
     with np.errstate(invalid="ignore", divide="ignore"):  # a zero output gives NaN, which fails the check below
-        norms = np.linalg.norm(got, axis=1) * np.linalg.norm(expected, axis=1)
-        cosine = float(((got * expected).sum(1) / norms).min())
+        got_norm, expected_norm = np.linalg.norm(got, axis=1), np.linalg.norm(features, axis=1)
+        unit, expected = got / got_norm[:, None], features / expected_norm[:, None]
+        diff = float(np.abs(unit - expected).max())
+        cosine = float((unit * expected).sum(1).min())
+        norm_diff = float((np.abs(got_norm - expected_norm) / expected_norm).max()) if model.config.quality else 0.0
     max_diff, min_cos = TOLERANCE["fp16" if fp16 else "fp32"]
-    if not (diff < max_diff and cosine > min_cos):
+    if not (diff < max_diff and cosine > min_cos and norm_diff < max_diff):
+        quality = f"; quality off by {norm_diff:.2e} relative" if model.config.quality else ""
         raise FaceCliError(
             f"{name}: exported model disagrees with PyTorch (max abs diff {diff:.2e}, need < {max_diff:g}; "
-            f"min cosine {cosine:.6f}, need > {min_cos}); nothing is wrong with the checkpoint, report this"
+            f"min cosine {cosine:.6f}, need > {min_cos}{quality}); nothing is wrong with the checkpoint, report this"
         )
     return diff, cosine

@@ -11,12 +11,10 @@ from typing import Literal, get_args
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from facecli.checkpoint import load
 from facecli.embed.backends import OnnxEmbedder
-from facecli.embed.onnx_export import check_agreement, export_onnx, verification_inputs
+from facecli.embed.onnx_export import ExportedGraph, check_agreement, export_onnx, verification_inputs
 from facecli.errors import FaceCliError, unknown_choice
 from facecli.fileio import atomic_path, check_not_input, check_writable
 from facecli.models import FaceEmbedder
@@ -25,17 +23,6 @@ from facecli.numbers import Bound, check_number
 ExportFormat = Literal["onnx", "torchscript"]
 EXPORT_FORMATS: tuple[str, ...] = get_args(ExportFormat)
 TORCHSCRIPT_CONFIG = "facecli.json"
-
-
-class HalfPrecision(nn.Module):
-    """Runs a model in float16 between float32 input and a float32, L2-normalised output."""
-
-    def __init__(self, model: FaceEmbedder) -> None:
-        super().__init__()
-        self.model = model.half()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.model.neck(self.model.trunk(x.half())).float(), dim=1)
 
 
 @dataclass
@@ -49,11 +36,11 @@ class ExportResult:
     inputs_checked: int = 0
 
 
-def _export_torchscript(net: nn.Module, model: FaceEmbedder, out: Path) -> None:
+def _export_torchscript(model: FaceEmbedder, out: Path) -> None:
     h, w = model.config.input_size
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        traced = torch.jit.trace(net, torch.randn(2, 3, h, w))
+        traced = torch.jit.trace(ExportedGraph(model).eval(), torch.randn(2, 3, h, w))
     torch.jit.save(traced, str(out), _extra_files={TORCHSCRIPT_CONFIG: json.dumps(model.config.to_dict())})
 
 
@@ -62,7 +49,8 @@ def _run_exported(path: Path, fmt: str, x: torch.Tensor) -> np.ndarray:
         return OnnxEmbedder(path).run(x.numpy())
     loaded = torch.jit.load(str(path))
     with torch.inference_mode():
-        return loaded(x).numpy()
+        output = loaded(x)
+    return OnnxEmbedder.features([part.numpy() for part in output] if isinstance(output, tuple) else [output.numpy()])
 
 
 def verify_export(path: Path, fmt: str, model: FaceEmbedder, x: torch.Tensor, fp16: bool) -> tuple[float, float]:
@@ -73,10 +61,10 @@ def verify_export(path: Path, fmt: str, model: FaceEmbedder, x: torch.Tensor, fp
 OPSETS = Bound(7, 30, integer=True)  # what ONNX has numbered; an opset too old for an operator fails in _exported
 
 
-def _exported(net: torch.nn.Module, model: FaceEmbedder, tmp: Path, opset: int, static_batch: bool) -> None:
+def _exported(model: FaceEmbedder, tmp: Path, opset: int, static_batch: int | None, fp16: bool) -> None:
     """The ONNX export, an operator the opset lacks said in one line."""
     try:
-        export_onnx(net, model, tmp, opset, static_batch)
+        export_onnx(model, tmp, opset, static_batch, fp16)
     except torch.onnx.OnnxExporterError as exc:
         reason = (str(exc).splitlines() or [type(exc).__name__])[0]
         raise FaceCliError(f"--opset {opset}: {reason} (the default, 17, exports every facecli model)") from None
@@ -106,13 +94,12 @@ def export(
     check_not_input(out, checkpoint)
     check_writable(out, force=force)
     model = load(checkpoint)
-    net = HalfPrecision(load(checkpoint)).eval() if fp16 else model
     result = ExportResult(out, fmt)
     with atomic_path(out) as tmp:  # a file that fails verification never appears at `out`
         if fmt == "onnx":
-            _exported(net, model, tmp, opset, static_batch)
+            _exported(load(checkpoint) if fp16 else model, tmp, opset, static_batch, fp16)  # fp16 halves its copy
         else:
-            _export_torchscript(net, model, tmp)
+            _export_torchscript(model, tmp)
         if verify:
             x = verification_inputs(model, verify_images)
             result.max_abs_diff, result.min_cosine = verify_export(tmp, fmt, model, x, fp16)

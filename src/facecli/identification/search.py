@@ -14,6 +14,7 @@ from facecli.data.images import image_files
 from facecli.data.scan import scan_dataset
 from facecli.embed import EmbedOptions, embed_files
 from facecli.embed.backends import model_config
+from facecli.embed.quality import check_min_quality, low_quality
 from facecli.errors import FaceCliError, unknown_choice
 from facecli.fileio import check_plot_file, check_writable, write_csv_atomic
 from facecli.identification.gallery import Gallery
@@ -22,6 +23,7 @@ from facecli.numbers import COUNT, check_number, check_threshold
 from facecli.writer_lock import writer_lock
 
 UNKNOWN = "unknown"
+REFUSED = "refused"  # a face under --min-quality: not matched
 TEMPLATES, INDEX_TYPES = ("image", "mean"), ("flat", "ivf")
 SCAN_THREADS = 4
 
@@ -125,7 +127,7 @@ def _add_images(
     resolved = [str(f.resolve()) for f in files]
     new = [i for i, path in enumerate(resolved) if path not in known]
     if new:
-        vectors, _ = embed_files(model, [files[i] for i in new], embedding)
+        vectors = embed_files(model, [files[i] for i in new], embedding).vectors
         gallery.add(vectors, [names[i] for i in new], [resolved[i] for i in new])
     return len(new), skipped
 
@@ -151,19 +153,28 @@ def identify(
     threshold: float | None = None,
     checkpoint: str | os.PathLike[str] | None = None,
     force: bool = False,
+    min_quality: float | None = None,
 ) -> pd.DataFrame:
-    """Top-k identities per query image, `unknown` when the best score is under the threshold; writes a CSV."""
+    """Top-k identities per query image, `unknown` when the best score is under the threshold; writes a CSV. For
+    a model with a quality score, each face's quality too, and a face under `min_quality` is `refused`, its
+    reason in the `refused` column."""
     check_number("--top-k", top_k, COUNT)
     if threshold is not None:
         check_threshold(threshold, "cosine")  # galleries score by cosine
     check_writable(out, force=force)
     gallery, model, embedding = _open_search(index, checkpoint, embedding)
+    check_min_quality(min_quality, model_config(model, embedding.backend), model)
     files = image_files(query)
-    scores, names = gallery.search(embed_files(model, files, embedding)[0], top_k)
+    found = embed_files(model, files, embedding)
+    scores, names = gallery.search(found.vectors, top_k)
     rows = []
-    for file, row_scores, row_names in zip(files, scores, names, strict=True):
+    for n, (file, row_scores, row_names) in enumerate(zip(files, scores, names, strict=True)):
         best = row_names[0] if threshold is None or row_scores[0] >= threshold else UNKNOWN
         row = {"query": str(file), "identity": best, "score": round(float(row_scores[0]), 6)}
+        if found.quality is not None:
+            refused = low_quality(float(found.quality[n]), min_quality)
+            row.update(quality=round(float(found.quality[n]), 4), refused=refused or "")
+            row["identity"] = REFUSED if refused else best
         for rank in range(top_k):
             row[f"top{rank + 1}"] = row_names[rank] if rank < len(row_names) else ""
             row[f"score{rank + 1}"] = round(float(row_scores[rank]), 6) if rank < len(row_names) else np.nan
@@ -203,7 +214,7 @@ def evaluate_identification(
         raise FaceCliError(f"{probes}: no usable probe images")
     enrolled = set(gallery.identities)
     max_rank = min(20, len(enrolled))
-    scores, ranked = gallery.search(embed_files(model, files, embedding)[0], max_rank)
+    scores, ranked = gallery.search(embed_files(model, files, embedding).vectors, max_rank)
     known = np.array([n in enrolled for n in names])
     if not known.any():
         raise FaceCliError(f"{probes}: no probe identity is in the gallery, so ranks cannot be measured")

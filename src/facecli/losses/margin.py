@@ -112,6 +112,15 @@ def subcenter_arcface(
     )
 
 
+# losses whose trained feature norm is a face-quality score (MagFace by design, AdaFace's proxy of quality)
+NORM_IS_QUALITY = frozenset({"adaface", "magface"})
+
+
+def quality_of(loss: str | None) -> str | None:
+    """The quality score a model trained with `loss` has (ModelConfig.quality), or None."""
+    return "feature_norm" if loss in NORM_IS_QUALITY else None
+
+
 @LOSSES.register("adaface")
 def adaface(
     embedding_size: int,

@@ -20,9 +20,7 @@ from facecli.registry import HEADS
 class SubCenterHead(MarginHead):
     """ArcFace over K sub-centres per class: `weight` is (C*K x E), row c*K + k is sub-centre k of class c."""
 
-    def __init__(
-        self, embedding_size: int, num_classes: int, sub_centers: int, scale: float, margin: float
-    ) -> None:
+    def __init__(self, embedding_size: int, num_classes: int, sub_centers: int, scale: float, margin: float) -> None:
         sub_centers = check_number("--sub-centers", sub_centers, Bound(1, 64, integer=True))
         check_number("--margin", margin, ANGULAR_MARGIN)
         super().__init__(embedding_size, num_classes * sub_centers, scale, m2=margin)

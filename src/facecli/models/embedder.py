@@ -36,6 +36,7 @@ class ModelConfig:
     num_classes: int | None = None
     threshold: float | None = None
     threshold_metric: str | None = None
+    quality: str | None = None  # "feature_norm": the norm before L2 normalisation scores face quality (QUALITY)
     source: str = "facecli"
     version: str = field(default=__version__)
 
@@ -59,6 +60,9 @@ class ModelConfig:
         for key in ("input_size", "mean", "std"):
             if key in data:
                 data[key] = tuple(_numbers(key, data[key], 2 if key == "input_size" else 3))
+        if data.get("quality") not in (None, *QUALITY):
+            known = ", ".join(QUALITY)
+            raise FaceCliError(f"checkpoint config: unknown quality score {data['quality']!r}, expected one of {known}")
         for key, value in data.items():
             if value is not None and key in CONFIG_NUMBERS and key not in ("input_size", "mean", "std"):
                 check_number(key, value, CONFIG_NUMBERS[key], "checkpoint config")
@@ -76,6 +80,10 @@ CONFIG_NUMBERS: dict[str, Bound] = {
     "num_classes": COUNT,
     "threshold": FINITE,
 }
+
+
+# what a model's quality score can be: the feature norm of a model trained with a head that makes it one
+QUALITY = ("feature_norm",)
 
 
 def _numbers(key: str, value: object, count: int) -> list:

@@ -29,6 +29,7 @@ class EmbedResult:
     identities: list[str]
     embeddings: np.ndarray
     table: Path | None  # the CSV of paths beside a .npy
+    quality: np.ndarray | None = None  # per image, for a model with a quality score (a column of the table)
 
 
 def _inputs(source: Path) -> tuple[list[Path], list[str]]:
@@ -83,9 +84,11 @@ def embed_to_file(
             needs = "writing Parquet needs pyarrow (pip install 'facecli[parquet]'), or use a .npy"
             raise FaceCliError(f"{out}: {needs}") from None
     files, names = _inputs(Path(source))
-    vectors, _ = embed_files(checkpoint, files, embedding)  # raw photos aligned first, as embedding.align says
-    vectors = np.asarray(vectors, np.float32)
+    found = embed_files(checkpoint, files, embedding)  # raw photos aligned first, as embedding.align says
+    vectors = np.asarray(found.vectors, np.float32)
     rows = pd.DataFrame({"path": [str(p) for p in files], "identity": names})
+    if found.quality is not None:
+        rows["quality"] = found.quality
     if table is not None:  # both written before either replaces its old file: the pair stays a pair
         with atomic_path(out) as tmp, atomic_path(table) as tmp_table:
             with open(tmp, "wb") as f:  # a file object: given a name, np.save would add ".npy" to it
@@ -98,7 +101,7 @@ def embed_to_file(
         _plot(vectors, names, Path(plot), projection)
     if tensorboard is not None:
         _projector(vectors, names, files, Path(tensorboard))
-    return EmbedResult(out, files, names, vectors, table)
+    return EmbedResult(out, files, names, vectors, table, found.quality)
 
 
 def _projector(vectors: np.ndarray, names: list[str], files: list[Path], folder: Path) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from facecli.checkpoint import load, state_problems
 from facecli.errors import FaceCliError
+from facecli.losses.margin import quality_of
 from facecli.models import FaceEmbedder, ModelConfig, create_model
 
 
@@ -22,6 +23,7 @@ def fine_tune_config(init: ModelConfig, embedding_size: int | None, img_size: in
         num_classes=num_classes,
         threshold=None,
         threshold_metric=None,
+        quality=quality_of(loss),
         source=f"fine-tuned from {init.source}",
     )
 

@@ -24,6 +24,7 @@ from facecli.data.training_set import TrainImages, TrainingSet, decoded_cache_bu
 from facecli.data.workers import default_workers
 from facecli.errors import FaceCliError
 from facecli.fileio import write_text_atomic
+from facecli.losses.margin import quality_of
 from facecli.losses.options import build_loss
 from facecli.models import FaceEmbedder, ModelConfig, create_model, default_config
 from facecli.runtime import Runtime, resolve_runtime
@@ -188,7 +189,7 @@ def _model(options: TrainOptions, num_classes: int, init: ModelConfig | None) ->
     if init is None:
         config = default_config(
             options.backbone, options.embedding_size, options.img_size, options.dropout,
-            loss=options.loss, num_classes=num_classes,
+            loss=options.loss, num_classes=num_classes, quality=quality_of(options.loss),
         )  # fmt: skip
         return create_model(config), None
     if options.backbone != init.backbone:

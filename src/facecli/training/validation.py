@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from facecli.data.bin_sets import read_bin
-from facecli.embed import TorchEmbedder, embed_images
+from facecli.embed import Embedded, TorchEmbedder, embed_images
 from facecli.models import FaceEmbedder
 from facecli.runtime import Runtime
 from facecli.verification.bin_eval import score_bin_set
@@ -61,11 +61,11 @@ class Validation:
             self.note = None
             return verification_report(scored.scores, scored.labels, "euclidean")
         failed: list[tuple[Path, str]] = []
-        scored = score_checked(
-            self.checked,
-            lambda files: (embed_images(embedder, files, self.batch_size, self._workers(), failed=failed), len(files)),
-            "cosine",
-        )
+
+        def embed(files: list[Path]) -> Embedded:
+            return Embedded(embed_images(embedder, files, self.batch_size, self._workers(), failed=failed), len(files))
+
+        scored = score_checked(self.checked, embed, "cosine")
         pairs, kept = self.checked.pairs, np.isfinite(scored.scores)
         self.note = None
         if failed:

@@ -16,12 +16,13 @@ from facecli.embed import EmbedOptions
 from facecli.errors import FaceCliError
 from facecli.fileio import check_plot_file, check_writable, write_csv_atomic, write_text_atomic
 from facecli.verification.metrics import VerificationReport, column_of_metric, to_display, verification_report
+from facecli.verification.reject_curve import error_versus_reject
 from facecli.verification.scores_file import ScoresFile, read_scores
 from facecli.verification.scoring import PairsInput, ScoredPairs, check_pairs, labelled, score_pairs
 
 
 def _as_scores_file(scored: ScoredPairs) -> ScoresFile:
-    return ScoresFile(scored.scores, labelled(scored), scored.pairs.folds, scored.metric)
+    return ScoresFile(scored.scores, labelled(scored), scored.pairs.folds, scored.metric, scored.quality)
 
 
 def report_scores(
@@ -43,12 +44,16 @@ def report_scores(
     result = verification_report(data.scores, data.labels, data.metric, data.folds, folds)
     if counted is not None:
         result.images, result.forward_passes = counted
+    if data.quality is not None:
+        result.reject_curve = error_versus_reject(data.scores, data.labels, data.quality)
     if report:
         write_text_atomic(report, json.dumps(dataclasses.asdict(result), indent=2) + "\n")
     if plot:
         from facecli.plots import roc_and_histograms
 
-        roc_and_histograms(data.scores, data.labels, result.best_threshold, data.metric, plot)
+        curve = result.reject_curve
+        reject = None if curve is None else (curve.rejected, curve.error, curve.fnmr)
+        roc_and_histograms(data.scores, data.labels, result.best_threshold, data.metric, plot, reject)
     return result
 
 
@@ -72,11 +77,11 @@ def _score_templates(
 
     templates = read_templates(given.templates, given.root)
     first, second, labels = read_template_pairs(given.pairs, templates)  # checked before any embedding
-    features, embedded = embed_files(checkpoint, templates.images, embedding)
-    ids, pooled = pool(np.asarray(features, np.float64), templates)
+    found = embed_files(checkpoint, templates.images, embedding)
+    ids, pooled = pool(np.asarray(found.vectors, np.float64), templates)
     scores = score_template_pairs(ids, pooled, first, second)
     table = pd.DataFrame({"template1": first, "template2": second, "label": labels, "score": scores})
-    return ScoresFile(scores, labels, None, "cosine"), table, (len(set(templates.images)), embedded)
+    return ScoresFile(scores, labels, None, "cosine"), table, (len(set(templates.images)), found.embedded)
 
 
 def evaluate(
@@ -178,5 +183,7 @@ def _evaluate_pairs(model: Model, pairs: PairsInput, outputs: Outputs) -> Verifi
         table[column_of_metric(scored.metric)] = to_display(scored.scores, scored.metric)  # readable by --from-scores
         if scored.pairs.folds is not None:
             table["fold"] = scored.pairs.folds
+        if scored.quality is not None:
+            table["quality"] = scored.quality
         write_csv_atomic(outputs.scores, table)
     return result

@@ -7,11 +7,14 @@ genuine when its score is above the threshold.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, get_args
+from typing import TYPE_CHECKING, Literal, get_args
 
 import numpy as np
 
 from facecli.errors import FaceCliError, unknown_choice
+
+if TYPE_CHECKING:
+    from facecli.verification.reject_curve import RejectCurve
 
 Metric = Literal["cosine", "euclidean"]
 METRICS: tuple[str, ...] = get_args(Metric)
@@ -105,6 +108,7 @@ class VerificationReport:
     far_curve: list[float] = field(repr=False, default_factory=list)
     images: int | None = None
     forward_passes: int | None = None
+    reject_curve: RejectCurve | None = None  # a model with a quality score: error as low-quality pairs are set aside
 
 
 def kfold_accuracy(

@@ -22,6 +22,7 @@ class ScoresFile:
     labels: np.ndarray
     folds: np.ndarray | None
     metric: Metric
+    quality: np.ndarray | None = None  # per pair, the lower of its faces' quality (a model with a quality score)
 
 
 def read_scores(path: str | os.PathLike[str]) -> ScoresFile:
@@ -47,5 +48,12 @@ def read_scores(path: str | os.PathLike[str]) -> ScoresFile:
     if len(bad):
         raise FaceCliError(f"{path} line {bad[0] + 2}: label must be 0 or 1, got '{labels.iloc[bad[0]]}'")
     folds = integer_column(table, "fold", path) if "fold" in columns else None
+    quality = None
+    if "quality" in columns:
+        quality = pd.to_numeric(table["quality"].str.strip(), errors="coerce").to_numpy(float)
+        bad = np.flatnonzero(~np.isfinite(quality))
+        if len(bad):
+            raise FaceCliError(f"{path} line {bad[0] + 2}: quality '{table['quality'].iloc[bad[0]]}' is not a number")
     metric = metric_of_column(kind)
-    return ScoresFile(-values if metric == "euclidean" else values, labels.astype(int).to_numpy(), folds, metric)
+    scores = -values if metric == "euclidean" else values
+    return ScoresFile(scores, labels.astype(int).to_numpy(), folds, metric, quality)

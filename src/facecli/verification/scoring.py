@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from facecli.data.pairs import Pairs, PairsFormat, missing_images, read_pairs, resolve_images
-from facecli.embed import EmbedOptions, embed_files
+from facecli.embed import Embedded, EmbedOptions, embed_files
 from facecli.errors import FaceCliError, unknown_choice
 from facecli.verification.metrics import Metric, check_metric
 
@@ -48,6 +48,7 @@ class ScoredPairs:
     metric: Metric
     images_embedded: int = 0
     unique_images: int = 0
+    quality: np.ndarray | None = None  # per pair, the lower of its two faces' quality (models with a quality score)
 
 
 @dataclass
@@ -107,12 +108,11 @@ def locate_root(pairs: Pairs, allow_outside_root: bool = False, partly: bool = F
     return found
 
 
-def score_checked(
-    checked: CheckedPairs, embed: Callable[[list[Path]], tuple[np.ndarray, int]], metric: Metric
-) -> ScoredPairs:
+def score_checked(checked: CheckedPairs, embed: Callable[[list[Path]], Embedded], metric: Metric) -> ScoredPairs:
     """Embed each distinct present image once with `embed` and score every pair (NaN where one is missing)."""
     pairs, present = checked.pairs, checked.present
-    embeddings, embedded = embed([checked.resolved[i] for i in present])
+    found = embed([checked.resolved[i] for i in present])
+    embeddings = found.vectors
     row = {image: n for n, image in enumerate(present)}
     scores = np.full(len(pairs), np.nan)
     left = np.array([row.get(x, -1) for x in pairs.left], np.int64)
@@ -123,7 +123,12 @@ def score_checked(
         a, b = embeddings[i[ok]], embeddings[j[ok]]
         block = scores[start : start + SCORE_BLOCK]
         block[ok] = (a * b).sum(1) if metric == "cosine" else -np.linalg.norm(a - b, axis=1)
-    return ScoredPairs(pairs, scores, metric, embedded, len(present))
+    quality = None
+    if found.quality is not None:  # a pair is as good as its worse face
+        quality = np.full(len(pairs), np.nan)
+        ok = (left >= 0) & (right >= 0)
+        quality[ok] = np.minimum(found.quality[left[ok]], found.quality[right[ok]])
+    return ScoredPairs(pairs, scores, metric, found.embedded, len(present), quality)
 
 
 def score_pairs(checkpoint: Path, checked: CheckedPairs, metric: Metric, opts: EmbedOptions) -> ScoredPairs:

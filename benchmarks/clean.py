@@ -75,6 +75,8 @@ def main() -> None:
     parser.add_argument("--time-budget", type=float, default=None, help="Seconds per run (default: the recipe's).")
     parser.add_argument("--loss", default="subcenter_arcface", help="The noisy run's loss.")
     parser.add_argument("--epochs", type=int, default=None, help="Epochs per run (default: the recipe's).")
+    parser.add_argument("--scale", type=float, default=None, help="The margin head's s (default: the loss's).")
+    parser.add_argument("--margin", type=float, default=None, help="The margin head's m (default: the loss's).")
     args = parser.parse_args()
     table = Table(title="facecli clean on known wrong labels, 2-core CPU")
     for column in ("wrong labels", "centres", "--max-angle", "precision", "recall", "suspects", "split found", "pairs",
@@ -88,11 +90,15 @@ def main() -> None:
         for share in args.shares:
             noisy = work / f"noisy{share}.txt"
             moved, renamed = noisy_list(work / "cls_train.txt", noisy, share, args.split)
-            common = {"device": "cpu", "loss": args.loss, "time_budget": args.time_budget, "epochs": args.epochs}
+            common = {"device": "cpu", "loss": args.loss, "time_budget": args.time_budget, "epochs": args.epochs,
+                      "scale": args.scale, "margin": args.margin}  # fmt: skip
             run = work / f"run{share}"
             train(TrainOptions(data=noisy, run_dir=run, **common))
             noisy_accuracy = held_out(run, work / "pairs.txt", work / "faces")
-            for centres, source, data in (("run's head", run, None), ("embeddings", run / "last.safetensors", noisy)):
+            sources = [("run's head", run, None), ("embeddings", run / "last.safetensors", noisy)]
+            if (run / "best.safetensors").exists():  # kept before the run memorised the wrong labels, maybe
+                sources.append(("best model's embeddings", run / "best.safetensors", noisy))
+            for centres, source, data in sources:
                 for max_angle in ANGLES:  # 75: the default; 180: "nearer another identity's centre" alone
                     out = work / f"clean{share}{centres}{max_angle}"
                     try:

@@ -70,7 +70,8 @@ def degraded_set(faces: list[Path], out: Path, seed: int = 0) -> pd.DataFrame:
                 path = out / face.parent.name / f"{face.stem}_{kind}{strength}.png"
                 path.parent.mkdir(parents=True, exist_ok=True)
                 cv2.imwrite(str(path), cv2.cvtColor(degraded(image, kind, strength, rng), cv2.COLOR_RGB2BGR))
-                rows.append({"path": path, "identity": face.parent.name, "kind": kind, "strength": strength})
+                rows.append({"path": path, "path0": face, "identity": face.parent.name, "kind": kind,
+                             "strength": strength})  # fmt: skip
     return pd.DataFrame(rows)
 
 
@@ -93,8 +94,9 @@ def random_pairs(table: pd.DataFrame, out: Path, count: int, seed: int = 0) -> P
 
 
 def correlations(model: Path, table: pd.DataFrame) -> dict[str, float]:
-    """Spearman correlation of the model's quality with degradation strength, per kind and for all: negated, so
-    that a score which falls as faces get worse scores positive."""
+    """Spearman correlation of the model's quality with degradation strength, per kind and for all faces pooled,
+    and the mean over faces of each face's own (its five strengths of one kind): negated, so that a score which
+    falls as faces get worse scores positive."""
     quality = embed_files(model, [Path(p) for p in table["path"]], EMBEDDING).quality
     if quality is None:  # a model without a score: its plain feature norm, for comparison
         net = load(model).eval()
@@ -102,6 +104,10 @@ def correlations(model: Path, table: pd.DataFrame) -> dict[str, float]:
         with torch.inference_mode():
             quality = flip_merged(net.features(batch).numpy(), len(batch), False)[1]
     found = {"all": -spearmanr(quality, table["strength"]).statistic}
+    per_face = [
+        -spearmanr(quality[group.index], group["strength"]).statistic for _, group in table.groupby(["path0", "kind"])
+    ]
+    found["per face"] = float(np.nanmean(per_face))
     for kind in KINDS:
         mask = (table["kind"] == kind).to_numpy()
         found[kind] = -spearmanr(quality[mask], table["strength"][mask]).statistic
@@ -115,11 +121,12 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=10)
     parser.add_argument("--pairs", type=int, default=2000)
     parser.add_argument("--time-budget", type=float, default=None, help="Seconds per run (default: the recipe's).")
+    parser.add_argument("--aug", default=None, help="Training augmentation (default: the recipe's).")
     parser.add_argument("--plot", type=Path, default=None, help="eval's figure (with the curve), per loss.")
     args = parser.parse_args()
     spearman = Table(title="quality against degradation strength: -Spearman (1: falls in step), held-out faces")
     curve = Table(title="error at a fixed threshold with the lowest-quality pairs rejected (eval's curve)")
-    for column in ("loss", "held-out accuracy", *KINDS, "all"):
+    for column in ("loss", "held-out accuracy", *KINDS, "all", "per face"):
         spearman.add_column(column)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -133,12 +140,12 @@ def main() -> None:
         for loss in args.losses:
             run = work / f"run_{loss}"
             train(TrainOptions(data=work / "cls_train.txt", run_dir=run, device="cpu", loss=loss,
-                               time_budget=args.time_budget))  # fmt: skip
+                               time_budget=args.time_budget, aug=args.aug))  # fmt: skip
             model = run / "best.safetensors" if (run / "best.safetensors").exists() else run / "last.safetensors"
             clean = evaluate(checkpoint=model, pairs=PairsInput(work / "pairs.txt", root=work / "faces"),
                              embedding=EMBEDDING).accuracy_mean  # fmt: skip
             found = correlations(model, table)
-            spearman.add_row(loss, f"{clean:.3f}", *[f"{found[k]:.2f}" for k in (*KINDS, "all")])
+            spearman.add_row(loss, f"{clean:.3f}", *[f"{found[k]:.2f}" for k in (*KINDS, "all", "per face")])
             plot = None if args.plot is None else args.plot.with_name(f"{args.plot.stem}_{loss}{args.plot.suffix}")
             report = evaluate(checkpoint=model, pairs=PairsInput(pairs, root=Path("/")), embedding=EMBEDDING,
                               plot=plot, force=True)  # fmt: skip

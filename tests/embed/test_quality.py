@@ -68,10 +68,11 @@ def test_quality_is_the_feature_norm_and_the_embedding_is_unchanged(flip):
     model = _model("feature_norm")
     x = torch.randn(5, 3, 32, 32)
     vectors, quality = TorchEmbedder(model, CPU).embed_scored(x, flip)
-    with torch.no_grad():
-        views = [model.features(x)] + ([model.features(x.flip(3))] if flip else [])
-        expected = torch.nn.functional.normalize(sum(model(v_x) for v_x in ([x, x.flip(3)] if flip else [x])), dim=1)
-    np.testing.assert_allclose(quality, torch.stack([v.norm(dim=1) for v in views]).mean(0).numpy(), rtol=1e-5)
+    inputs = [x, x.flip(3)] if flip else [x]
+    with torch.no_grad():  # as before quality existed: the views' unit embeddings summed, then normalised
+        expected = torch.nn.functional.normalize(sum(model(view) for view in inputs), dim=1)
+        norms = torch.stack([model.features(view).norm(dim=1) for view in inputs])
+    np.testing.assert_allclose(quality, norms.mean(0).numpy(), rtol=1e-5)
     np.testing.assert_allclose(vectors, expected.numpy(), atol=1e-5)
     assert quality.std() > 0  # the images differ in quality
 

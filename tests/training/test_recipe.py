@@ -36,6 +36,15 @@ def test_few_identities_get_triplet_and_many_get_arcface_with_a_small_scale():
     assert few.backbone == many.backbone == "timm/resnet10t" and few.recipe["loss"]["by"] == "recipe"
 
 
+def test_sub_center_arcface_gets_the_scale_that_fit_wrong_labels_and_the_other_heads_their_own():
+    sub_center = _planned(_fp(), loss="subcenter_arcface")
+    assert (sub_center.scale, sub_center.margin, sub_center.sub_centers) == (32.0, 0.3, 3)
+    assert sub_center.recipe["scale"]["by"] == "recipe" and sub_center.recipe["sub_centers"]["by"] == "loss"
+    given = _planned(_fp(), loss="subcenter_arcface", scale=64.0)
+    assert given.scale == 64.0 and given.recipe["scale"]["by"] == "you"
+    assert _planned(_fp(), loss="curricularface").scale == 64.0  # its own default: s=32 measured no better
+
+
 def test_the_size_follows_the_images_and_the_length_a_time_budget():
     small, large = _planned(_fp(side=24)), _planned(_fp(side=250))
     assert (small.img_size, large.img_size) == (32, 112)

@@ -109,6 +109,7 @@ OPTIONS = {
     "compare": {
         "--align",
         "--all-faces",
+        "--min-quality",
         "--backend",
         "--batch-size",
         "--cache",
@@ -171,6 +172,7 @@ OPTIONS = {
     "identify": {
         "--align",
         "--align-template",
+        "--min-quality",
         "--batch-size",
         "--checkpoint",
         "--device",

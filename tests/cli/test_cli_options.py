@@ -157,10 +157,12 @@ OPTIONS = {
     "pack": {"--force", "--out", "--pairs", "--root", "source"},
     "unpack": {"--force", "--out", "rec"},
     "export": {
+        "--calibrate",
         "--checkpoint",
         "--force",
         "--format",
         "--fp16",
+        "--int8",
         "--no-verify",
         "--opset",
         "--out",

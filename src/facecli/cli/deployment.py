@@ -22,6 +22,13 @@ def export_command(
     opset: Annotated[int | None, typer.Option("--opset", help=EXPORT("ONNX opset version", "opset"))] = None,
     static_batch: Annotated[int | None, typer.Option("--static-batch", min=1, help="Fix the ONNX batch size.")] = None,
     fp16: Annotated[bool, typer.Option("--fp16", help="Half-precision ONNX graph (float32 input and output).")] = False,
+    int8: Annotated[
+        bool, typer.Option("--int8", help="An int8 ONNX graph for CPUs, calibrated on --calibrate and checked.")
+    ] = False,
+    calibrate: Annotated[
+        Path | None,
+        typer.Option("--calibrate", help="Face crops of the model input size (a folder or list) to calibrate on."),
+    ] = None,
     verify: Annotated[
         bool | None, typer.Option("--verify/--no-verify", help=EXPORT("Check the export against PyTorch", "verify"))
     ] = None,
@@ -42,6 +49,8 @@ def export_command(
         **given(fmt=fmt, opset=opset, verify=verify),  # type: ignore[arg-type]
         static_batch=static_batch,
         fp16=fp16,
+        int8=int8,
+        calibrate=calibrate,
         verify_images=verify_images,
         force=force,
     )

@@ -51,7 +51,7 @@ def cached_onnx(checkpoint: Path, model_hash: str) -> tuple[Path | None, str]:
         with atomic_path(path) as tmp:  # appears only once it has passed the check
             export_onnx(model, tmp)
             x = verification_inputs(model)
-            diff, _ = check_agreement(path.name, OnnxEmbedder(tmp).run(x.numpy()), model, x, fp16=False)
+            diff, _ = check_agreement(path.name, OnnxEmbedder(tmp).run(x.numpy()), model, x)
     except OSError as exc:  # a read-only $HOME or cache, a full disk: nothing to remember, PyTorch runs it
         return None, f"the ONNX cache cannot be written: {os_error(exc)}; set FACECLI_CACHE to a writable folder"
     except (FaceCliError, RuntimeError, ValueError) as exc:  # an architecture the exporter cannot trace

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,8 +15,16 @@ import torch
 
 from facecli.checkpoint import load
 from facecli.embed.backends import OnnxEmbedder
-from facecli.embed.onnx_export import ExportedGraph, check_agreement, export_onnx, verification_inputs
+from facecli.embed.cache import file_hash
+from facecli.embed.onnx_export import (
+    RANDOM_INPUTS,
+    ExportedGraph,
+    check_agreement,
+    export_onnx,
+    verification_inputs,
+)
 from facecli.errors import FaceCliError, unknown_choice
+from facecli.exporting.int8 import calibration_batches, calibration_files, cpu_has_vnni, quantize
 from facecli.fileio import atomic_path, check_not_input, check_writable
 from facecli.models import FaceEmbedder
 from facecli.numbers import Bound, check_number
@@ -53,9 +62,9 @@ def _run_exported(path: Path, fmt: str, x: torch.Tensor) -> np.ndarray:
     return OnnxEmbedder.features([part.numpy() for part in output] if isinstance(output, tuple) else [output.numpy()])
 
 
-def verify_export(path: Path, fmt: str, model: FaceEmbedder, x: torch.Tensor, fp16: bool) -> tuple[float, float]:
+def verify_export(path: Path, fmt: str, model: FaceEmbedder, x: torch.Tensor, precision: str) -> tuple[float, float]:
     """Max abs difference and minimum cosine similarity between the exported model and PyTorch fp32."""
-    return check_agreement(path.name, _run_exported(path, fmt, x), model, x, fp16)
+    return check_agreement(path.name, _run_exported(path, fmt, x), model, x, precision)
 
 
 OPSETS = Bound(7, 30, integer=True)  # what ONNX has numbered; an opset too old for an operator fails in _exported
@@ -81,27 +90,42 @@ def export(
     verify: bool = True,
     verify_images: list[Path] | None = None,
     force: bool = False,
+    int8: bool = False,
+    calibrate: str | os.PathLike[str] | None = None,
 ) -> ExportResult:
-    """Export a checkpoint to ONNX or TorchScript with its config inside; verify against PyTorch by default."""
+    """Export a checkpoint to ONNX or TorchScript with its config inside; verify against PyTorch by default. With
+    `int8`, an ONNX graph quantised to int8, its activations calibrated on the face crops `calibrate` holds."""
     out = Path(out)
     if fmt not in EXPORT_FORMATS:
         raise unknown_choice("export format", fmt, EXPORT_FORMATS)
     if fp16 and fmt != "onnx":
         raise FaceCliError("--fp16 is for ONNX graphs; TorchScript users can call .half() after loading")
+    if int8 and (fmt != "onnx" or fp16):
+        raise FaceCliError("--int8 makes an ONNX graph (ONNX Runtime runs it); drop --format torchscript and --fp16")
+    if int8 and calibrate is None:
+        raise FaceCliError("--int8 needs --calibrate FACES: a folder or list of a few hundred of your face crops")
     if static_batch and fmt != "onnx":
         raise FaceCliError("--static-batch is for ONNX; a TorchScript trace takes any batch size")
     check_number("--opset", opset, OPSETS)
     check_not_input(out, checkpoint)
     check_writable(out, force=force)
     model = load(checkpoint)
-    result = ExportResult(out, fmt)
+    batches = calibration_batches(calibration_files(calibrate), model.config) if int8 else []  # checked first
+    result = ExportResult(out, "onnx int8" if int8 else fmt)
     with atomic_path(out) as tmp:  # a file that fails verification never appears at `out`
-        if fmt == "onnx":
+        if int8:
+            with tempfile.TemporaryDirectory(prefix="facecli-int8-") as work:
+                _exported(model, Path(work) / "fp32.onnx", opset, static_batch, False)
+                quantize(Path(work) / "fp32.onnx", tmp, batches, file_hash(checkpoint), not cpu_has_vnni())
+        elif fmt == "onnx":
             _exported(load(checkpoint) if fp16 else model, tmp, opset, static_batch, fp16)  # fp16 halves its copy
         else:
             _export_torchscript(model, tmp)
         if verify:
             x = verification_inputs(model, verify_images)
-            result.max_abs_diff, result.min_cosine = verify_export(tmp, fmt, model, x, fp16)
+            if int8:  # faces only: the calibrated ranges are faces', random tensors fall outside them
+                x = torch.cat([x[RANDOM_INPUTS:], torch.from_numpy(batches[0][:8])])
+            precision = "int8" if int8 else "fp16" if fp16 else "fp32"
+            result.max_abs_diff, result.min_cosine = verify_export(tmp, fmt, model, x, precision)
             result.inputs_checked = len(x)
     return result

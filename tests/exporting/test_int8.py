@@ -1,0 +1,125 @@
+"""`facecli export --int8`: a statically quantised ONNX graph calibrated on face crops, checked against fp32,
+carrying its metadata and the hash of the model it came from; bad input is one line and leaves no file."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import cv2
+import numpy as np
+import onnx
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from facecli.checkpoint import save_model
+from facecli.cli import app
+from facecli.data.images import image_files
+from facecli.data.synth import synth
+from facecli.embed import EmbedOptions, embed_files, onnx_export
+from facecli.embed.cache import file_hash
+from facecli.errors import FaceCliError
+from facecli.exporting import export
+from facecli.exporting.int8 import INT8_KEY, cpu_has_vnni
+from facecli.identification import build_index, identify
+from facecli.models import create_model
+from facecli.runtime import resolve_runtime
+
+runner = CliRunner()
+ONNX = EmbedOptions(resolve_runtime("cpu"), "onnx", workers=0)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("int8")
+    model = create_model("mobilenet", input_size=32, embedding_size=16)
+    model.train()
+    with torch.no_grad():
+        model(torch.randn(16, 3, 32, 32))
+    save_model(model.eval(), tmp / "model.safetensors")
+    synth(tmp / "faces", identities=6, images=5, size=32, seed=3)
+    return tmp
+
+
+def _export(world, out, **options):
+    return export(checkpoint=world / "model.safetensors", out=out, int8=True, **options)
+
+
+def test_an_int8_export_is_checked_carries_its_origin_and_runs_like_any_onnx_file(world, tmp_path):
+    out = tmp_path / "model_int8.onnx"
+    result = _export(world, out, calibrate=world / "faces")
+    assert result.format == "onnx int8" and result.min_cosine >= onnx_export.TOLERANCE["int8"][1]
+    graph = onnx.load(str(out))
+    assert {n.op_type for n in graph.graph.node} >= {"QuantizeLinear", "DequantizeLinear"}
+    props = {p.key: p.value for p in graph.metadata_props}
+    made = json.loads(props[INT8_KEY])
+    assert made["calibration_images"] == 30 and made["source_sha256"] == file_hash(world / "model.safetensors")
+    assert made["reduce_range"] is (not cpu_has_vnni())
+    assert json.loads(props["facecli"])["input_size"] == [32, 32]  # the preprocessing travels with it
+    faces = image_files(world / "faces")
+    fp32 = embed_files(world / "model.safetensors", faces, EmbedOptions(resolve_runtime("cpu"), "torch", workers=0))
+    int8 = embed_files(out, faces, ONNX)
+    assert (fp32.vectors * int8.vectors).sum(1).min() > 0.98
+    assert out.stat().st_size < (world / "model.safetensors").stat().st_size / 2
+
+
+def test_a_gallery_built_with_the_fp32_model_refuses_the_int8_one_naming_both(world, tmp_path):
+    _export(world, tmp_path / "int8.onnx", calibrate=world / "faces")
+    torch_cpu = EmbedOptions(resolve_runtime("cpu"), "torch", workers=0)
+    build_index(checkpoint=world / "model.safetensors", out=tmp_path / "g.index", embedding=torch_cpu,
+                gallery_dir=world / "faces")  # fmt: skip
+    with pytest.raises(FaceCliError, match="is not the model this gallery was built with") as found:
+        identify(index=tmp_path / "g.index", query=world / "faces", out=tmp_path / "who.csv", embedding=ONNX,
+                 checkpoint=tmp_path / "int8.onnx")  # fmt: skip
+    assert "int8.onnx" in str(found.value)
+
+
+def test_cpu_flags_decide_reduce_range():
+    assert cpu_has_vnni("flags : fpu avx2 avx512f avx512_vnni") and cpu_has_vnni("flags : avx2 avx_vnni")
+    assert not cpu_has_vnni("flags : fpu sse4_2 avx2 avx512f")
+
+
+def _refused(world, tmp_path, message, **options):
+    out = tmp_path / "m.onnx"
+    with pytest.raises(FaceCliError, match=message):
+        _export(world, out, **options)
+    assert not out.exists() and not list(tmp_path.glob(".m.onnx*"))
+
+
+def test_no_calibration_images_is_one_line_and_no_file(world, tmp_path):
+    (tmp_path / "empty").mkdir()
+    _refused(world, tmp_path, "--calibrate: .*empty: no images in this folder", calibrate=tmp_path / "empty")
+    (tmp_path / "list.txt").write_text("\n")
+    _refused(world, tmp_path, "no images to calibrate on", calibrate=tmp_path / "list.txt")
+    _refused(world, tmp_path, "needs --calibrate FACES")
+    _refused(world, tmp_path, "no such folder or list", calibrate=tmp_path / "missing")
+
+
+def test_calibration_crops_of_another_size_are_named(world, tmp_path):
+    faces = tmp_path / "photos"
+    shutil.copytree(world / "faces", faces)
+    big = image_files(faces)[3]
+    cv2.imwrite(str(big), np.zeros((64, 48, 3), np.uint8))
+    _refused(world, tmp_path, f"{big.name} is 48x64; calibrate on face crops of the model's input size, 32x32",
+             calibrate=faces)  # fmt: skip
+
+
+def test_int8_with_torchscript_or_fp16_is_refused(world, tmp_path):
+    _refused(world, tmp_path, "--int8 makes an ONNX graph", calibrate=world / "faces", fmt="torchscript")
+    _refused(world, tmp_path, "--int8 makes an ONNX graph", calibrate=world / "faces", fp16=True)
+
+
+def test_a_model_that_fails_the_check_leaves_no_file(world, tmp_path, monkeypatch):
+    monkeypatch.setitem(onnx_export.TOLERANCE, "int8", (1e-9, 0.999999999))
+    _refused(world, tmp_path, "int8 loses too much for this model", calibrate=world / "faces")
+
+
+def test_the_cli_exports_int8(world, tmp_path):
+    out = tmp_path / "cli_int8.onnx"
+    run = runner.invoke(app, ["export", "-c", str(world / "model.safetensors"), "--int8", "--calibrate",
+                              str(world / "faces"), "--out", str(out)])  # fmt: skip
+    assert run.exit_code == 0, run.output
+    assert "(onnx int8)" in run.output and out.is_file()
+    bad = runner.invoke(app, ["export", "-c", str(world / "model.safetensors"), "--int8", "--out", str(out), "--force"])
+    assert bad.exit_code == 2 and "--calibrate" in bad.output and "Traceback" not in bad.output

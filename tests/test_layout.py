@@ -19,7 +19,8 @@ RANK = {
     "cli": 8,
     "__main__": 9,
 }  # fmt: skip
-ALSO_ALLOWED = {("training", "verification")}  # validation during training is scored as `facecli eval` scores
+# validation during training, and an int8 export's check on the user's pairs, are scored as `facecli eval` scores
+ALSO_ALLOWED = {("training", "verification"), ("exporting", "verification")}
 MODULES = sorted(p for p in PACKAGE.rglob("*.py") if p != PACKAGE / "__init__.py")  # __init__ only names the API
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -18,6 +19,7 @@ from facecli.cli import app
 from facecli.data.images import image_files
 from facecli.data.synth import synth
 from facecli.embed import EmbedOptions, embed_files, onnx_export
+from facecli.embed.backends import onnx_config
 from facecli.embed.cache import file_hash
 from facecli.errors import FaceCliError
 from facecli.exporting import export
@@ -25,6 +27,7 @@ from facecli.exporting.int8 import INT8_KEY, cpu_has_vnni
 from facecli.identification import build_index, identify
 from facecli.models import create_model
 from facecli.runtime import resolve_runtime
+from facecli.verification import PairsInput
 
 runner = CliRunner()
 ONNX = EmbedOptions(resolve_runtime("cpu"), "onnx", workers=0)
@@ -117,9 +120,54 @@ def test_a_model_that_fails_the_check_leaves_no_file(world, tmp_path, monkeypatc
 
 def test_the_cli_exports_int8(world, tmp_path):
     out = tmp_path / "cli_int8.onnx"
+    pairs = _pairs(world, tmp_path)
     run = runner.invoke(app, ["export", "-c", str(world / "model.safetensors"), "--int8", "--calibrate",
-                              str(world / "faces"), "--out", str(out)])  # fmt: skip
+                              str(world / "faces"), "--out", str(out), "--check-pairs", str(pairs.pairs), "--root",
+                              "/", "--max-drop", "1"])  # fmt: skip
     assert run.exit_code == 0, run.output
-    assert "(onnx int8)" in run.output and out.is_file()
+    assert "(onnx int8)" in run.output and out.is_file() and "int8 against fp32 on the check pairs" in run.output
     bad = runner.invoke(app, ["export", "-c", str(world / "model.safetensors"), "--int8", "--out", str(out), "--force"])
     assert bad.exit_code == 2 and "--calibrate" in bad.output and "Traceback" not in bad.output
+
+
+def _pairs(world, tmp_path):
+    faces = image_files(world / "faces")
+    rows = [f"{a},{b},{int(a.parent == b.parent)}" for i, a in enumerate(faces) for b in faces[i + 1 :: 3]]
+    (tmp_path / "pairs.csv").write_text("image1,image2,label\n" + "\n".join(rows) + "\n")
+    return PairsInput(tmp_path / "pairs.csv", root=Path("/"))
+
+
+def test_check_pairs_scores_both_models_and_gives_int8_its_own_threshold(world, tmp_path):
+    out = tmp_path / "checked.onnx"
+    result = _export(world, out, calibrate=world / "faces", check=_pairs(world, tmp_path), max_drop=1.0)
+    check = result.pairs_check
+    assert 0 <= check.largest_difference < 0.2 and abs(check.fp32.accuracy_mean - check.int8.accuracy_mean) < 0.2
+    config = onnx_config(out)
+    assert config.threshold == pytest.approx(check.threshold) and config.threshold_metric == "cosine"
+    assert INT8_KEY in {p.key: p.value for p in onnx.load(str(out)).metadata_props}  # kept through the save
+
+
+def test_an_int8_model_losing_more_than_max_drop_leaves_no_file(world, tmp_path, monkeypatch):
+    import facecli.exporting.int8 as int8_module
+
+    real, calls = int8_module.verification_report, []
+
+    def worse_int8(*args, **kwargs):
+        report = real(*args, **kwargs)
+        calls.append(report)
+        if len(calls) == 2:  # the int8 model's
+            report.accuracy_mean -= 0.1
+        return report
+
+    monkeypatch.setattr(int8_module, "verification_report", worse_int8)
+    _refused(world, tmp_path, r"int8 model verifies at .* lower \(--max-drop 0.005\); nothing was written",
+             calibrate=world / "faces", check=_pairs(world, tmp_path))  # fmt: skip
+
+
+def test_check_pairs_without_int8_and_a_bad_max_drop_are_refused_before_work(world, tmp_path):
+    with pytest.raises(FaceCliError, match="--check-pairs checks an --int8 export"):
+        export(checkpoint=world / "model.safetensors", out=tmp_path / "x.onnx", check=_pairs(world, tmp_path))
+    _refused(world, tmp_path, "--max-drop must be", calibrate=world / "faces", max_drop=float("nan"))
+    (tmp_path / "bad.csv").write_text("image1,image2,label\nnot_there.png,also_not.png,1\n")
+    bad = PairsInput(tmp_path / "bad.csv")
+    _refused(world, tmp_path, "resolve under none of", calibrate=world / "faces", check=bad)

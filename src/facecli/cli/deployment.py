@@ -8,8 +8,9 @@ from typing import Annotated
 import typer
 
 from facecli.cli.app import DEPLOYMENT, command
-from facecli.cli.defaults import Defaults, given
+from facecli.cli.defaults import Defaults, given, library_constant
 from facecli.cli.options import Force, ModelFile, model_or_newest
+from facecli.cli.tables import int8_check_table
 from facecli.console import console
 
 EXPORT = Defaults("exporting/exporter", "export")
@@ -35,11 +36,24 @@ def export_command(
     verify_images: Annotated[
         list[Path] | None, typer.Option("--verify-image", help="Face image to check with (repeatable).")
     ] = None,
+    check_pairs: Annotated[
+        Path | None, typer.Option("--check-pairs", help="With --int8: score these pairs with both models.")
+    ] = None,
+    root: Annotated[Path | None, typer.Option("--root", help="Folder the check pairs' images are under.")] = None,
+    max_drop: Annotated[
+        float | None,
+        typer.Option(
+            "--max-drop",
+            help="With --check-pairs: accuracy int8 may lose before the export fails (default: "
+            f"{library_constant('exporting/int8', 'MAX_DROP')}).",
+        ),
+    ] = None,
     checkpoint: ModelFile = None,
     force: Force = False,
 ) -> None:
     """Export to ONNX or TorchScript with preprocessing metadata inside, verified against PyTorch."""
     from facecli.exporting import export
+    from facecli.verification.scoring import PairsInput
 
     checkpoint = model_or_newest(checkpoint)
 
@@ -51,6 +65,8 @@ def export_command(
         fp16=fp16,
         int8=int8,
         calibrate=calibrate,
+        check=None if check_pairs is None else PairsInput(check_pairs, root=root),
+        **given(max_drop=max_drop),
         verify_images=verify_images,
         force=force,
     )
@@ -61,3 +77,5 @@ def export_command(
             f"min cosine {result.min_cosine:.6f}"
         )
     console.print(line)
+    if result.pairs_check is not None:
+        console.print(int8_check_table(result.pairs_check))

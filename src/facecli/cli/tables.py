@@ -224,3 +224,18 @@ def clean_tables(report: CleanReport) -> list[Table]:
             pairs.add_row(printable(a), printable(b), f"{angle:.1f}")
         tables.append(pairs)
     return tables
+
+
+def int8_check_table(check) -> Table:  # noqa: ANN001
+    """`facecli export --int8 --check-pairs`: both models on the user's pairs, and the int8 model's threshold."""
+    table = Table(title="int8 against fp32 on the check pairs")
+    for column in ("", "fp32", "int8"):
+        table.add_column(column, justify="right")
+    table.add_row("accuracy", f"{check.fp32.accuracy_mean:.4f}", f"{check.int8.accuracy_mean:.4f}")
+    for far, tar in check.fp32.tar_at_far.items():
+        table.add_row(f"TAR @ FAR={far}", f"{tar:.4f}", f"{check.int8.tar_at_far[far]:.4f}")
+    table.caption = (
+        f"largest score difference {check.largest_difference:.4f}; the int8 file's own threshold "
+        f"{check.threshold:.4f} (cosine, chosen on these pairs as sweep --save-threshold chooses)"
+    )
+    return table

@@ -24,10 +24,20 @@ from facecli.embed.onnx_export import (
     verification_inputs,
 )
 from facecli.errors import FaceCliError, unknown_choice
-from facecli.exporting.int8 import calibration_batches, calibration_files, cpu_has_vnni, quantize
+from facecli.exporting.int8 import (
+    MAX_DROP,
+    PairsCheck,
+    calibration_batches,
+    calibration_files,
+    check_on_pairs,
+    cpu_has_vnni,
+    quantize,
+)
 from facecli.fileio import atomic_path, check_not_input, check_writable
 from facecli.models import FaceEmbedder
-from facecli.numbers import Bound, check_number
+from facecli.numbers import FRACTION, Bound, check_number
+from facecli.runtime import resolve_runtime
+from facecli.verification.scoring import PairsInput, check_pairs
 
 ExportFormat = Literal["onnx", "torchscript"]
 EXPORT_FORMATS: tuple[str, ...] = get_args(ExportFormat)
@@ -43,6 +53,7 @@ class ExportResult:
     max_abs_diff: float | None = None
     min_cosine: float | None = None
     inputs_checked: int = 0
+    pairs_check: PairsCheck | None = None  # --int8 --check-pairs: both models on the user's pairs
 
 
 def _export_torchscript(model: FaceEmbedder, out: Path) -> None:
@@ -92,6 +103,8 @@ def export(
     force: bool = False,
     int8: bool = False,
     calibrate: str | os.PathLike[str] | None = None,
+    check: PairsInput | None = None,
+    max_drop: float = MAX_DROP,
 ) -> ExportResult:
     """Export a checkpoint to ONNX or TorchScript with its config inside; verify against PyTorch by default. With
     `int8`, an ONNX graph quantised to int8, its activations calibrated on the face crops `calibrate` holds."""
@@ -104,6 +117,11 @@ def export(
         raise FaceCliError("--int8 makes an ONNX graph (ONNX Runtime runs it); drop --format torchscript and --fp16")
     if int8 and calibrate is None:
         raise FaceCliError("--int8 needs --calibrate FACES: a folder or list of a few hundred of your face crops")
+    if check is not None and not int8:
+        raise FaceCliError("--check-pairs checks an --int8 export against the fp32 model; add --int8")
+    check_number("--max-drop", max_drop, FRACTION)
+    if check is not None:
+        check_pairs(check)  # a malformed pairs file or a missing image: said before any work
     if static_batch and fmt != "onnx":
         raise FaceCliError("--static-batch is for ONNX; a TorchScript trace takes any batch size")
     check_number("--opset", opset, OPSETS)
@@ -128,4 +146,6 @@ def export(
             precision = "int8" if int8 else "fp16" if fp16 else "fp32"
             result.max_abs_diff, result.min_cosine = verify_export(tmp, fmt, model, x, precision)
             result.inputs_checked = len(x)
+        if check is not None:
+            result.pairs_check = check_on_pairs(Path(checkpoint), tmp, check, resolve_runtime("cpu"), max_drop)
     return result

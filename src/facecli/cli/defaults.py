@@ -19,14 +19,14 @@ def library_defaults(module: str, name: str) -> dict[str, str]:
         raise LookupError(f"facecli/{module}.py defines no function or class {name}")
     if isinstance(node, ast.ClassDef):
         fields = [s for s in node.body if isinstance(s, ast.AnnAssign) and isinstance(s.target, ast.Name)]
-        return {s.target.id: _shown(s.value) for s in fields if s.value is not None}  # type: ignore[union-attr]
+        return {s.target.id: _shown(s.value, module) for s in fields if s.value is not None}  # type: ignore[union-attr]
     args = node.args
     positional = [*args.posonlyargs, *args.args]
     pairs = [
         *zip(positional[len(positional) - len(args.defaults) :], args.defaults, strict=True),
         *zip(args.kwonlyargs, args.kw_defaults, strict=True),
     ]
-    return {arg.arg: _shown(default) for arg, default in pairs if default is not None}
+    return {arg.arg: _shown(default, module) for arg, default in pairs if default is not None}
 
 
 @functools.cache
@@ -39,10 +39,16 @@ def library_constant(module: str, name: str) -> str:
     return _shown(node.value)  # type: ignore[arg-type]
 
 
-def _shown(node: ast.expr) -> str:
+def _shown(node: ast.expr, module: str | None = None) -> str:
+    """A default as text: a literal's value, a constant of `module` by its value, else the expression."""
     try:
         return str(ast.literal_eval(node))
     except ValueError:
+        if isinstance(node, ast.Name) and module is not None:
+            try:
+                return library_constant(module, node.id)
+            except StopIteration:  # not a constant of that module (imported, say)
+                pass
         return ast.unparse(node)
 
 

@@ -120,8 +120,7 @@ def export(
     if check is not None and not int8:
         raise FaceCliError("--check-pairs checks an --int8 export against the fp32 model; add --int8")
     check_number("--max-drop", max_drop, FRACTION)
-    if check is not None:
-        check_pairs(check)  # a malformed pairs file or a missing image: said before any work
+    checked = None if check is None else check_pairs(check)  # a malformed file, a missing image: before any work
     if static_batch and fmt != "onnx":
         raise FaceCliError("--static-batch is for ONNX; a TorchScript trace takes any batch size")
     check_number("--opset", opset, OPSETS)
@@ -147,5 +146,6 @@ def export(
             result.max_abs_diff, result.min_cosine = verify_export(tmp, fmt, model, x, precision)
             result.inputs_checked = len(x)
         if check is not None:
-            result.pairs_check = check_on_pairs(Path(checkpoint), tmp, check, resolve_runtime("cpu"), max_drop)
+            runtime = resolve_runtime("cpu")
+            result.pairs_check = check_on_pairs(Path(checkpoint), tmp, checked, check.metric, runtime, max_drop)
     return result

@@ -17,15 +17,15 @@ from pathlib import Path
 import numpy as np
 
 from facecli.data.images import ImageError, image_files, read_image
-from facecli.embed.backends import onnx_config, set_onnx_metadata
+from facecli.embed.backends import onnx_config, save_threshold, set_onnx_metadata
 from facecli.embed.files import EmbedOptions
 from facecli.errors import FaceCliError
 from facecli.fileio import read_text
 from facecli.models import ModelConfig
 from facecli.runtime import Runtime
-from facecli.verification.api import sweep
-from facecli.verification.metrics import VerificationReport, verification_report
-from facecli.verification.scoring import PairsInput, check_pairs, labelled, score_pairs
+from facecli.verification.api import DEFAULT_SELECTION, Selection, threshold_table
+from facecli.verification.metrics import Metric, VerificationReport, verification_report
+from facecli.verification.scoring import CheckedPairs, labelled, score_pairs
 
 CALIBRATION_IMAGES = 300  # faces calibrated on by default ("a few hundred": enough to fix each tensor's range)
 CALIBRATION_BATCH = 16
@@ -144,21 +144,23 @@ class PairsCheck:
     threshold: float | None = None  # the int8 model's own, chosen as `sweep --save-threshold` chooses
 
 
-def check_on_pairs(fp32: Path, int8: Path, pairs: PairsInput, runtime: Runtime, max_drop: float) -> PairsCheck:
-    """Score `pairs` with both models; an error when int8 loses more than `max_drop` accuracy, else the int8
-    file gets its own threshold, chosen on these pairs, in its metadata."""
-    checked = check_pairs(pairs)
-    scored = [score_pairs(path, checked, pairs.metric, EmbedOptions(runtime, backend, workers=0))
+def check_on_pairs(
+    fp32: Path, int8: Path, checked: CheckedPairs, metric: Metric, runtime: Runtime, max_drop: float
+) -> PairsCheck:
+    """Score the `checked` pairs with both models; an error when int8 loses more than `max_drop` accuracy, else
+    the int8 file gets its own threshold, chosen on these pairs as `sweep --save-threshold` chooses, in its
+    metadata."""
+    scored = [score_pairs(path, checked, metric, EmbedOptions(runtime, backend, workers=0))
               for path, backend in ((fp32, "auto"), (int8, "onnx"))]  # fmt: skip
     labels = labelled(scored[0])
-    reports = [verification_report(s.scores, labels, pairs.metric) for s in scored]
+    reports = [verification_report(s.scores, labels, metric) for s in scored]
     found = PairsCheck(*reports, float(np.abs(scored[0].scores - scored[1].scores).max()))
     drop = found.fp32.accuracy_mean - found.int8.accuracy_mean
     if drop > max_drop:
         raise FaceCliError(
-            f"{pairs.pairs}: the int8 model verifies at {found.int8.accuracy_mean:.4f} against fp32's "
+            f"{checked.pairs.source}: the int8 model verifies at {found.int8.accuracy_mean:.4f} against fp32's "
             f"{found.fp32.accuracy_mean:.4f}, {drop:.4f} lower (--max-drop {max_drop:g}); nothing was written"
         )
-    found.threshold = sweep(checkpoint=int8, pairs=pairs, embedding=EmbedOptions(runtime, "onnx", workers=0),
-                            save_threshold=True).chosen  # fmt: skip
+    _, found.threshold = threshold_table(scored[1], Selection.parse(DEFAULT_SELECTION))
+    save_threshold(int8, "onnx", found.threshold, metric)
     return found

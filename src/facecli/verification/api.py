@@ -58,6 +58,9 @@ def predict(
     return table
 
 
+DEFAULT_SELECTION = "accuracy"  # sweep's rule for the threshold when none is asked for
+
+
 @dataclass(frozen=True)
 class Selection:
     """How sweep picks its threshold: the best accuracy or F1, or the best TAR at FAR <= a rate."""
@@ -149,6 +152,18 @@ def rates_table(scored: ScoredPairs, start: float | None, stop: float | None, st
     )
 
 
+def threshold_table(
+    scored: ScoredPairs,
+    selection: Selection,
+    start: float | None = None,
+    stop: float | None = None,
+    step: float | None = None,
+) -> tuple[pd.DataFrame, float]:
+    """The rates per threshold of scored pairs and the threshold `selection` picks from them."""
+    table = rates_table(scored, start, stop, step)
+    return table, float(table["threshold"].iloc[selection.pick(table)])
+
+
 def sweep(
     *,
     checkpoint: Path,
@@ -157,7 +172,7 @@ def sweep(
     start: float | None = None,
     stop: float | None = None,
     step: float | None = None,
-    select: str = "accuracy",
+    select: str = DEFAULT_SELECTION,
     out: Path | None = None,
     plot: Path | None = None,
     save_threshold: bool = False,
@@ -169,8 +184,7 @@ def sweep(
     check_plot_file(plot)
     check_writable(out, plot, force=force)
     scored = score_pairs(checkpoint, check_pairs(pairs), pairs.metric, embedding)
-    table = rates_table(scored, start, stop, step)
-    chosen = float(table["threshold"].iloc[selection.pick(table)])
+    table, chosen = threshold_table(scored, selection, start, stop, step)
     if out:
         write_csv_atomic(out, table)
     if plot:

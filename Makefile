@@ -10,7 +10,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,export]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,export,serve,milvus]'
 	touch $(STAMP)
 
 test: install

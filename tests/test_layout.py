@@ -15,7 +15,7 @@ RANK = {
     "losses": 4, "checkpoint": 4,
     "importer": 5, "embed": 5,
     "training": 6, "verification": 6, "identification": 6, "exporting": 6, "photos": 6,
-    "cleaning": 7,
+    "cleaning": 7, "serving": 7,
     "cli": 8,
     "__main__": 9,
 }  # fmt: skip

@@ -3,6 +3,7 @@ as it is when it already is a crop of the model's input size."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, get_args
 
@@ -27,6 +28,16 @@ def default_template(config: ModelConfig) -> str:
     return "arcface" if config.input_size == (112, 112) else "facenet"
 
 
+@dataclass
+class Face:
+    """One face of a photo: its crop as the model sees it, and where it was found (None for a crop used as is)."""
+
+    crop: np.ndarray
+    box: list[float] | None = None  # x1, y1, x2, y2 in the photo's pixels
+    score: float | None = None  # the detector's confidence
+    landmarks: list[list[float]] | None = None  # eyes, nose, mouth corners: (x, y) in the photo's pixels
+
+
 class FaceCrops:
     """Crops of the faces in a photo, largest first, ready for the model's preprocessing."""
 
@@ -49,14 +60,27 @@ class FaceCrops:
             image = read_image(path)
         except ImageError as exc:
             raise FaceCliError(f"{path}: {exc}") from None
+        return [face.crop for face in self.found(image, str(path))]
+
+    def found(
+        self, image: np.ndarray, name: str, hint: str = "; if it is already a face crop, use --align never"
+    ) -> list[Face]:
+        """Every face of a decoded photo, largest first, with where it was found; NoFaceFound names `name`."""
         if not self.needs_detection(image.shape[:2]):
-            return [image]
+            return [Face(image)]
         if self._detector is None:
             self._detector = open_detector("mtcnn")
         boxes, landmarks = self._detector(image)
         if not len(boxes):
-            hint = "; if it is already a face crop, use --align never"
-            raise NoFaceFound(f"{path}: no face found (MTCNN, faces of 20+ px){hint}")
+            raise NoFaceFound(f"{name}: no face found (MTCNN, faces of 20+ px){hint}")
         order = np.argsort(-(boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))
         side = self.config.input_size[0]
-        return [align_face(image, boxes[k], landmarks[k], side, self.template) for k in order]
+        return [
+            Face(
+                align_face(image, boxes[k], landmarks[k], side, self.template),
+                [round(float(v), 1) for v in boxes[k, :4]],
+                round(float(boxes[k, 4]), 4),
+                [[round(float(x), 1), round(float(y), 1)] for x, y in landmarks[k]],
+            )
+            for k in order
+        ]

@@ -1,0 +1,229 @@
+"""The HTTP API (FastAPI), versioned under /v1, over a FaceService; its OpenAPI schema is at /docs.
+
+Image endpoints take multipart files or base64 JSON; model work runs on the thread pool, so the event loop
+keeps accepting requests while the batcher merges them."""
+
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException
+
+from facecli.errors import FaceCliError
+from facecli.serving.api_errors import ApiError, bad_request, error_body, not_found
+from facecli.serving.auth import ApiKeys
+from facecli.serving.metrics import Metrics
+from facecli.serving.service import MAX_TOP_K, FaceService, check_subject
+from facecli.serving.uploads import read_uploads
+
+log = logging.getLogger("facecli.serve")
+IMAGES_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}
+            },
+            "application/json": {
+                "schema": {"type": "object", "properties": {"images": {"type": "array", "items": {"type": "string"}}}}
+            },
+        },
+    }
+}
+PAIR_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {"type": "object", "required": ["a", "b"], "properties": {
+                    "a": {"type": "string", "format": "binary"}, "b": {"type": "string", "format": "binary"}}}
+            },
+            "application/json": {
+                "schema": {"type": "object", "required": ["a", "b"], "properties": {
+                    "a": {"type": "string", "description": "base64"}, "b": {"type": "string", "description": "base64"}}}
+            },
+        },
+    }
+}  # fmt: skip
+Aligned = Annotated[bool, Query(description="The images are face crops: use them as they are, detect nothing.")]
+TopK = Annotated[int, Query(ge=1, le=MAX_TOP_K, description="Subjects per face.")]
+Threshold = Annotated[
+    float | None, Query(description="Cosine above which a face is a subject's (default: the model's).")
+]
+
+
+class NewSubject(BaseModel):
+    subject: str = Field(min_length=1, max_length=200)
+
+
+class Embeddings(BaseModel):
+    embeddings: list[list[float]] = Field(min_length=1, max_length=1024)
+
+
+def create_app(service: FaceService, keys: ApiKeys | None = None) -> FastAPI:
+    """The app serving `service`; with `keys`, every /v1 route and /metrics need one of them."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):  # noqa: ANN202
+        yield
+        app.state.ready = False
+        service.close()  # the batcher stops, the gallery's index is saved
+
+    app = FastAPI(
+        title="facecli", version="1", description="Face verification and 1:N search with a facecli model.",
+        lifespan=lifespan,
+    )  # fmt: skip
+    metrics = Metrics(service)
+    app.state.ready = True
+    guard = [Depends(keys.check)] if keys else []
+    app.include_router(_v1(service), dependencies=guard)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> JSONResponse:
+        if not app.state.ready:
+            return JSONResponse(error_body("not_ready", "shutting down"), status_code=503)
+        return JSONResponse({"status": "ready", "model_hash": service.model_hash})
+
+    @app.get("/metrics", dependencies=guard, include_in_schema=False)
+    async def prometheus() -> PlainTextResponse:
+        return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
+
+    @app.middleware("http")
+    async def measure(request: Request, call_next):  # noqa: ANN001, ANN202
+        start = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        metrics.observe(getattr(route, "path", "unmatched"), request.method, response.status_code, start)
+        return response
+
+    _errors(app)
+    return app
+
+
+def _errors(app: FastAPI) -> None:
+    """Every refusal as `{error: {code, message}}` with its status; anything unexpected as a 500 without a trace."""
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(exc.body(), status_code=exc.status)
+
+    @app.exception_handler(FaceCliError)
+    async def user_error(request: Request, exc: FaceCliError) -> JSONResponse:
+        return JSONResponse(error_body("bad_request", str(exc)), status_code=400)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}" for e in exc.errors()[:5]
+        )
+        return JSONResponse(error_body("invalid_request", problems), status_code=422)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error(f"{request.method} {request.url.path}: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}")
+        return JSONResponse(error_body("internal", "the server failed on this request (logged)"), status_code=500)
+
+
+def _v1(service: FaceService) -> APIRouter:
+    router = APIRouter(prefix="/v1")
+
+    @router.post("/verify", openapi_extra=PAIR_BODY, summary="Are the faces of a and b the same person?")
+    async def verify(request: Request, aligned: Aligned = False, threshold: Threshold = None) -> dict:
+        a, b = await read_uploads(request, ("a", "b"))
+        return await run_in_threadpool(service.verify, a, b, aligned, threshold)
+
+    @router.post("/embed", openapi_extra=IMAGES_BODY, summary="Every face of every image, with its embedding")
+    async def embed(request: Request, aligned: Aligned = False) -> dict:
+        uploads = await read_uploads(request)
+        return await run_in_threadpool(service.embed, uploads, aligned)
+
+    @router.post(
+        "/identify", openapi_extra=IMAGES_BODY, summary="Who is each face? Open set: unknown under the threshold"
+    )
+    async def identify(
+        request: Request, aligned: Aligned = False, top_k: TopK = 5, threshold: Threshold = None
+    ) -> dict:
+        uploads = await read_uploads(request)
+        return await run_in_threadpool(service.identify, uploads, aligned, top_k, threshold)
+
+    @router.post("/identify/embeddings", summary="Who is each embedding? Open set")
+    async def identify_embeddings(body: Embeddings, top_k: TopK = 5, threshold: Threshold = None) -> dict:
+        return await run_in_threadpool(service.search, body.embeddings, top_k, threshold)
+
+    @router.get("/model", summary="The model: hash, preprocessing, threshold and how it was calibrated")
+    async def model() -> dict:
+        return service.model_info()
+
+    _gallery_routes(router, service)
+    return router
+
+
+def _gallery_routes(router: APIRouter, service: FaceService) -> None:
+    def gallery():  # noqa: ANN202
+        if service.gallery is None:
+            raise not_found("this server has no gallery (start it with --gallery DIR)")
+        return service.gallery
+
+    @router.post("/subjects", status_code=201, summary="Create a subject")
+    async def add_subject(body: NewSubject) -> dict:
+        check_subject(body.subject)
+        if not await run_in_threadpool(gallery().add_subject, body.subject):
+            raise ApiError(409, "exists", f"subject {body.subject!r} exists already")
+        return {"subject": body.subject}
+
+    @router.get("/subjects", summary="Every subject with its number of faces")
+    async def subjects() -> dict:
+        return {"subjects": [vars(s) for s in await run_in_threadpool(gallery().subjects)]}
+
+    @router.get("/subjects/{subject}", summary="One subject")
+    async def one_subject(subject: str) -> dict:
+        found = await run_in_threadpool(gallery().subject, subject)
+        if found is None:
+            raise not_found(f"no subject {subject!r}")
+        return vars(found)
+
+    @router.delete("/subjects/{subject}", summary="Forget a subject: its faces and embeddings, everywhere")
+    async def delete_subject(subject: str) -> dict:
+        removed = await run_in_threadpool(gallery().delete_subject, subject)
+        if removed is None:
+            raise not_found(f"no subject {subject!r}")
+        return {"subject": subject, "faces_deleted": removed}
+
+    @router.post("/faces", status_code=201, openapi_extra=IMAGES_BODY, summary="Enrol the largest face of an image")
+    async def add_face(
+        request: Request, subject: Annotated[str, Query(min_length=1)], aligned: Aligned = False
+    ) -> dict:
+        gallery()
+        uploads = await read_uploads(request)
+        if len(uploads) != 1:
+            raise bad_request(f"enrol one image per request, got {len(uploads)}")
+        return await run_in_threadpool(service.enrol, subject, uploads[0], aligned)
+
+    @router.get("/faces", summary="The faces of a subject (or every face)")
+    async def faces(subject: str | None = None) -> dict:
+        if subject is not None and await run_in_threadpool(gallery().subject, subject) is None:
+            raise not_found(f"no subject {subject!r}")
+        return {"faces": [vars(f) for f in await run_in_threadpool(gallery().faces, subject)]}
+
+    @router.delete("/faces/{face_id}", summary="Forget one face")
+    async def delete_face(face_id: int) -> dict:
+        if not await run_in_threadpool(gallery().delete_face, face_id):
+            raise not_found(f"no face {face_id}")
+        return {"face_id": face_id, "deleted": True}

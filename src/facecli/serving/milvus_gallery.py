@@ -1,0 +1,164 @@
+"""The server's gallery in Milvus, through its official client (pymilvus): `milvus://HOST:PORT/COLLECTION` for a
+Milvus server or cluster, or a `.db` file for Milvus Lite (the same API, in process).
+
+Milvus holds the faces (id, subject, embedding, quality, time) in COLLECTION and the subjects in
+COLLECTION_subjects; the model a gallery belongs to is the subjects collection's description. Several
+facecli servers may share one Milvus: it is the only state. An approximate index may distort scores, so the
+candidates it returns are scored again exactly, by cosine of their stored vectors, before the threshold.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from urllib.parse import urlparse
+
+import numpy as np
+
+from facecli.errors import FaceCliError
+from facecli.serving.store import MILVUS_SCHEME, Match, StoredFace, Subject, best_per_subject, model_mismatch
+
+CANDIDATES_PER_RESULT = 20  # hits fetched per asked-for subject: a subject's faces may fill the top
+MAX_QUERY = 16_384  # Milvus's limit on rows a query returns at once
+PLACEHOLDER = [0.0, 0.0]  # the subjects collection's vector (Milvus needs one in every collection)
+
+
+class MilvusGallery:
+    """Subjects and their faces in Milvus, for the model named `model_hash`, searched by cosine."""
+
+    def __init__(self, where: str, model_hash: str, embedding_size: int) -> None:
+        from pymilvus import MilvusClient
+
+        self.where, self.model_hash, self.size = where, model_hash, embedding_size
+        self.stale_model = None
+        if where.startswith(MILVUS_SCHEME):
+            address = urlparse(where)
+            self.collection = address.path.strip("/") or "faces"
+            uri = f"http://{address.hostname}:{address.port or 19530}"
+        else:
+            self.collection, uri = "faces", where
+        self.subjects_collection = f"{self.collection}_subjects"
+        try:
+            self.client = MilvusClient(uri)
+        except Exception as exc:  # noqa: BLE001 - pymilvus raises its own kinds for an unreachable server
+            raise FaceCliError(f"{where}: cannot open Milvus ({' '.join(str(exc).split())[:200]})") from None
+        self._lock = threading.Lock()  # Milvus Lite's client is not safe across threads
+        self._claim()
+
+    def _claim(self) -> None:
+        client = self.client
+        if not client.has_collection(self.collection):
+            client.create_collection(
+                self.collection, dimension=self.size, metric_type="COSINE", auto_id=True, id_type="int",
+                consistency_level="Strong",
+            )  # fmt: skip
+            client.create_collection(
+                self.subjects_collection, dimension=2, primary_field_name="name", id_type="string", max_length=256,
+                auto_id=False, consistency_level="Strong", description=self.model_hash,
+            )  # fmt: skip
+        stored = client.describe_collection(self.subjects_collection).get("description")
+        if stored != self.model_hash:
+            raise model_mismatch(self.where, stored, self.model_hash)
+
+    def add_subject(self, name: str) -> bool:
+        with self._lock:
+            if self.client.get(self.subjects_collection, ids=[name]):
+                return False
+            self.client.insert(
+                self.subjects_collection, [{"name": name, "vector": PLACEHOLDER, "created": time.time()}]
+            )
+            return True
+
+    def add_faces(
+        self, subject: str, embeddings: np.ndarray, quality: list[float | None], crops: list[bytes | None]
+    ) -> list[int]:
+        """Store faces of `subject` (created when new); crops are not kept in Milvus."""
+        self.add_subject(subject)
+        now = time.time()
+        rows = [
+            {"vector": [float(v) for v in vector], "subject": subject, "quality": -1.0 if q is None else float(q),
+             "created": now}
+            for vector, q in zip(embeddings, quality, strict=True)
+        ]  # fmt: skip
+        with self._lock:
+            return [int(i) for i in self.client.insert(self.collection, rows)["ids"]]
+
+    def delete_subject(self, name: str) -> int | None:
+        with self._lock:
+            if not self.client.get(self.subjects_collection, ids=[name]):
+                return None
+            faces = self._query(f"subject == {_quoted(name)}")
+            if faces:
+                self.client.delete(self.collection, ids=[f["id"] for f in faces])
+            self.client.delete(self.subjects_collection, ids=[name])
+            return len(faces)
+
+    def delete_face(self, face_id: int) -> bool:
+        with self._lock:
+            if not self.client.get(self.collection, ids=[face_id]):
+                return False
+            self.client.delete(self.collection, ids=[face_id])
+            return True
+
+    def _query(self, condition: str) -> list[dict]:
+        return self.client.query(
+            self.collection, filter=condition, output_fields=["id", "subject", "quality", "created"], limit=MAX_QUERY
+        )
+
+    def subjects(self) -> list[Subject]:
+        with self._lock:
+            rows = self.client.query(
+                self.subjects_collection, filter='name != ""', output_fields=["name", "created"], limit=MAX_QUERY
+            )
+            counts: dict[str, int] = {}
+            for face in self._query("id >= 0"):
+                counts[face["subject"]] = counts.get(face["subject"], 0) + 1
+        return sorted((Subject(r["name"], counts.get(r["name"], 0), r["created"]) for r in rows), key=lambda s: s.name)
+
+    def subject(self, name: str) -> Subject | None:
+        return next((s for s in self.subjects() if s.name == name), None)
+
+    def faces(self, subject: str | None = None) -> list[StoredFace]:
+        with self._lock:
+            rows = self._query("id >= 0" if subject is None else f"subject == {_quoted(subject)}")
+        return sorted(
+            (StoredFace(r["id"], r["subject"], None if r["quality"] < 0 else r["quality"], r["created"]) for r in rows),
+            key=lambda f: f.id,
+        )
+
+    def count(self) -> int:
+        with self._lock:
+            return int(self.client.query(self.collection, filter="", output_fields=["count(*)"])[0]["count(*)"])
+
+    def search(self, queries: np.ndarray, k: int) -> list[list[Match]]:
+        """Per query, the k best subjects: Milvus's candidates, scored again exactly by cosine."""
+        with self._lock:
+            hits = self.client.search(
+                self.collection, data=[q.tolist() for q in queries], limit=k * CANDIDATES_PER_RESULT,
+                output_fields=["subject", "vector"], search_params={"metric_type": "COSINE"},
+            )  # fmt: skip
+        found = []
+        for query, rows in zip(queries, hits, strict=True):
+            if not rows:
+                found.append([])
+                continue
+            vectors = np.array([row["entity"]["vector"] for row in rows], np.float32)
+            vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+            exact = vectors @ query
+            order = np.argsort(-exact, kind="stable")
+            ids = np.array([rows[i]["id"] for i in order])
+            subject_of = {int(row["id"]): row["entity"]["subject"] for row in rows}
+            found.append(best_per_subject(exact[order], ids, subject_of, k))
+        return found
+
+    def crops(self) -> list[tuple[int, bytes | None]]:
+        return [(face.id, None) for face in self.faces()]
+
+    def close(self) -> None:
+        with self._lock:
+            self.client.close()
+
+
+def _quoted(value: str) -> str:
+    """A string literal for a Milvus filter expression."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'

@@ -3,6 +3,10 @@ error with its status and no traceback, and the gallery forgets what is deleted.
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -154,3 +158,15 @@ def test_photos_without_faces_and_damaged_images_are_named(server, serve_world, 
     assert truncated.status_code == 422 and "cut.jpg" in truncated.json()["error"]["message"]
     assert as_crop.status_code == 200  # a crop is used as it is: no detection
     assert "Traceback" not in server.output()
+
+
+def test_fuzzing_the_openapi_schema_finds_no_server_error(server):
+    """schemathesis: a bounded, seeded number of generated requests per operation; no answer is a 5xx."""
+    st = Path(sys.executable).with_name("st")
+    result = subprocess.run(
+        [str(st), "run", f"{server.url}/openapi.json", "--checks", "not_a_server_error", "--max-examples", "5",
+         "--seed", "1", "--no-color"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "passed" in result.stdout and "Traceback" not in server.output()

@@ -1,8 +1,8 @@
 """The server's gallery in Milvus, through its official client (pymilvus): `milvus://HOST:PORT/COLLECTION` for a
 Milvus server or cluster, or a `.db` file for Milvus Lite (the same API, in process).
 
-Milvus holds the faces (id, subject, embedding, quality, time) in COLLECTION and the subjects in
-COLLECTION_subjects; the model a gallery belongs to is the subjects collection's description. Several
+Milvus holds the faces (id, subject, embedding, quality, time) in COLLECTION, the subjects in
+COLLECTION_subjects, and the model the gallery belongs to in COLLECTION_meta. Several
 facecli servers may share one Milvus: it is the only state. An approximate index may distort scores, so the
 candidates it returns are scored again exactly, by cosine of their stored vectors, before the threshold.
 """
@@ -38,6 +38,7 @@ class MilvusGallery:
         else:
             self.collection, uri = "faces", where
         self.subjects_collection = f"{self.collection}_subjects"
+        self.meta_collection = f"{self.collection}_meta"
         try:
             self.client = MilvusClient(uri)
         except Exception as exc:  # noqa: BLE001 - pymilvus raises its own kinds for an unreachable server
@@ -46,19 +47,33 @@ class MilvusGallery:
         self._claim()
 
     def _claim(self) -> None:
+        """Create the collections of a new gallery for this model; refuse one of another model."""
         client = self.client
         if not client.has_collection(self.collection):
             client.create_collection(
                 self.collection, dimension=self.size, metric_type="COSINE", auto_id=True, id_type="int",
                 consistency_level="Strong",
             )  # fmt: skip
-            client.create_collection(
-                self.subjects_collection, dimension=2, primary_field_name="name", id_type="string", max_length=256,
-                auto_id=False, consistency_level="Strong", description=self.model_hash,
-            )  # fmt: skip
-        stored = client.describe_collection(self.subjects_collection).get("description")
-        if stored != self.model_hash:
-            raise model_mismatch(self.where, stored, self.model_hash)
+            self._keyed_collection(self.subjects_collection, "name")
+            self._keyed_collection(self.meta_collection, "key")
+            client.insert(
+                self.meta_collection, [{"key": "model_hash", "vector": PLACEHOLDER, "value": self.model_hash}]
+            )
+        stored = client.get(self.meta_collection, ids=["model_hash"], output_fields=["value"])
+        stored_hash = stored[0]["value"] if stored else None
+        if stored_hash != self.model_hash:
+            raise model_mismatch(self.where, stored_hash, self.model_hash)
+
+    def _keyed_collection(self, name: str, key: str) -> None:
+        """A collection of rows keyed by a string (Milvus needs a vector in every collection: a placeholder)."""
+        from pymilvus import DataType, MilvusClient
+
+        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=True)
+        schema.add_field(key, DataType.VARCHAR, is_primary=True, max_length=256)
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=len(PLACEHOLDER))
+        index = self.client.prepare_index_params()
+        index.add_index(field_name="vector", index_type="FLAT", metric_type="L2")
+        self.client.create_collection(name, schema=schema, index_params=index, consistency_level="Strong")
 
     def add_subject(self, name: str) -> bool:
         with self._lock:

@@ -9,10 +9,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from facecli.align.warp import TEMPLATES
 from facecli.embed.auto_backend import open_model
 from facecli.embed.backends import Backend
 from facecli.embed.faces import Face, FaceCrops, NoFaceFound
-from facecli.errors import FaceCliError
+from facecli.errors import FaceCliError, unknown_choice
 from facecli.identification.model_identity import model_identity
 from facecli.numbers import check_threshold
 from facecli.runtime import Runtime
@@ -50,6 +51,8 @@ class FaceService:
         checkpoint = Path(settings.checkpoint)
         if not checkpoint.is_file():
             raise FaceCliError(f"{checkpoint}: no such model file")
+        if settings.template is not None and settings.template not in TEMPLATES:
+            raise unknown_choice("template", settings.template, TEMPLATES)
         self.settings = settings
         self.model = open_model(checkpoint, settings.backend, settings.runtime)
         self.config = self.model.config

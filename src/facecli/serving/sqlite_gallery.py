@@ -245,7 +245,7 @@ class SqliteGallery:
         with self._lock:
             generation = self._db.execute("SELECT COALESCE(MAX(generation), 0) FROM changes").fetchone()[0]
             self._subject_of = dict(self._db.execute("SELECT id, subject FROM faces").fetchall())
-            stamp = {"generation": generation, "model_hash": self.model_hash, "faces": len(self._subject_of)}
+            stamp = self._stamp(generation)
             saved, stamp_file = self.folder / INDEX, self.folder / INDEX_STAMP
             if not rebuild and saved.is_file() and stamp_file.is_file() and _read_json(stamp_file) == stamp:
                 self._index, self._generation = faiss.read_index(str(saved)), generation
@@ -254,6 +254,12 @@ class SqliteGallery:
             self._index = _new_index(vectors, self.size)
             self._index.add_with_ids(vectors, np.array(ids, np.int64))
             self._generation = generation
+
+    def _stamp(self, generation: int) -> dict:
+        """What a saved index must match to be loaded instead of rebuilt."""
+        faces = len(self._subject_of)
+        kind = "flat" if faces <= EXACT_LIMIT else "ivf"
+        return {"generation": generation, "model_hash": self.model_hash, "faces": faces, "kind": kind}
 
     def close(self) -> None:
         """Save the index beside the database (the next start loads it instead of rebuilding), then close."""
@@ -264,8 +270,7 @@ class SqliteGallery:
             if self._index is not None and self._index.ntotal:
                 with atomic_path(self.folder / INDEX) as tmp:
                     faiss.write_index(self._index, str(tmp))
-                stamp = {"generation": self._generation, "model_hash": self.model_hash, "faces": len(self._subject_of)}
-                write_text_atomic(self.folder / INDEX_STAMP, json.dumps(stamp))
+                write_text_atomic(self.folder / INDEX_STAMP, json.dumps(self._stamp(self._generation)))
             self._db.close()
 
 

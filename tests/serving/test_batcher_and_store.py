@@ -1,0 +1,103 @@
+"""The batcher merges concurrent requests and hands each its own rows; the SQLite gallery sees other processes'
+writes, switches to IVF above its exact limit with the same answers, and refuses another model."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+import facecli.serving.sqlite_gallery as sqlite_gallery
+from facecli.errors import FaceCliError
+from facecli.serving.batcher import Batcher
+from facecli.serving.sqlite_gallery import SqliteGallery
+
+
+def _model(calls):
+    def run(batch):
+        calls.append(len(batch))
+        return batch.flatten(1).numpy() * 2, batch[:, 0, 0, 0].numpy()
+
+    return run
+
+
+def test_concurrent_requests_share_forward_passes_and_get_their_own_rows():
+    calls = []
+    batcher = Batcher(_model(calls), max_batch=64, max_wait_ms=200)
+    results, start = {}, threading.Barrier(8)
+
+    def request(n):
+        start.wait()
+        results[n] = batcher.embed(torch.full((n % 3 + 1, 1, 1, 2), float(n)))
+
+    threads = [threading.Thread(target=request, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    batcher.close()
+    assert sum(calls) == sum(n % 3 + 1 for n in range(8)) and len(calls) < 8  # merged
+    for n, (embeddings, quality) in results.items():
+        assert embeddings.shape == (n % 3 + 1, 2) and (embeddings == 2 * n).all() and (quality == n).all()
+
+
+def test_batching_off_runs_each_request_alone_and_errors_reach_every_waiter():
+    calls = []
+    alone = Batcher(_model(calls), max_batch=1)
+    alone.embed(torch.zeros(2, 1, 1, 2))
+    alone.embed(torch.zeros(3, 1, 1, 2))
+    assert calls == [2, 3]
+
+    def broken(batch):
+        raise RuntimeError("model failed")
+
+    batcher = Batcher(broken, max_batch=8, max_wait_ms=1)
+    with pytest.raises(RuntimeError, match="model failed"):
+        batcher.embed(torch.zeros(1, 1, 1, 2))
+    with pytest.raises(RuntimeError, match="model failed"):  # the thread lives on
+        batcher.embed(torch.zeros(1, 1, 1, 2))
+    batcher.close()
+
+
+def _unit(rng, n, d=8):
+    v = rng.normal(size=(n, d)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def test_two_processes_on_one_gallery_see_each_others_writes(tmp_path):
+    rng = np.random.default_rng(0)
+    writer, reader = SqliteGallery(tmp_path, "m1", 8), SqliteGallery(tmp_path, "m1", 8)
+    vectors = _unit(rng, 6)
+    ids = writer.add_faces("ann", vectors[:3], [None] * 3, [None] * 3)
+    writer.add_faces("ben", vectors[3:], [None] * 3, [None] * 3)
+    (found,) = reader.search(vectors[:1], 2)
+    assert found[0].subject == "ann" and found[0].face_id == ids[0] and found[0].score == pytest.approx(1, abs=1e-5)
+    assert writer.delete_subject("ann") == 3 and writer.delete_subject("ann") is None
+    (found,) = reader.search(vectors[:1], 2)
+    assert [m.subject for m in found] == ["ben"]
+    writer.close()
+    reader.close()
+    with pytest.raises(FaceCliError, match="built with model m1"):
+        SqliteGallery(tmp_path, "m2", 8)
+
+
+def test_above_the_exact_limit_an_ivf_index_answers_as_the_flat_one(tmp_path, monkeypatch):
+    rng = np.random.default_rng(1)
+    vectors = _unit(rng, 600, 16)
+    names = [f"s{i % 150}" for i in range(600)]
+    flat = SqliteGallery(tmp_path / "flat", "m", 16)
+    for name in sorted(set(names)):
+        rows = [i for i, n in enumerate(names) if n == name]
+        flat.add_faces(name, vectors[rows], [None] * len(rows), [None] * len(rows))
+    queries = vectors[:20] + 0.05 * _unit(rng, 20, 16)
+    expected = [[m.subject for m in found] for found in flat.search(queries, 3)]
+    flat.close()
+    monkeypatch.setattr(sqlite_gallery, "EXACT_LIMIT", 100)
+    reopened = SqliteGallery(tmp_path / "flat", "m", 16)  # rebuilt from SQLite: IVF now
+    assert sqlite_gallery._index_kind(reopened._index) == "ivf"
+    approximate = [[m.subject for m in found] for found in reopened.search(queries, 3)]
+    agree = np.mean([a[0] == e[0] for a, e in zip(approximate, expected, strict=True)])
+    assert agree >= 0.95
+    reopened.close()

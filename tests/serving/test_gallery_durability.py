@@ -9,8 +9,10 @@ import subprocess
 import sys
 import threading
 
+import numpy as np
 import pytest
 
+from facecli.errors import FaceCliError
 from tests.serving.conftest import crops
 from tests.serving.servers import running, start, stop
 
@@ -135,9 +137,13 @@ def test_api_keys_guard_the_api_and_are_never_logged(serve_world, tmp_path):
         (["--api-key-file", "missing.txt"], "missing.txt"),
         (["--max-batch", "0"], "--max-batch"),
         (["--align-template", "nope"], "template"),
+        (["--gallery", "damaged"], "not a database"),
+        (["--gallery", "g", "--import-index", "missing.npz"], "missing.npz"),
     ],
 )
 def test_unsafe_or_wrong_options_are_one_line(serve_world, extra, message, tmp_path):
+    (tmp_path / "damaged").mkdir()
+    (tmp_path / "damaged" / "gallery.sqlite").write_text("not a database")
     result = subprocess.run(
         [sys.executable, "-m", "facecli", "serve", "-c", str(serve_world / "model.safetensors"), *extra],
         capture_output=True, text=True, timeout=120, cwd=tmp_path,
@@ -164,3 +170,52 @@ def test_milvus_lite_serves_the_same_gallery_api(serve_world, tmp_path):
     (face,) = found["images"][0]["faces"]
     assert face["identity"] == "person_0001" and face["matches"][0]["score"] == pytest.approx(1, abs=1e-4)
     assert [m["subject"] for m in after["images"][0]["faces"][0]["matches"]] == ["person_0000"]
+    from facecli.serving.milvus_gallery import MilvusGallery
+
+    with pytest.raises(FaceCliError, match="built with model"):
+        MilvusGallery(str(tmp_path / "faces.db"), "another-model", 16)
+
+
+def test_facecli_index_files_go_into_and_out_of_the_gallery(serve_world, tmp_path):
+    from facecli.embed import EmbedOptions
+    from facecli.identification import Gallery, build_index
+    from facecli.runtime import resolve_runtime
+
+    model = serve_world / "model.safetensors"
+    build_index(out=tmp_path / "index.npz", checkpoint=model, gallery_dir=serve_world / "faces",
+                embedding=EmbedOptions(resolve_runtime("cpu"), workers=0))  # fmt: skip
+    args = ["-c", str(model), "--gallery", str(tmp_path / "g"), "--import-index", str(tmp_path / "index.npz")]
+    for log in ("1.log", "2.log"):  # the second start skips the subjects imported by the first
+        with running(args, tmp_path / log) as server, server.client() as http:
+            subjects = {s["name"]: s["faces"] for s in http.get("/v1/subjects").json()["subjects"]}
+            path = crops(serve_world)["person_0003"][2]
+            found = http.post("/v1/identify", files={"file": (path.name, path.read_bytes())}).json()
+        assert subjects == {f"person_000{n}": 3 for n in range(4)}
+        assert found["images"][0]["faces"][0]["matches"][0]["score"] == pytest.approx(1, abs=1e-4)
+    out = tmp_path / "out.npz"
+    export = [sys.executable, "-m", "facecli", "serve", "-c", str(model), "--gallery", str(tmp_path / "g"),
+              "--export-index", str(out), "--device", "cpu"]  # fmt: skip
+    result = subprocess.run(export, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    again = subprocess.run(export, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 2 and "--force" in again.stderr
+    original, exported = Gallery.open(tmp_path / "index.npz"), Gallery.open(out)
+    assert sorted(exported.identities) == sorted(original.identities)
+    assert exported.model_hash == original.model_hash
+    assert np.abs(np.sort(exported.embeddings, axis=0) - np.sort(original.embeddings, axis=0)).max() < 1e-6
+
+
+def test_two_worker_processes_share_one_gallery(serve_world, tmp_path):
+    faces = crops(serve_world)
+    args = ["-c", str(serve_world / "model.safetensors"), "--gallery", str(tmp_path / "g"), "--workers", "2"]
+    with running(args, tmp_path / "s.log") as server:
+        for name, paths in faces.items():
+            with server.client() as http:  # a new connection each time: either process may answer
+                assert _enrol(http, name, paths[0]).status_code == 201
+        for name, paths in faces.items():
+            for _ in range(3):
+                with server.client() as http:
+                    found = http.post("/v1/identify", files={"file": (paths[0].name, paths[0].read_bytes())}).json()
+                assert found["images"][0]["faces"][0]["matches"][0]["subject"] == name
+        log = server.output()
+    assert log.count("Started server process") == 2

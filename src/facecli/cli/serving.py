@@ -9,7 +9,7 @@ import typer
 
 from facecli.cli.app import DEPLOYMENT, command
 from facecli.cli.defaults import library_constant
-from facecli.cli.options import ModelFile, RuntimeOptions, model_or_newest
+from facecli.cli.options import Force, ModelFile, RuntimeOptions, model_or_newest
 
 BATCHER = "serving/batcher"
 
@@ -39,6 +39,13 @@ def serve_command(
     reembed: Annotated[
         bool, typer.Option("--reembed", help="A gallery of another model: embed its stored crops with this one.")
     ] = False,
+    import_index: Annotated[
+        Path | None,
+        typer.Option("--import-index", help="Enrol a facecli index file's faces (subjects already there: skipped)."),
+    ] = None,
+    export_index: Annotated[
+        Path | None, typer.Option("--export-index", help="Write the gallery as a facecli index file, then exit.")
+    ] = None,
     max_batch: Annotated[
         int | None,
         typer.Option(
@@ -65,6 +72,7 @@ def serve_command(
     ] = None,
     runtime: RuntimeOptions = RuntimeOptions(),  # noqa: B008  (expanded into options by `command`)
     checkpoint: ModelFile = None,
+    force: Force = False,
 ) -> None:
     """Serve the model over HTTP: verify, embed, a gallery of subjects, open-set identify (docs at /docs)."""
     from facecli.embed.backends import check_backend
@@ -74,7 +82,11 @@ def serve_command(
     settings = ServeSettings(
         checkpoint=model_or_newest(checkpoint), runtime=runtime.resolve(), backend=check_backend(backend or "auto"),
         gallery=gallery, flip=flip, template=align_template, keep_crops=keep_crops, reembed=reembed,
+        import_index=import_index,
         max_batch=MAX_BATCH if max_batch is None else max_batch,
         max_wait_ms=MAX_WAIT_MS if max_wait_ms is None else max_wait_ms,
     )  # fmt: skip
-    serve(settings, host=host, port=port, workers=workers, api_key_file=api_key_file, insecure=insecure)
+    serve(
+        settings, host=host, port=port, workers=workers, api_key_file=api_key_file, insecure=insecure,
+        export_index=export_index, force=force,
+    )  # fmt: skip

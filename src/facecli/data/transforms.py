@@ -17,6 +17,8 @@ def letterbox(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Resize keeping the aspect ratio (PIL bicubic) and pad with grey, as FaceNet ports do."""
     height, width = size
     ih, iw = image.shape[:2]
+    if (ih, iw) == (height, width):
+        return image  # what PIL's resize to the same size and a paste onto the whole canvas give
     scale = min(width / iw, height / ih)
     nw, nh = int(iw * scale), int(ih * scale)
     resized = Image.fromarray(image).resize((nw, nh), Image.BICUBIC)

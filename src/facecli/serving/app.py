@@ -6,6 +6,7 @@ keeps accepting requests while the batcher merges them."""
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
 from contextlib import asynccontextmanager
 from typing import Annotated
@@ -100,16 +101,34 @@ def create_app(service: FaceService, keys: ApiKeys | None = None) -> FastAPI:
     async def prometheus() -> PlainTextResponse:
         return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
 
-    @app.middleware("http")
-    async def measure(request: Request, call_next):  # noqa: ANN001, ANN202
-        start = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        metrics.observe(getattr(route, "path", "unmatched"), request.method, response.status_code, start)
-        return response
-
+    app.add_middleware(Measured, metrics=metrics)
     _errors(app)
     return app
+
+
+class Measured:
+    """Counts and times every request by route (a plain ASGI middleware: Starlette's BaseHTTPMiddleware costs a
+    task and a stream per request)."""
+
+    def __init__(self, app, metrics: Metrics) -> None:  # noqa: ANN001 - an ASGI app
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start, status = time.perf_counter(), [500]
+
+        async def sending(message) -> None:  # noqa: ANN001
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            self.metrics.observe(route, scope["method"], status[0], start)
 
 
 def _errors(app: FastAPI) -> None:
@@ -134,6 +153,12 @@ def _errors(app: FastAPI) -> None:
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(sqlite3.Error)
+    async def gallery_error(request: Request, exc: sqlite3.Error) -> JSONResponse:
+        log.error(f"{request.method} {request.url.path}: the gallery failed: {' '.join(str(exc).split())[:300]}")
+        message = f"the gallery could not be read or written ({' '.join(str(exc).split())[:100]}); nothing was changed"
+        return JSONResponse(error_body("gallery_unavailable", message), status_code=503)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -21,6 +21,9 @@ from facecli.serving.store import MILVUS_SCHEME, Match, StoredFace, Subject, bes
 CANDIDATES_PER_RESULT = 20  # hits fetched per asked-for subject: a subject's faces may fill the top
 MAX_QUERY = 16_384  # Milvus's limit on rows a query returns at once
 PLACEHOLDER = [0.0, 0.0]  # the subjects collection's vector (Milvus needs one in every collection)
+# faces inserted between flushes: Milvus searches unflushed (growing) segments by brute force, and on Milvus Lite
+# that was slow (20,000 faces of 512-d unflushed: 1.1 s a search; flushed: 0.14 s; a flush: 1.7 s)
+FLUSH_EVERY = 1000
 
 
 class MilvusGallery:
@@ -44,6 +47,7 @@ class MilvusGallery:
         except Exception as exc:  # noqa: BLE001 - pymilvus raises its own kinds for an unreachable server
             raise FaceCliError(f"{where}: cannot open Milvus ({' '.join(str(exc).split())[:200]})") from None
         self._lock = threading.Lock()  # Milvus Lite's client is not safe across threads
+        self._unflushed = 0
         self._claim()
 
     def _claim(self) -> None:
@@ -59,6 +63,8 @@ class MilvusGallery:
             client.insert(
                 self.meta_collection, [{"key": "model_hash", "vector": PLACEHOLDER, "value": self.model_hash}]
             )
+        for name in (self.collection, self.subjects_collection, self.meta_collection):
+            client.load_collection(name)  # a reopened gallery's collections start released
         stored = client.get(self.meta_collection, ids=["model_hash"], output_fields=["value"])
         stored_hash = stored[0]["value"] if stored else None
         if stored_hash != self.model_hash:
@@ -96,7 +102,12 @@ class MilvusGallery:
             for vector, q in zip(embeddings, quality, strict=True)
         ]  # fmt: skip
         with self._lock:
-            return [int(i) for i in self.client.insert(self.collection, rows)["ids"]]
+            ids = [int(i) for i in self.client.insert(self.collection, rows)["ids"]]
+            self._unflushed += len(ids)
+            if self._unflushed >= FLUSH_EVERY:
+                self.client.flush(self.collection)
+                self._unflushed = 0
+            return ids
 
     def delete_subject(self, name: str) -> int | None:
         with self._lock:
@@ -171,6 +182,8 @@ class MilvusGallery:
 
     def close(self) -> None:
         with self._lock:
+            if self._unflushed:
+                self.client.flush(self.collection)
             self.client.close()
 
 

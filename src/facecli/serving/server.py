@@ -16,8 +16,10 @@ from pathlib import Path
 
 from facecli.console import console
 from facecli.errors import FaceCliError
+from facecli.fileio import check_writable
 from facecli.numbers import Bound, check_number
 from facecli.serving.service import FaceService, ServeSettings
+from facecli.serving.transfer import export_index as write_index
 
 SETTINGS_VARIABLE, KEYS_VARIABLE = "FACECLI_SERVE", "FACECLI_SERVE_KEYS"
 MAX_WORKERS = 64
@@ -40,8 +42,11 @@ def serve(
     workers: int = 1,
     api_key_file: str | os.PathLike[str] | None = None,
     insecure: bool = False,
+    export_index: str | os.PathLike[str] | None = None,
+    force: bool = False,
 ) -> None:
-    """Serve until interrupted (SIGINT or SIGTERM: requests in flight finish, the gallery's index is saved)."""
+    """Serve until interrupted (SIGINT or SIGTERM: requests in flight finish, the gallery's index is saved);
+    with `export_index`, write the gallery as a facecli index file instead, and return."""
     import uvicorn
 
     from facecli.serving.auth import ApiKeys
@@ -55,7 +60,16 @@ def serve(
             f"--host {host} reaches beyond this machine: pass --api-key-file, or --insecure to serve it without keys"
         )
     keys = ApiKeys.read(api_key_file) if api_key_file is not None else None
+    if export_index is not None:
+        check_writable(export_index, force=force)
     service = FaceService(settings)  # a bad model or gallery fails here, in one line
+    if export_index is not None:
+        try:
+            faces = write_index(service.require_gallery(), export_index, settings.checkpoint, settings.flip, force)
+        finally:
+            service.close()
+        console.print(f"wrote {faces} faces of {settings.gallery} to {export_index}", highlight=False)
+        return
     if workers > 1:
         service.close()  # each worker opens its own
     config = uvicorn.Config(
@@ -79,9 +93,13 @@ def serve(
 
 def _bound(config, host: str, port: int) -> socket.socket:  # noqa: ANN001 - a uvicorn Config
     try:
-        return config.bind_socket()
+        sock = config.bind_socket()
     except SystemExit:  # uvicorn logs why and exits
         raise FaceCliError(f"cannot listen on {host}:{port} (in use, or not an address of this machine)") from None
+    # connections inherit it: asyncio sets TCP_NODELAY itself only on sockets it opens, and without it every
+    # answer on a kept-alive connection waits ~40 ms for the client's delayed ACK (measured: /healthz 44 ms -> 1 ms)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
 
 
 def _app_of(service: FaceService, keys):  # noqa: ANN001, ANN202

@@ -3,6 +3,7 @@ Every score it gives comes with its metric, the decision, the threshold and wher
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,8 +21,10 @@ from facecli.runtime import Runtime
 from facecli.serving.api_errors import bad_request, not_found, unprocessable
 from facecli.serving.batcher import MAX_BATCH, MAX_WAIT_MS, Batcher
 from facecli.serving.store import Match, open_gallery
+from facecli.serving.transfer import import_index
 from facecli.serving.uploads import Upload
 
+log = logging.getLogger(__name__)
 METRIC = "cosine"
 MAX_TOP_K = 100
 MAX_SUBJECT_CHARS = 200
@@ -40,6 +43,7 @@ class ServeSettings:
     template: str | None = None
     keep_crops: bool = False
     reembed: bool = False
+    import_index: Path | None = None
     max_batch: int = MAX_BATCH
     max_wait_ms: float = MAX_WAIT_MS
 
@@ -70,6 +74,9 @@ class FaceService:
             )
             if self.gallery.stale_model is not None:
                 self._reembed()
+        if settings.import_index is not None:
+            added, skipped = import_index(self.require_gallery(), settings.import_index, checkpoint, settings.flip)
+            log.info(f"{settings.import_index}: {added} faces enrolled, {skipped} subjects already in the gallery")
 
     # --- threshold
 
@@ -165,6 +172,11 @@ class FaceService:
     def _gallery(self):  # noqa: ANN202
         if self.gallery is None:
             raise not_found("this server has no gallery (start it with --gallery DIR)")
+        return self.gallery
+
+    def require_gallery(self):  # noqa: ANN202
+        if self.gallery is None:
+            raise FaceCliError("--import-index and --export-index need --gallery")
         return self.gallery
 
     def enrol(self, subject: str, upload: Upload, aligned: bool) -> dict:

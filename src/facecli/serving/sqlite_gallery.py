@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from facecli.errors import FaceCliError
 from facecli.fileio import atomic_path, write_text_atomic
 from facecli.serving.store import Match, StoredFace, Subject, best_per_subject, model_mismatch
 
@@ -44,14 +45,17 @@ class SqliteGallery:
 
     def __init__(self, folder: str | Path, model_hash: str, embedding_size: int, reembed: bool = False) -> None:
         self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
         self.size = embedding_size
         self.where = str(self.folder / DATABASE)
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(self.where, check_same_thread=False, isolation_level=None, timeout=30)
-        for pragma in ("journal_mode=WAL", "synchronous=FULL", "secure_delete=ON", "foreign_keys=ON"):
-            self._db.execute(f"PRAGMA {pragma}")
-        self._db.executescript(SCHEMA)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.where, check_same_thread=False, isolation_level=None, timeout=30)
+            for pragma in ("journal_mode=WAL", "synchronous=FULL", "secure_delete=ON", "foreign_keys=ON"):
+                self._db.execute(f"PRAGMA {pragma}")
+            self._db.executescript(SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise FaceCliError(f"{self.where}: cannot open the gallery ({' '.join(str(exc).split())[:200]})") from None
         self.model_hash = model_hash
         self.stale_model = self._claim(model_hash, embedding_size, reembed)
         self._index, self._subject_of, self._generation = None, {}, 0

@@ -82,6 +82,13 @@ def test_the_gallery_enrols_lists_identifies_and_forgets(server, serve_world):
                 ids.setdefault(name, []).append(answer.json()["face_id"])
         listed = {s["name"]: s["faces"] for s in http.get("/v1/subjects").json()["subjects"]}
         assert listed == {"carol": 0, "person_0000": 2, "person_0001": 2, "person_0002": 2}
+        page = http.get("/v1/subjects", params={"limit": 2}).json()
+        assert [s["name"] for s in page["subjects"]] == ["carol", "person_0000"] and page["next"] == "person_0000"
+        rest = http.get("/v1/subjects", params={"after": page["next"]}).json()
+        assert [s["name"] for s in rest["subjects"]] == ["person_0001", "person_0002"] and rest["next"] is None
+        first = http.get("/v1/faces", params={"limit": 4}).json()
+        second = http.get("/v1/faces", params={"after": first["next"], "limit": 4}).json()
+        assert [f["id"] for f in first["faces"] + second["faces"]] == sorted(i for v in ids.values() for i in v)
         assert [f["id"] for f in http.get("/v1/faces", params={"subject": "person_0001"}).json()["faces"]] == ids[
             "person_0001"
         ]

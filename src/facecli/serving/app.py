@@ -56,6 +56,8 @@ PAIR_BODY = {
 }  # fmt: skip
 Aligned = Annotated[bool, Query(description="The images are face crops: use them as they are, detect nothing.")]
 TopK = Annotated[int, Query(ge=1, le=MAX_TOP_K, description="Subjects per face.")]
+PAGE, MAX_PAGE = 1000, 10_000  # rows a listing returns by default, and at most
+PageSize = Annotated[int, Query(ge=1, le=MAX_PAGE, description="Rows in this page.")]
 Threshold = Annotated[
     float | None, Query(description="Cosine above which a face is a subject's (default: the model's).")
 ]
@@ -213,9 +215,11 @@ def _gallery_routes(router: APIRouter, service: FaceService) -> None:
             raise ApiError(409, "exists", f"subject {body.subject!r} exists already")
         return {"subject": body.subject}
 
-    @router.get("/subjects", summary="Every subject with its number of faces")
-    async def subjects() -> dict:
-        return {"subjects": [vars(s) for s in await run_in_threadpool(gallery().subjects)]}
+    @router.get("/subjects", summary="Subjects by name with their number of faces, a page at a time")
+    async def subjects(after: Annotated[str, Query(description="The last name of the previous page.")] = "",
+                       limit: PageSize = PAGE) -> dict:  # fmt: skip
+        found = await run_in_threadpool(gallery().subjects, after, limit)
+        return {"subjects": [vars(s) for s in found], "next": found[-1].name if len(found) == limit else None}
 
     @router.get("/subjects/{subject}", summary="One subject")
     async def one_subject(subject: str) -> dict:
@@ -241,11 +245,14 @@ def _gallery_routes(router: APIRouter, service: FaceService) -> None:
             raise bad_request(f"enrol one image per request, got {len(uploads)}")
         return await run_in_threadpool(service.enrol, subject, uploads[0], aligned)
 
-    @router.get("/faces", summary="The faces of a subject (or every face)")
-    async def faces(subject: str | None = None) -> dict:
+    @router.get("/faces", summary="The faces of a subject (or every face) by id, a page at a time")
+    async def faces(subject: str | None = None,
+                    after: Annotated[int, Query(ge=0, description="The last id of the previous page.")] = 0,
+                    limit: PageSize = PAGE) -> dict:  # fmt: skip
         if subject is not None and await run_in_threadpool(gallery().subject, subject) is None:
             raise not_found(f"no subject {subject!r}")
-        return {"faces": [vars(f) for f in await run_in_threadpool(gallery().faces, subject)]}
+        found = await run_in_threadpool(gallery().faces, subject, after, limit)
+        return {"faces": [vars(f) for f in found], "next": found[-1].id if len(found) == limit else None}
 
     @router.delete("/faces/{face_id}", summary="Forget one face")
     async def delete_face(face_id: int) -> dict:

@@ -113,11 +113,10 @@ class MilvusGallery:
         with self._lock:
             if not self.client.get(self.subjects_collection, ids=[name]):
                 return None
-            faces = self._query(f"subject == {_quoted(name)}")
-            if faces:
-                self.client.delete(self.collection, ids=[f["id"] for f in faces])
+            faces = self._count(f"subject == {_quoted(name)}")
+            self.client.delete(self.collection, filter=f"subject == {_quoted(name)}")
             self.client.delete(self.subjects_collection, ids=[name])
-            return len(faces)
+            return faces
 
     def delete_face(self, face_id: int) -> bool:
         with self._lock:
@@ -126,35 +125,41 @@ class MilvusGallery:
             self.client.delete(self.collection, ids=[face_id])
             return True
 
-    def _query(self, condition: str) -> list[dict]:
-        return self.client.query(
-            self.collection, filter=condition, output_fields=["id", "subject", "quality", "created"], limit=MAX_QUERY
-        )
+    def _count(self, condition: str) -> int:
+        rows = self.client.query(self.collection, filter=condition, output_fields=["count(*)"])
+        return int(rows[0]["count(*)"])
 
-    def subjects(self) -> list[Subject]:
+    def subjects(self, after: str = "", limit: int = MAX_QUERY) -> list[Subject]:
+        """Subjects by name, `limit` of them after `after`, each with its number of faces."""
         with self._lock:
             rows = self.client.query(
-                self.subjects_collection, filter='name != ""', output_fields=["name", "created"], limit=MAX_QUERY
-            )
-            counts: dict[str, int] = {}
-            for face in self._query("id >= 0"):
-                counts[face["subject"]] = counts.get(face["subject"], 0) + 1
-        return sorted((Subject(r["name"], counts.get(r["name"], 0), r["created"]) for r in rows), key=lambda s: s.name)
+                self.subjects_collection, filter=f"name > {_quoted(after)}", output_fields=["name", "created"],
+                limit=MAX_QUERY,
+            )  # fmt: skip
+            rows = sorted(rows, key=lambda r: r["name"])[:limit]
+            return [Subject(r["name"], self._count(f"subject == {_quoted(r['name'])}"), r["created"]) for r in rows]
 
     def subject(self, name: str) -> Subject | None:
-        return next((s for s in self.subjects() if s.name == name), None)
-
-    def faces(self, subject: str | None = None) -> list[StoredFace]:
         with self._lock:
-            rows = self._query("id >= 0" if subject is None else f"subject == {_quoted(subject)}")
-        return sorted(
-            (StoredFace(r["id"], r["subject"], None if r["quality"] < 0 else r["quality"], r["created"]) for r in rows),
-            key=lambda f: f.id,
-        )
+            rows = self.client.get(self.subjects_collection, ids=[name], output_fields=["name", "created"])
+            return Subject(name, self._count(f"subject == {_quoted(name)}"), rows[0]["created"]) if rows else None
+
+    def faces(self, subject: str | None = None, after: int = 0, limit: int = MAX_QUERY) -> list[StoredFace]:
+        """Faces by id (of one subject, or all), `limit` of them after the id `after`."""
+        condition = f"id > {int(after)}" + ("" if subject is None else f" and subject == {_quoted(subject)}")
+        with self._lock:
+            rows = self.client.query(
+                self.collection, filter=condition, output_fields=["id", "subject", "quality", "created"],
+                limit=MAX_QUERY,
+            )  # fmt: skip
+        rows = sorted(rows, key=lambda r: r["id"])[:limit]
+        return [
+            StoredFace(r["id"], r["subject"], None if r["quality"] < 0 else r["quality"], r["created"]) for r in rows
+        ]
 
     def count(self) -> int:
         with self._lock:
-            return int(self.client.query(self.collection, filter="", output_fields=["count(*)"])[0]["count(*)"])
+            return self._count("")
 
     def search(self, queries: np.ndarray, k: int) -> list[list[Match]]:
         """Per query, the k best subjects: Milvus's candidates, scored again exactly by cosine."""
@@ -176,9 +181,6 @@ class MilvusGallery:
             subject_of = {int(row["id"]): row["entity"]["subject"] for row in rows}
             found.append(best_per_subject(exact[order], ids, subject_of, k))
         return found
-
-    def crops(self) -> list[tuple[int, bytes | None]]:
-        return [(face.id, None) for face in self.faces()]
 
     def close(self) -> None:
         with self._lock:

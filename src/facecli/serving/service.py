@@ -18,7 +18,7 @@ from facecli.errors import FaceCliError, unknown_choice
 from facecli.identification.model_identity import model_identity
 from facecli.numbers import check_threshold
 from facecli.runtime import Runtime
-from facecli.serving.api_errors import bad_request, not_found, unprocessable
+from facecli.serving.api_errors import ApiError, bad_request, not_found, unprocessable
 from facecli.serving.batcher import MAX_BATCH, MAX_WAIT_MS, Batcher
 from facecli.serving.store import Match, open_gallery
 from facecli.serving.transfer import import_index
@@ -128,7 +128,7 @@ class FaceService:
         batch = self.config.preprocessing.batch([face.crop for face in faces])
         embeddings, quality = self.batcher.embed(batch)
         if not np.isfinite(embeddings).all():
-            raise FaceCliError("the model gave NaN or inf for this image")
+            raise ApiError(500, "model_failed", "the model gave NaN or inf for this image")
         return embeddings, quality
 
     def _quality(self, value: float | None) -> float | None:

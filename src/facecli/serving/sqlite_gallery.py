@@ -143,24 +143,33 @@ class SqliteGallery:
 
     # --- reads
 
-    def subjects(self) -> list[Subject]:
+    def subjects(self, after: str = "", limit: int = -1) -> list[Subject]:
+        """Subjects by name, `limit` of them (all: -1) after `after`, each with its number of faces."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT s.name, s.created, COUNT(f.id) FROM subjects s LEFT JOIN faces f ON f.subject = s.name "
-                "GROUP BY s.name ORDER BY s.name"
+                "SELECT s.name, s.created, (SELECT COUNT(*) FROM faces f WHERE f.subject = s.name) FROM subjects s "
+                "WHERE s.name > ? ORDER BY s.name LIMIT ?",
+                (after, limit),
             ).fetchall()
         return [Subject(name, faces, created) for name, created, faces in rows]
 
     def subject(self, name: str) -> Subject | None:
-        return next((s for s in self.subjects() if s.name == name), None)
+        with self._lock:
+            row = self._db.execute(
+                "SELECT created, (SELECT COUNT(*) FROM faces WHERE subject = ?) FROM subjects WHERE name = ?",
+                (name, name),
+            ).fetchone()
+        return None if row is None else Subject(name, row[1], row[0])
 
-    def faces(self, subject: str | None = None) -> list[StoredFace]:
-        query = "SELECT id, subject, quality, created FROM faces"
+    def faces(self, subject: str | None = None, after: int = 0, limit: int = -1) -> list[StoredFace]:
+        """Faces by id (of one subject, or all), `limit` of them (all: -1) after the id `after`."""
+        query = "SELECT id, subject, quality, created FROM faces WHERE id > ?"
         with self._lock:
             if subject is None:
-                rows = self._db.execute(query + " ORDER BY id").fetchall()
+                rows = self._db.execute(query + " ORDER BY id LIMIT ?", (after, limit)).fetchall()
             else:
-                rows = self._db.execute(query + " WHERE subject = ? ORDER BY id", (subject,)).fetchall()
+                rows = self._db.execute(query + " AND subject = ? ORDER BY id LIMIT ?", (after, subject, limit))
+                rows = rows.fetchall()
         return [StoredFace(*row) for row in rows]
 
     def count(self) -> int:

@@ -51,15 +51,19 @@ async def read_uploads(request, names: tuple[str, ...] | None = None) -> list[Up
 
 
 async def _body(request) -> bytes:  # noqa: ANN001
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_REQUEST_BYTES:
-        raise ApiError(413, "too_large", f"the request has {declared} bytes, over {MAX_REQUEST_BYTES}")
+    _check_declared_size(request)
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > MAX_REQUEST_BYTES:
             raise ApiError(413, "too_large", f"the request is over {MAX_REQUEST_BYTES} bytes")
     return bytes(body)
+
+
+def _check_declared_size(request) -> None:  # noqa: ANN001
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_REQUEST_BYTES:
+        raise ApiError(413, "too_large", f"the request has {declared} bytes, over {MAX_REQUEST_BYTES}")
 
 
 def _parsed(body: bytes) -> object:
@@ -98,9 +102,7 @@ def _decoded64(name: str, value: object) -> Upload:
 
 
 async def _multipart(request, names: tuple[str, ...] | None) -> list[Upload]:  # noqa: ANN001
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_REQUEST_BYTES:
-        raise ApiError(413, "too_large", f"the request has {declared} bytes, over {MAX_REQUEST_BYTES}")
+    _check_declared_size(request)
     try:
         form = await request.form(max_files=MAX_IMAGES + 1, max_part_size=MAX_IMAGE_BYTES)
     except Exception as exc:  # noqa: BLE001 - starlette raises several kinds for a malformed body

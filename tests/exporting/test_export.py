@@ -36,18 +36,20 @@ def _score(model, source, opts):
 
 
 @pytest.mark.parametrize(("name", "size"), SMALLEST)
-@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+@pytest.mark.parametrize("fmt", ["onnx", "pt2", "torchscript"])
 def test_every_backbone_exports_and_verifies(tmp_path, name, size, fmt):
     ckpt = _checkpoint(tmp_path, name, size)
     result = export(checkpoint=ckpt, fmt=fmt, out=tmp_path / "out.bin")
     assert result.max_abs_diff < 1e-4 and result.min_cosine > 0.9999 and result.inputs_checked == 8
+    assert result.exporter == ("torch.export" if fmt == "onnx" else None)  # no backbone needs the legacy one
 
 
 def test_onnx_metadata_carries_preprocessing_and_batch_is_dynamic(tmp_path):
     ckpt = _checkpoint(tmp_path)
-    export(checkpoint=ckpt, fmt="onnx", out=tmp_path / "m.onnx", opset=17)
+    export(checkpoint=ckpt, fmt="onnx", out=tmp_path / "m.onnx", opset=17)  # below torch.export's: the legacy one
     graph = onnx.load(str(tmp_path / "m.onnx"))
     props = {p.key: p.value for p in graph.metadata_props}
+    assert props["facecli_exporter"].startswith("torchscript (legacy")
     assert props["input_size"] == "32x32" and props["channel_order"] == "RGB" and props["embedding_size"] == "16"
     assert "mean=[0.0, 0.0, 0.0]" in props["normalisation"] and props["resize"] == "letterbox"
     assert onnx_config(tmp_path / "m.onnx").backbone == "mobilenet"
@@ -68,6 +70,11 @@ def test_static_batch_fp16_and_torchscript_extra_files(tmp_path):
     extra = {TORCHSCRIPT_CONFIG: ""}
     torch.jit.load(str(tmp_path / "m.pt"), _extra_files=extra)
     assert json.loads(extra[TORCHSCRIPT_CONFIG])["input_size"] == [32, 32]
+    export(checkpoint=ckpt, fmt="pt2", out=tmp_path / "m.pt2")
+    extra = {TORCHSCRIPT_CONFIG: ""}
+    program = torch.export.load(str(tmp_path / "m.pt2"), extra_files=extra)
+    assert json.loads(extra[TORCHSCRIPT_CONFIG])["backbone"] == "mobilenet"
+    assert program.module()(torch.randn(5, 3, 32, 32)).shape == (5, 16)  # any batch size
 
 
 def test_verification_on_real_face_images(tmp_path, reference):

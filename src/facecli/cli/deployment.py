@@ -1,4 +1,4 @@
-"""Deployment command: export a model to ONNX or TorchScript, verified against PyTorch."""
+"""Deployment command: export a model to ONNX, .pt2 or TorchScript, verified against PyTorch."""
 
 from __future__ import annotations
 
@@ -18,8 +18,11 @@ EXPORT = Defaults("exporting/exporter", "export")
 
 @command("export", DEPLOYMENT)
 def export_command(
-    out: Annotated[Path, typer.Option("--out", help="File to write (model.onnx or model.pt).")],
-    fmt: Annotated[str | None, typer.Option("--format", help=EXPORT("onnx or torchscript", "fmt"))] = None,
+    out: Annotated[Path, typer.Option("--out", help="File to write (model.onnx, model.pt2 or model.pt).")],
+    fmt: Annotated[
+        str | None,
+        typer.Option("--format", help=EXPORT("onnx, pt2 (torch.export) or torchscript (deprecated by PyTorch)", "fmt")),
+    ] = None,
     opset: Annotated[int | None, typer.Option("--opset", help=EXPORT("ONNX opset version", "opset"))] = None,
     static_batch: Annotated[int | None, typer.Option("--static-batch", min=1, help="Fix the ONNX batch size.")] = None,
     fp16: Annotated[bool, typer.Option("--fp16", help="Half-precision ONNX graph (float32 input and output).")] = False,
@@ -51,7 +54,8 @@ def export_command(
     checkpoint: ModelFile = None,
     force: Force = False,
 ) -> None:
-    """Export to ONNX or TorchScript with preprocessing metadata inside, verified against PyTorch."""
+    """Export to ONNX, .pt2 or TorchScript (deprecated) with preprocessing metadata inside, verified against
+    PyTorch."""
     from facecli.exporting import export
     from facecli.verification.scoring import PairsInput
 
@@ -70,7 +74,7 @@ def export_command(
         verify_images=verify_images,
         force=force,
     )
-    line = f"wrote {result.path} ({result.format})"
+    line = f"wrote {result.path} ({result.format}{f', exporter {result.exporter}' if result.exporter else ''})"
     if result.max_abs_diff is not None:
         line += (
             f"; verified on {result.inputs_checked} inputs: max abs diff {result.max_abs_diff:.2e}, "

@@ -5,6 +5,8 @@ cache (embed/onnx_cache.py), checked the same way."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import warnings
 from pathlib import Path
 
@@ -27,6 +29,10 @@ HINTS = {
     "int8": "int8 loses too much for this model: calibrate on more of your faces, or keep the fp32 export",
 }
 RANDOM_INPUTS = 4  # random tensors checked first, before the faces
+OPSET = 18  # the default: torch.export's exporter writes opset 18 and newer
+DYNAMO_FIRST_OPSET = 18  # below it, torch.export's exporter writes 18 anyway: the legacy exporter writes those
+MAX_BATCH = 4096  # the largest batch the dynamic axis admits (torch.export needs a bound)
+EXPORTER_KEY = "facecli_exporter"  # which exporter wrote the file, and why the legacy one when it did
 TOLERANCE = {"fp32": (1e-4, 0.9999), "fp16": (2e-2, 0.999), "int8": (0.1, 0.99)}
 
 
@@ -47,30 +53,59 @@ class ExportedGraph(nn.Module):
 
 
 def export_onnx(
-    model: FaceEmbedder, out: Path, opset: int = 17, static_batch: int | None = None, fp16: bool = False
-) -> None:
-    """Write `model` (as ExportedGraph computes it) to `out` with the model's config in the metadata."""
+    model: FaceEmbedder, out: Path, opset: int = OPSET, static_batch: int | None = None, fp16: bool = False
+) -> str:
+    """Write `model` (as ExportedGraph computes it) to `out` with the model's config in the metadata; which
+    exporter wrote it: torch.export's (PyTorch's own since 2.9), or the TorchScript-based one it deprecated,
+    kept for opsets below torch.export's first (18) and as the fallback for a model torch.export cannot take."""
     import onnx
 
-    h, w = model.config.input_size
-    dummy = torch.randn(static_batch or 2, 3, h, w)
+    graph = ExportedGraph(model, fp16).eval()
     outputs = ["embedding", "quality"] if model.config.quality else ["embedding"]
+    exporter = "torch.export"
+    with atomic_path(out) as tmp:
+        if opset < DYNAMO_FIRST_OPSET:
+            exporter = "torchscript (legacy, for this opset)"
+            _legacy_export(graph, tmp, outputs, opset, static_batch)
+        else:
+            try:
+                _dynamo_export(graph, tmp, outputs, opset, static_batch)
+            except Exception as exc:  # noqa: BLE001 - torch.export raises many kinds for what it cannot trace
+                exporter = f"torchscript (legacy; torch.export failed: {' '.join(str(exc).split())[:160]})"
+                _legacy_export(graph, tmp, outputs, opset, static_batch)
+        written = onnx.load(str(tmp))
+        set_onnx_metadata(written, model.config)
+        written.metadata_props.add(key=EXPORTER_KEY, value=exporter)
+        onnx.save(written, str(tmp))
+    return exporter
+
+
+def _dummy(graph: ExportedGraph, static_batch: int | None) -> torch.Tensor:
+    h, w = graph.model.config.input_size
+    return torch.randn(static_batch or 2, 3, h, w)
+
+
+def _dynamo_export(graph: ExportedGraph, out: Path, outputs: list[str], opset: int, static_batch: int | None) -> None:
+    """torch.onnx.export(dynamo=True): the graph torch.export captures, translated to ONNX."""
+    dynamic = None if static_batch else {"x": {0: torch.export.Dim("batch", min=1, max=MAX_BATCH)}}
+    printed = io.StringIO()
+    with warnings.catch_warnings(), contextlib.redirect_stdout(printed):  # it prints its progress
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            graph, (_dummy(graph, static_batch),), str(out), input_names=["input"], output_names=outputs,
+            dynamic_shapes=dynamic, opset_version=opset, dynamo=True, verbose=False, external_data=False,
+        )  # fmt: skip
+
+
+def _legacy_export(graph: ExportedGraph, out: Path, outputs: list[str], opset: int, static_batch: int | None) -> None:
+    """The TorchScript-based exporter (deprecated by PyTorch 2.9)."""
     dynamic = None if static_batch else {name: {0: "batch"} for name in ["input", *outputs]}
-    with atomic_path(out) as tmp, warnings.catch_warnings():
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript-based exporter announces its own deprecation
         torch.onnx.export(
-            ExportedGraph(model, fp16).eval(),
-            (dummy,),
-            str(tmp),
-            input_names=["input"],
-            output_names=outputs,
-            dynamic_axes=dynamic,
-            opset_version=opset,
-            dynamo=False,
-        )
-        graph = onnx.load(str(tmp))
-        set_onnx_metadata(graph, model.config)
-        onnx.save(graph, str(tmp))
+            graph, (_dummy(graph, static_batch),), str(out), input_names=["input"], output_names=outputs,
+            dynamic_axes=dynamic, opset_version=opset, dynamo=False,
+        )  # fmt: skip
 
 
 def verification_inputs(model: FaceEmbedder, images: list[Path] | None = None) -> torch.Tensor:

@@ -1,4 +1,6 @@
-"""`facecli export`: ONNX and TorchScript files that carry their preprocessing, checked against PyTorch."""
+"""`facecli export`: ONNX, torch.export (.pt2) and TorchScript files that carry their preprocessing, checked
+against PyTorch. TorchScript is deprecated by PyTorch (`torch.jit.save`/`load` warn on the pinned torch) and
+kept while it works; .pt2 is its successor."""
 
 from __future__ import annotations
 
@@ -17,6 +19,8 @@ from facecli.checkpoint import load
 from facecli.embed.backends import OnnxEmbedder
 from facecli.embed.cache import file_hash
 from facecli.embed.onnx_export import (
+    MAX_BATCH,
+    OPSET,
     RANDOM_INPUTS,
     ExportedGraph,
     check_agreement,
@@ -39,9 +43,9 @@ from facecli.numbers import FRACTION, Bound, check_number
 from facecli.runtime import resolve_runtime
 from facecli.verification.scoring import PairsInput, check_pairs
 
-ExportFormat = Literal["onnx", "torchscript"]
+ExportFormat = Literal["onnx", "pt2", "torchscript"]
 EXPORT_FORMATS: tuple[str, ...] = get_args(ExportFormat)
-TORCHSCRIPT_CONFIG = "facecli.json"
+TORCHSCRIPT_CONFIG = "facecli.json"  # the config, as an extra file of a .pt2 or TorchScript archive
 
 
 @dataclass
@@ -53,6 +57,7 @@ class ExportResult:
     max_abs_diff: float | None = None
     min_cosine: float | None = None
     inputs_checked: int = 0
+    exporter: str | None = None  # for ONNX: torch.export's exporter, or the legacy one and why
     pairs_check: PairsCheck | None = None  # --int8 --check-pairs: both models on the user's pairs
 
 
@@ -64,10 +69,27 @@ def _export_torchscript(model: FaceEmbedder, out: Path) -> None:
     torch.jit.save(traced, str(out), _extra_files={TORCHSCRIPT_CONFIG: json.dumps(model.config.to_dict())})
 
 
+def _export_pt2(model: FaceEmbedder, out: Path) -> None:
+    """A torch.export ExportedProgram of any batch size (up to MAX_BATCH), the config inside."""
+    h, w = model.config.input_size
+    batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = torch.export.export(
+            ExportedGraph(model).eval(), (torch.randn(2, 3, h, w),), dynamic_shapes={"x": {0: batch}}
+        )
+    torch.export.save(program, str(out), extra_files={TORCHSCRIPT_CONFIG: json.dumps(model.config.to_dict())})
+
+
 def _run_exported(path: Path, fmt: str, x: torch.Tensor) -> np.ndarray:
     if fmt == "onnx":
         return OnnxEmbedder(path).run(x.numpy())
-    loaded = torch.jit.load(str(path))
+    if fmt == "pt2":
+        loaded = torch.export.load(str(path)).module()
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch.jit.load's deprecation: TorchScript is kept while it works
+            loaded = torch.jit.load(str(path))
     with torch.inference_mode():
         output = loaded(x)
     return OnnxEmbedder.features([part.numpy() for part in output] if isinstance(output, tuple) else [output.numpy()])
@@ -81,13 +103,13 @@ def verify_export(path: Path, fmt: str, model: FaceEmbedder, x: torch.Tensor, pr
 OPSETS = Bound(7, 30, integer=True)  # what ONNX has numbered; an opset too old for an operator fails in _exported
 
 
-def _exported(model: FaceEmbedder, tmp: Path, opset: int, static_batch: int | None, fp16: bool) -> None:
-    """The ONNX export, an operator the opset lacks said in one line."""
+def _exported(model: FaceEmbedder, tmp: Path, opset: int, static_batch: int | None, fp16: bool) -> str:
+    """The ONNX export (which exporter wrote it), an operator the opset lacks said in one line."""
     try:
-        export_onnx(model, tmp, opset, static_batch, fp16)
+        return export_onnx(model, tmp, opset, static_batch, fp16)
     except torch.onnx.OnnxExporterError as exc:
         reason = (str(exc).splitlines() or [type(exc).__name__])[0]
-        raise FaceCliError(f"--opset {opset}: {reason} (the default, 17, exports every facecli model)") from None
+        raise FaceCliError(f"--opset {opset}: {reason} (the default, {OPSET}, exports every facecli model)") from None
 
 
 def export(
@@ -95,7 +117,7 @@ def export(
     checkpoint: str | os.PathLike[str],
     out: str | os.PathLike[str],
     fmt: ExportFormat = "onnx",
-    opset: int = 17,
+    opset: int = OPSET,
     static_batch: int | None = None,
     fp16: bool = False,
     verify: bool = True,
@@ -106,15 +128,15 @@ def export(
     check: PairsInput | None = None,
     max_drop: float = MAX_DROP,
 ) -> ExportResult:
-    """Export a checkpoint to ONNX or TorchScript with its config inside; verify against PyTorch by default. With
+    """Export a checkpoint to ONNX, .pt2 or TorchScript with its config inside; verify against PyTorch by default. With
     `int8`, an ONNX graph quantised to int8, its activations calibrated on the face crops `calibrate` holds."""
     out = Path(out)
     if fmt not in EXPORT_FORMATS:
         raise unknown_choice("export format", fmt, EXPORT_FORMATS)
     if fp16 and fmt != "onnx":
-        raise FaceCliError("--fp16 is for ONNX graphs; TorchScript users can call .half() after loading")
+        raise FaceCliError("--fp16 is for ONNX graphs; .pt2 and TorchScript users can call .half() after loading")
     if int8 and (fmt != "onnx" or fp16):
-        raise FaceCliError("--int8 makes an ONNX graph (ONNX Runtime runs it); drop --format torchscript and --fp16")
+        raise FaceCliError(f"--int8 makes an ONNX graph (ONNX Runtime runs it); drop --format {fmt} and --fp16")
     if int8 and calibrate is None:
         raise FaceCliError("--int8 needs --calibrate FACES: a folder or list of a few hundred of your face crops")
     if check is not None and not int8:
@@ -122,7 +144,7 @@ def export(
     check_number("--max-drop", max_drop, FRACTION)
     checked = None if check is None else check_pairs(check)  # a malformed file, a missing image: before any work
     if static_batch and fmt != "onnx":
-        raise FaceCliError("--static-batch is for ONNX; a TorchScript trace takes any batch size")
+        raise FaceCliError(f"--static-batch is for ONNX; a {fmt} export takes any batch size")
     check_number("--opset", opset, OPSETS)
     check_not_input(out, checkpoint)
     check_writable(out, force=force)
@@ -132,10 +154,14 @@ def export(
     with atomic_path(out) as tmp:  # a file that fails verification never appears at `out`
         if int8:
             with tempfile.TemporaryDirectory(prefix="facecli-int8-") as work:
-                _exported(model, Path(work) / "fp32.onnx", opset, static_batch, False)
+                result.exporter = _exported(model, Path(work) / "fp32.onnx", opset, static_batch, False)
                 quantize(Path(work) / "fp32.onnx", tmp, batches, file_hash(checkpoint), not cpu_has_vnni())
         elif fmt == "onnx":
-            _exported(load(checkpoint) if fp16 else model, tmp, opset, static_batch, fp16)  # fp16 halves its copy
+            result.exporter = _exported(
+                load(checkpoint) if fp16 else model, tmp, opset, static_batch, fp16
+            )  # fp16 halves its copy
+        elif fmt == "pt2":
+            _export_pt2(model, tmp)
         else:
             _export_torchscript(model, tmp)
         if verify:

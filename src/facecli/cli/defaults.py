@@ -31,8 +31,14 @@ def library_defaults(module: str, name: str) -> dict[str, str]:
 
 @functools.cache
 def library_constant(module: str, name: str) -> str:
-    """The value of constant `name` in `module` (as 'embed/backends'), as text."""
+    """The value of constant `name` in `module` (as 'embed/backends'), as text; a constant the module imports
+    from another facecli module is read there."""
     tree = ast.parse((PACKAGE / f"{module}.py").read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("facecli."):
+            source = node.module.removeprefix("facecli.").replace(".", "/")
+            if any(a.name == name and a.asname is None for a in node.names) and (PACKAGE / f"{source}.py").is_file():
+                return library_constant(source, name)
     assignments = [n for n in tree.body if isinstance(n, ast.Assign | ast.AnnAssign)]
     targets = {id(n): n.targets if isinstance(n, ast.Assign) else [n.target] for n in assignments}
     node = next(n for n in assignments if any(getattr(t, "id", None) == name for t in targets[id(n)]))

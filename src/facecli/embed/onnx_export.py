@@ -53,26 +53,36 @@ class ExportedGraph(nn.Module):
 
 
 def export_onnx(
-    model: FaceEmbedder, out: Path, opset: int = OPSET, static_batch: int | None = None, fp16: bool = False
+    model: FaceEmbedder,
+    out: Path,
+    opset: int = OPSET,
+    static_batch: int | None = None,
+    fp16: bool = False,
+    prefer: str = "torch.export",
 ) -> str:
     """Write `model` (as ExportedGraph computes it) to `out` with the model's config in the metadata; which
-    exporter wrote it: torch.export's (PyTorch's own since 2.9), or the TorchScript-based one it deprecated,
-    kept for opsets below torch.export's first (18) and as the fallback for a model torch.export cannot take."""
+    exporter wrote it. `prefer`: torch.export's (PyTorch's own since 2.9) or `legacy`, the TorchScript-based
+    one it deprecated; the other is the fallback. Opsets below torch.export's first (18) take the legacy one."""
     import onnx
 
     graph = ExportedGraph(model, fp16).eval()
     outputs = ["embedding", "quality"] if model.config.quality else ["embedding"]
-    exporter = "torch.export"
+    if opset < DYNAMO_FIRST_OPSET:
+        order = [("legacy", f"torchscript (legacy, for opset {opset})")]
+    else:
+        names = {"torch.export": "torch.export", "legacy": "torchscript (legacy)"}
+        order = sorted(names.items(), key=lambda item: item[0] != prefer)
     with atomic_path(out) as tmp:
-        if opset < DYNAMO_FIRST_OPSET:
-            exporter = "torchscript (legacy, for this opset)"
-            _legacy_export(graph, tmp, outputs, opset, static_batch)
-        else:
+        for n, (name, label) in enumerate(order):
             try:
-                _dynamo_export(graph, tmp, outputs, opset, static_batch)
-            except Exception as exc:  # noqa: BLE001 - torch.export raises many kinds for what it cannot trace
-                exporter = f"torchscript (legacy; torch.export failed: {' '.join(str(exc).split())[:160]})"
-                _legacy_export(graph, tmp, outputs, opset, static_batch)
+                EXPORTERS[name](graph, tmp, outputs, opset, static_batch)
+            except Exception as exc:  # noqa: BLE001 - the exporters raise many kinds for what they cannot trace
+                if n == len(order) - 1:
+                    raise
+                failed = f"; {label} failed: {' '.join(str(exc).split())[:160]}"
+                continue
+            exporter = label + (failed if n else "")
+            break
         written = onnx.load(str(tmp))
         set_onnx_metadata(written, model.config)
         written.metadata_props.add(key=EXPORTER_KEY, value=exporter)
@@ -106,6 +116,9 @@ def _legacy_export(graph: ExportedGraph, out: Path, outputs: list[str], opset: i
             graph, (_dummy(graph, static_batch),), str(out), input_names=["input"], output_names=outputs,
             dynamic_axes=dynamic, opset_version=opset, dynamo=False,
         )  # fmt: skip
+
+
+EXPORTERS = {"torch.export": _dynamo_export, "legacy": _legacy_export}
 
 
 def verification_inputs(model: FaceEmbedder, images: list[Path] | None = None) -> torch.Tensor:

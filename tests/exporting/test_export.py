@@ -8,7 +8,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from facecli.checkpoint import save_model
+from facecli.checkpoint import load, save_model
 from facecli.cli import app
 from facecli.embed import EmbedOptions
 from facecli.embed.backends import onnx_config
@@ -126,3 +126,30 @@ def test_cli_export_reports_the_check(tmp_path):
     assert "verified on 8 inputs" in result.output
     result = CliRunner().invoke(app, ["export", "-c", str(ckpt), "--format", "tflite", "--out", str(tmp_path / "m.x")])
     assert result.exit_code == 2 and "unknown export format" in result.output
+
+
+def test_each_exporter_falls_back_to_the_other_and_says_so(tmp_path, monkeypatch):
+    import facecli.embed.onnx_export as onnx_export
+
+    ckpt = _checkpoint(tmp_path)
+
+    def cannot(*args, **kwargs):
+        raise RuntimeError("cannot trace this")
+
+    with monkeypatch.context() as patched:  # torch.export's exporter fails: the legacy one writes the file
+        patched.setitem(onnx_export.EXPORTERS, "torch.export", cannot)
+        result = export(checkpoint=ckpt, fmt="onnx", out=tmp_path / "legacy.onnx")
+    props = {p.key: p.value for p in onnx.load(str(tmp_path / "legacy.onnx")).metadata_props}
+    assert result.exporter == props["facecli_exporter"]
+    assert result.exporter.startswith("torchscript (legacy); torch.export failed: cannot trace this")
+    assert result.max_abs_diff < 1e-4
+    model = load(ckpt)
+    with monkeypatch.context() as patched:  # the cache's first choice, the legacy one, fails (or is gone)
+        patched.setitem(onnx_export.EXPORTERS, "legacy", cannot)
+        used = onnx_export.export_onnx(model, tmp_path / "cache.onnx", prefer="legacy")
+    assert used == "torch.export; torchscript (legacy) failed: cannot trace this"
+    with monkeypatch.context() as patched, pytest.raises(RuntimeError, match="cannot trace"):
+        patched.setitem(onnx_export.EXPORTERS, "legacy", cannot)
+        patched.setitem(onnx_export.EXPORTERS, "torch.export", cannot)
+        onnx_export.export_onnx(model, tmp_path / "none.onnx")
+    assert not (tmp_path / "none.onnx").exists()

@@ -125,7 +125,7 @@ def test_the_cli_exports_int8(world, tmp_path):
                               str(world / "faces"), "--out", str(out), "--check-pairs", str(pairs.pairs), "--root",
                               "/", "--max-drop", "1"])  # fmt: skip
     assert run.exit_code == 0, run.output
-    assert "(onnx int8, exporter torchscript (legacy))" in run.output and out.is_file()
+    assert "(onnx int8, exporter torchscript (legacy, for opset 17))" in run.output and out.is_file()
     assert "int8 against fp32 on the check pairs" in run.output
     bad = runner.invoke(app, ["export", "-c", str(world / "model.safetensors"), "--int8", "--out", str(out), "--force"])
     assert bad.exit_code == 2 and "--calibrate" in bad.output and "Traceback" not in bad.output

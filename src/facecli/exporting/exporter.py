@@ -46,10 +46,11 @@ from facecli.verification.scoring import PairsInput, check_pairs
 ExportFormat = Literal["onnx", "pt2", "torchscript"]
 EXPORT_FORMATS: tuple[str, ...] = get_args(ExportFormat)
 TORCHSCRIPT_CONFIG = "facecli.json"  # the config, as an extra file of a .pt2 or TorchScript archive
-# the fp32 graph an int8 export quantises is a working file: the legacy exporter's, on whose graphs int8's speed
-# and accuracy were measured (RESULTS.md); torch.export's keeps BatchNorm nodes the quantiser warns about
-# ("Axis 1 is out-of-range" for each) and is the fallback
-INT8_SOURCE_EXPORTER = "legacy"
+# the fp32 graph an int8 export quantises is a working file, written at opset 17 at most, so by the legacy
+# exporter: the graphs int8's speed and accuracy were measured on (RESULTS.md). Quantised from the legacy
+# exporter's opset-18 graph instead (ONNX Runtime's symbolic shape inference fails on those), an untrained
+# mobilenet's worst cosine to fp32 was 0.9857 against 0.9957 (benchmarks/int8.py --no-train, one run each)
+INT8_OPSET = 17
 
 
 @dataclass
@@ -107,12 +108,10 @@ def verify_export(path: Path, fmt: str, model: FaceEmbedder, x: torch.Tensor, pr
 OPSETS = Bound(7, 30, integer=True)  # what ONNX has numbered; an opset too old for an operator fails in _exported
 
 
-def _exported(
-    model: FaceEmbedder, tmp: Path, opset: int, static_batch: int | None, fp16: bool, prefer: str = "torch.export"
-) -> str:
+def _exported(model: FaceEmbedder, tmp: Path, opset: int, static_batch: int | None, fp16: bool) -> str:
     """The ONNX export (which exporter wrote it), an operator the opset lacks said in one line."""
     try:
-        return export_onnx(model, tmp, opset, static_batch, fp16, prefer)
+        return export_onnx(model, tmp, opset, static_batch, fp16)
     except torch.onnx.OnnxExporterError as exc:
         reason = (str(exc).splitlines() or [type(exc).__name__])[0]
         raise FaceCliError(f"--opset {opset}: {reason} (the default, {OPSET}, exports every facecli model)") from None
@@ -160,8 +159,8 @@ def export(
     with atomic_path(out) as tmp:  # a file that fails verification never appears at `out`
         if int8:
             with tempfile.TemporaryDirectory(prefix="facecli-int8-") as work:
-                fp32 = Path(work) / "fp32.onnx"  # a working file: the exporter whose graphs int8 was measured on
-                result.exporter = _exported(model, fp32, opset, static_batch, False, prefer=INT8_SOURCE_EXPORTER)
+                fp32 = Path(work) / "fp32.onnx"
+                result.exporter = _exported(model, fp32, min(opset, INT8_OPSET), static_batch, False)
                 quantize(Path(work) / "fp32.onnx", tmp, batches, file_hash(checkpoint), not cpu_has_vnni())
         elif fmt == "onnx":
             result.exporter = _exported(

@@ -105,9 +105,7 @@ def quantize(fp32: Path, out: Path, batches: list[np.ndarray], source_hash: str,
 
     config = onnx_config(fp32)
     prepared = fp32.with_name("prepared.onnx")  # shapes inferred, batch norms folded: ONNX Runtime's first step
-    # opset-18 graphs (either exporter's) hold an Expand that ONNX Runtime's symbolic shape inference cannot read
-    # (a TypeError inside it); ONNX's own shape inference suffices for quantising
-    quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
+    quant_pre_process(str(fp32), str(prepared))
     first_conv = next((node.name for node in onnx.load(str(prepared)).graph.node if node.op_type == "Conv"), None)
     quantize_static(
         str(prepared),

@@ -203,10 +203,7 @@ def _v1(service: FaceService) -> APIRouter:
 
 
 def _gallery_routes(router: APIRouter, service: FaceService) -> None:
-    def gallery():  # noqa: ANN202
-        if service.gallery is None:
-            raise not_found("this server has no gallery (start it with --gallery DIR)")
-        return service.gallery
+    gallery = service.gallery_or_404
 
     @router.post("/subjects", status_code=201, summary="Create a subject")
     async def add_subject(body: NewSubject) -> dict:

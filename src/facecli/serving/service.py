@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 
 from facecli.align.warp import TEMPLATES
+from facecli.data.images import decode
 from facecli.embed.auto_backend import open_model
 from facecli.embed.backends import Backend
 from facecli.embed.faces import Face, FaceCrops, NoFaceFound
@@ -169,7 +170,8 @@ class FaceService:
 
     # --- the gallery
 
-    def _gallery(self):  # noqa: ANN202
+    def gallery_or_404(self):  # noqa: ANN202
+        """The gallery, for a request; a 404 when the server has none."""
         if self.gallery is None:
             raise not_found("this server has no gallery (start it with --gallery DIR)")
         return self.gallery
@@ -182,7 +184,7 @@ class FaceService:
     def enrol(self, subject: str, upload: Upload, aligned: bool) -> dict:
         """Store the largest face of the image as a face of `subject` (created when new)."""
         check_subject(subject)
-        gallery = self._gallery()
+        gallery = self.gallery_or_404()
         faces = self.faces(upload, aligned)
         embeddings, quality = self.embed_faces(faces[:1])
         crop = _png(faces[0].crop) if self.settings.keep_crops else None
@@ -230,7 +232,7 @@ class FaceService:
         return {"metric": METRIC, "threshold": limit, "threshold_source": source}
 
     def _search(self, embeddings: np.ndarray, top_k: int, threshold: float | None) -> list[dict]:
-        return [_decided(found, threshold) for found in self._gallery().search(embeddings, top_k)]
+        return [_decided(found, threshold) for found in self.gallery_or_404().search(embeddings, top_k)]
 
     def _reembed(self) -> None:
         """--reembed: the stored crops through this model, the gallery then belongs to it."""
@@ -245,8 +247,7 @@ class FaceService:
         vectors = {}
         for start in range(0, len(crops), 64):
             chunk = crops[start : start + 64]
-            images = [cv2.cvtColor(cv2.imdecode(np.frombuffer(c, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-                      for _, c in chunk]  # fmt: skip
+            images = [decode(crop) for _, crop in chunk]
             embeddings, _ = self.model.embed_scored(self.config.preprocessing.batch(images), self.settings.flip)
             vectors.update({face_id: e for (face_id, _), e in zip(chunk, embeddings, strict=True)})
         gallery.replace_embeddings(self.model_hash, vectors)

@@ -101,3 +101,14 @@ def test_above_the_exact_limit_an_ivf_index_answers_as_the_flat_one(tmp_path, mo
     agree = np.mean([a[0] == e[0] for a, e in zip(approximate, expected, strict=True)])
     assert agree >= 0.95
     reopened.close()
+
+
+def test_not_ready_names_a_stopped_model_thread_or_a_gallery_that_cannot_be_read(tmp_path):
+    from facecli.serving.service import not_ready
+
+    batcher, gallery = Batcher(_model([]), max_batch=8), SqliteGallery(tmp_path, "m", 8)
+    assert not_ready(batcher, gallery) is None and not_ready(Batcher(_model([]), max_batch=1), None) is None
+    gallery.close()
+    assert "the gallery cannot be read: " in not_ready(batcher, gallery)
+    batcher.close()
+    assert not_ready(batcher, None) == "the model's batching thread has stopped"

@@ -22,7 +22,7 @@ from facecli.errors import FaceCliError
 from facecli.serving.api_errors import ApiError, bad_request, error_body, not_found
 from facecli.serving.auth import ApiKeys
 from facecli.serving.metrics import Metrics
-from facecli.serving.service import MAX_TOP_K, FaceService, check_subject
+from facecli.serving.service import MAX_TOP_K, FaceService, check_subject, not_ready
 from facecli.serving.uploads import read_uploads
 
 log = logging.getLogger("facecli.serve")
@@ -77,7 +77,6 @@ def create_app(service: FaceService, keys: ApiKeys | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # noqa: ANN202
         yield
-        app.state.ready = False
         service.close()  # the batcher stops, the gallery's index is saved
 
     app = FastAPI(
@@ -85,7 +84,6 @@ def create_app(service: FaceService, keys: ApiKeys | None = None) -> FastAPI:
         lifespan=lifespan,
     )  # fmt: skip
     metrics = Metrics(service)
-    app.state.ready = True
     guard = [Depends(keys.check)] if keys else []
     app.include_router(_v1(service), dependencies=guard)
 
@@ -94,9 +92,10 @@ def create_app(service: FaceService, keys: ApiKeys | None = None) -> FastAPI:
         return {"status": "ok"}
 
     @app.get("/readyz", include_in_schema=False)
-    async def readyz() -> JSONResponse:
-        if not app.state.ready:
-            return JSONResponse(error_body("not_ready", "shutting down"), status_code=503)
+    def readyz() -> JSONResponse:  # a thread of its own: the gallery check reads the store
+        problem = not_ready(service.batcher, service.gallery)
+        if problem is not None:
+            return JSONResponse(error_body("not_ready", problem), status_code=503)
         return JSONResponse({"status": "ready", "model_hash": service.model_hash})
 
     @app.get("/metrics", dependencies=guard, include_in_schema=False)

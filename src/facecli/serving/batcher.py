@@ -54,6 +54,11 @@ class Batcher:
         self._jobs.put(job)
         return job.done.result()
 
+    @property
+    def running(self) -> bool:
+        """Whether a request would be answered: unbatched, or the model's thread still up."""
+        return self._thread is None or self._thread.is_alive()
+
     def close(self) -> None:
         if self._thread is not None:
             self._jobs.put(None)

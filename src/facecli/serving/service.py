@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -24,6 +25,10 @@ from facecli.serving.batcher import MAX_BATCH, MAX_WAIT_MS, Batcher
 from facecli.serving.store import Match, open_gallery
 from facecli.serving.transfer import import_index
 from facecli.serving.uploads import Upload
+
+if TYPE_CHECKING:
+    from facecli.serving.milvus_gallery import MilvusGallery
+    from facecli.serving.sqlite_gallery import SqliteGallery
 
 log = logging.getLogger(__name__)
 METRIC = "cosine"
@@ -47,6 +52,18 @@ class ServeSettings:
     import_index: Path | None = None
     max_batch: int = MAX_BATCH
     max_wait_ms: float = MAX_WAIT_MS
+
+
+def not_ready(batcher: Batcher, gallery: SqliteGallery | MilvusGallery | None) -> str | None:
+    """Why requests cannot be answered now (the model's thread stopped, a gallery that cannot be read), or None."""
+    if not batcher.running:
+        return "the model's batching thread has stopped"
+    if gallery is not None:
+        try:
+            gallery.count()
+        except Exception as exc:  # noqa: BLE001 - whatever the store raises (SQLite, OSError, Milvus), it is down
+            return f"the gallery cannot be read: {exc}"
+    return None
 
 
 class FaceService:
@@ -85,9 +102,8 @@ class FaceService:
         if given is not None:
             check_threshold(given, METRIC)
             return given, "request"
-        if self.config.threshold is not None and self.config.threshold_metric == METRIC:
-            return self.config.threshold, "model"
-        return None, "none"
+        calibrated = self.config.threshold_for(METRIC)
+        return (calibrated, "model") if calibrated is not None else (None, "none")
 
     def model_info(self) -> dict:
         threshold, source = self.threshold()

@@ -174,6 +174,7 @@ def convert(state: dict[str, torch.Tensor], arch: str, origin: str = "weights") 
         mean=source.mean,
         std=source.std,
         resize=source.resize,
+        colour="colour",  # every published face model here was trained on colour photos (CASIA, VGGFace2, MS1M)
         source=f"{arch} ({origin})",
     )
     model = create_model(config)

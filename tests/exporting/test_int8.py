@@ -55,7 +55,7 @@ def test_an_int8_export_is_checked_carries_its_origin_and_runs_like_any_onnx_fil
     assert result.format == "onnx int8" and result.min_cosine >= onnx_export.TOLERANCE["int8"][1]
     graph = onnx.load(str(out))
     assert {n.op_type for n in graph.graph.node} >= {"QuantizeLinear", "DequantizeLinear"}
-    props = {p.key: p.value for p in graph.metadata_props}
+    props = _props(graph)
     made = json.loads(props[INT8_KEY])
     assert made["calibration_images"] == 30 and made["source_sha256"] == file_hash(world / "model.safetensors")
     assert made["reduce_range"] is (not cpu_has_vnni())
@@ -106,6 +106,24 @@ def test_calibration_crops_of_another_size_are_named(world, tmp_path):
     cv2.imwrite(str(big), np.zeros((64, 48, 3), np.uint8))
     _refused(world, tmp_path, f"{big.name} is 48x64; calibrate on face crops of the model's input size, 32x32",
              calibrate=faces)  # fmt: skip
+
+
+def test_calibration_faces_of_the_other_colour_are_refused(world, tmp_path):
+    grey = tmp_path / "grey"
+    for path in image_files(world / "faces"):
+        (grey / path.parent.name).mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(grey / path.parent.name / path.name), cv2.imread(str(path), cv2.IMREAD_GRAYSCALE))
+    for colour in ("colour", "grey"):
+        model = create_model("mobilenet", input_size=32, embedding_size=16, colour=colour)
+        save_model(model.eval(), tmp_path / f"{colour}.safetensors")
+    refused = "30 of 30 crops are greyscale, but the model was trained on colour faces"
+    with pytest.raises(FaceCliError, match=refused):
+        export(checkpoint=tmp_path / "colour.safetensors", out=tmp_path / "a.onnx", int8=True, calibrate=grey)
+    with pytest.raises(FaceCliError, match="30 of 30 crops are colour, but the model was trained on grey faces"):
+        export(checkpoint=tmp_path / "grey.safetensors", out=tmp_path / "b.onnx", int8=True, calibrate=world / "faces")
+    assert not list(tmp_path.glob("*.onnx"))
+    export(checkpoint=tmp_path / "grey.safetensors", out=tmp_path / "c.onnx", int8=True, calibrate=grey)
+    assert onnx_config(tmp_path / "c.onnx").colour == "grey"
 
 
 def test_int8_with_torchscript_or_fp16_is_refused(world, tmp_path):
@@ -172,3 +190,17 @@ def test_check_pairs_without_int8_and_a_bad_max_drop_are_refused_before_work(wor
     (tmp_path / "bad.csv").write_text("image1,image2,label\nnot_there.png,also_not.png,1\n")
     bad = PairsInput(tmp_path / "bad.csv")
     _refused(world, tmp_path, "resolve under none of", calibrate=world / "faces", check=bad)
+
+
+def test_weights_quantised_per_tensor_are_one_note_not_a_warning_each(world, tmp_path, capfd, caplog):
+    model = create_model("iresnet18", input_size=32, embedding_size=16)  # pre-activation BatchNorms stay unfolded
+    save_model(model.eval(), tmp_path / "iresnet.safetensors")
+    result = export(checkpoint=tmp_path / "iresnet.safetensors", out=tmp_path / "i8.onnx", int8=True,
+                    calibrate=world / "faces", verify=False)  # fmt: skip
+    count = json.loads(_props(onnx.load(str(tmp_path / "i8.onnx")))[INT8_KEY])["per_tensor_weights"]
+    assert count > 0 and result.note.startswith(f"{count} weight(s) without a channel axis quantised per tensor")
+    assert "out-of-range" not in capfd.readouterr().err + caplog.text
+
+
+def _props(graph):
+    return {p.key: p.value for p in graph.metadata_props}

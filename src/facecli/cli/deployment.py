@@ -81,5 +81,7 @@ def export_command(
             f"min cosine {result.min_cosine:.6f}"
         )
     console.print(line)
+    if result.note:
+        console.print(f"note: {result.note}")
     if result.pairs_check is not None:
         console.print(int8_check_table(result.pairs_check))

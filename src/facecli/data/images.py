@@ -142,3 +142,14 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
     except OSError as exc:
         raise ImageError(f"cannot read ({exc.strerror})") from None
     return decode(data)
+
+
+GREY_TOLERANCE = 2  # levels: a grey face saved as colour JPEG keeps its channels within 1-2 levels of each other
+
+
+def looks_grey(image: np.ndarray) -> bool:
+    """Whether an HxWx3 image carries no colour: its three channels equal, within GREY_TOLERANCE."""
+    channels = image.astype(np.int16)
+    return bool(np.abs(channels[..., 0] - channels[..., 1]).max() <= GREY_TOLERANCE) and bool(
+        np.abs(channels[..., 1] - channels[..., 2]).max() <= GREY_TOLERANCE
+    )

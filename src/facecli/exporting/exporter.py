@@ -64,6 +64,7 @@ class ExportResult:
     inputs_checked: int = 0
     exporter: str | None = None  # for ONNX: torch.export's exporter, or the legacy one and why
     pairs_check: PairsCheck | None = None  # --int8 --check-pairs: both models on the user's pairs
+    note: str | None = None  # --int8: weights quantised per tensor
 
 
 def _export_torchscript(model: FaceEmbedder, out: Path) -> None:
@@ -161,7 +162,7 @@ def export(
             with tempfile.TemporaryDirectory(prefix="facecli-int8-") as work:
                 fp32 = Path(work) / "fp32.onnx"
                 result.exporter = _exported(model, fp32, min(opset, INT8_OPSET), static_batch, False)
-                quantize(Path(work) / "fp32.onnx", tmp, batches, file_hash(checkpoint), not cpu_has_vnni())
+                result.note = quantize(fp32, tmp, batches, file_hash(checkpoint), not cpu_has_vnni())
         elif fmt == "onnx":
             result.exporter = _exported(
                 load(checkpoint) if fp16 else model, tmp, opset, static_batch, fp16

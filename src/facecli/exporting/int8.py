@@ -10,13 +10,15 @@ flags show neither avx512_vnni nor avx_vnni.
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from facecli.data.images import ImageError, image_files, read_image
+from facecli.data.images import ImageError, image_files, looks_grey, read_image
 from facecli.embed.backends import onnx_config, save_threshold, set_onnx_metadata
 from facecli.embed.files import EmbedOptions
 from facecli.errors import FaceCliError
@@ -82,17 +84,61 @@ def calibration_batches(files: list[Path], config: ModelConfig) -> list[np.ndarr
                 f"input size, {w}x{h} (facecli align makes them)"
             )
         images.append(image)
+    _check_colour(images, config)
     return [
         config.preprocessing.batch(images[start : start + CALIBRATION_BATCH]).numpy().astype(np.float32)
         for start in range(0, len(images), CALIBRATION_BATCH)
     ]
 
 
-def quantize(fp32: Path, out: Path, batches: list[np.ndarray], source_hash: str, reduce_range: bool) -> None:
+# a calibration set "of the other colour": nearly all grey for a model trained on colour faces, or nearly all
+# colour for one trained on grey; its activation ranges would not be those the model meets
+WRONG_COLOUR_SHARE = 0.9
+
+
+def _check_colour(images: list[np.ndarray], config: ModelConfig) -> None:
+    if config.colour is None:  # a model from before facecli recorded it
+        return
+    grey = sum(looks_grey(image) for image in images)
+    other = grey if config.colour == "colour" else len(images) - grey
+    if other >= WRONG_COLOUR_SHARE * len(images):
+        kind = "greyscale" if config.colour == "colour" else "colour"
+        raise FaceCliError(
+            f"--calibrate: {other} of {len(images)} crops are {kind}, but the model was trained on "
+            f"{config.colour} faces; calibrate on faces like those it will see"
+        )
+
+
+class _PerTensorWeights(logging.Filter):
+    """Drops, and keeps the names from, the root-logger warning ONNX Runtime prints for each weight with no
+    channel axis (a 1-D weight, such as an iresnet's pre-activation BatchNorm scale, which cannot be folded
+    into a convolution), which it then quantises per tensor: dozens of lines for one fact."""
+
+    PATTERN = re.compile(r"Axis -?\d+ is out-of-range for weight '([^']+)'")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: list[str] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        found = self.PATTERN.search(record.getMessage())
+        if found:
+            self.names.append(found.group(1))
+        return found is None
+
+    def note(self) -> str | None:
+        if not self.names:
+            return None
+        return (f"{len(self.names)} weight(s) without a channel axis quantised per tensor, e.g. {self.names[0]} "
+                "(BatchNorms that cannot be folded into a convolution)")  # fmt: skip
+
+
+def quantize(fp32: Path, out: Path, batches: list[np.ndarray], source_hash: str, reduce_range: bool) -> str | None:
     """Write the int8 graph of the fp32 export `fp32` (in a folder of its own, which gets a working copy) to
-    `out`, calibrated on `batches`, with the facecli metadata and how it was made."""
+    `out`, calibrated on `batches`, with the facecli metadata and how it was made; returns a note on weights
+    quantised per tensor, if any."""
     import onnx
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import CalibrationDataReader
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     class Batches(CalibrationDataReader):
@@ -107,10 +153,30 @@ def quantize(fp32: Path, out: Path, batches: list[np.ndarray], source_hash: str,
     prepared = fp32.with_name("prepared.onnx")  # shapes inferred, batch norms folded: ONNX Runtime's first step
     quant_pre_process(str(fp32), str(prepared))
     first_conv = next((node.name for node in onnx.load(str(prepared)).graph.node if node.op_type == "Conv"), None)
+    per_tensor = _PerTensorWeights()
+    logging.getLogger().addFilter(per_tensor)  # ONNX Runtime logs on the root logger
+    try:
+        _quantize_static(prepared, out, Batches(), reduce_range, first_conv)
+    finally:
+        logging.getLogger().removeFilter(per_tensor)
+    graph = onnx.load(str(out))
+    set_onnx_metadata(graph, config)
+    made = {"calibration_images": int(sum(len(b) for b in batches)), "reduce_range": reduce_range,
+            "source_sha256": source_hash, "kept_float": KEPT_FLOAT, "per_tensor_weights": len(per_tensor.names),
+            "format": "QDQ, per-channel int8 weights, uint8 activations"}  # fmt: skip
+    prop = graph.metadata_props.add()
+    prop.key, prop.value = INT8_KEY, json.dumps(made)
+    onnx.save(graph, str(out))
+    return per_tensor.note()
+
+
+def _quantize_static(prepared: Path, out: Path, reader: object, reduce_range: bool, first_conv: str | None) -> None:
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+
     quantize_static(
         str(prepared),
         str(out),
-        Batches(),
+        reader,
         quant_format=QuantFormat.QDQ,
         per_channel=True,
         reduce_range=reduce_range,
@@ -118,14 +184,6 @@ def quantize(fp32: Path, out: Path, batches: list[np.ndarray], source_hash: str,
         weight_type=QuantType.QInt8,
         nodes_to_exclude=[first_conv] if first_conv else None,  # KEPT_FLOAT
     )
-    graph = onnx.load(str(out))
-    set_onnx_metadata(graph, config)
-    made = {"calibration_images": int(sum(len(b) for b in batches)), "reduce_range": reduce_range,
-            "source_sha256": source_hash, "kept_float": KEPT_FLOAT,
-            "format": "QDQ, per-channel int8 weights, uint8 activations"}  # fmt: skip
-    prop = graph.metadata_props.add()
-    prop.key, prop.value = INT8_KEY, json.dumps(made)
-    onnx.save(graph, str(out))
 
 
 # the accuracy an int8 model may lose on the check pairs before the export fails: half a point, the accuracy

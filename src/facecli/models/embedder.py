@@ -37,12 +37,17 @@ class ModelConfig:
     threshold: float | None = None
     threshold_metric: str | None = None
     quality: str | None = None  # "feature_norm": the norm before L2 normalisation scores face quality (QUALITY)
+    colour: str | None = None  # the faces it was trained on, "grey" or "colour" (COLOURS); None where unknown
     source: str = "facecli"
     version: str = field(default=__version__)
 
     def to_dict(self) -> dict:
         """JSON-ready dict."""
         return dataclasses.asdict(self)
+
+    def threshold_for(self, metric: str) -> float | None:
+        """The calibrated threshold when it was chosen for `metric` scores, else None."""
+        return self.threshold if self.threshold is not None and self.threshold_metric == metric else None
 
     @property
     def preprocessing(self) -> Preprocessing:
@@ -63,6 +68,8 @@ class ModelConfig:
         if data.get("quality") not in (None, *QUALITY):
             known = ", ".join(QUALITY)
             raise FaceCliError(f"checkpoint config: unknown quality score {data['quality']!r}, expected one of {known}")
+        if data.get("colour") not in (None, *COLOURS):
+            raise FaceCliError(f"checkpoint config: colour {data['colour']!r}, expected one of {', '.join(COLOURS)}")
         for key, value in data.items():
             if value is not None and key in CONFIG_NUMBERS and key not in ("input_size", "mean", "std"):
                 check_number(key, value, CONFIG_NUMBERS[key], "checkpoint config")
@@ -84,6 +91,8 @@ CONFIG_NUMBERS: dict[str, Bound] = {
 
 # what a model's quality score can be: the feature norm of a model trained with a head that makes it one
 QUALITY = ("feature_norm",)
+# what the training faces were: int8 calibration refuses faces of the other kind (exporting/int8.py)
+COLOURS = ("grey", "colour")
 
 
 def _numbers(key: str, value: object, count: int) -> list:

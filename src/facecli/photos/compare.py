@@ -53,10 +53,8 @@ class CompareResult:
 def _threshold(model: Embedder, given: float | None) -> tuple[float | None, str]:
     if given is not None:
         return given, "--threshold"
-    config = model.config
-    if config.threshold is not None and config.threshold_metric == "cosine":
-        return config.threshold, "the model's calibrated threshold"
-    return None, "none"
+    calibrated = model.config.threshold_for("cosine")
+    return (calibrated, "the model's calibrated threshold") if calibrated is not None else (None, "none")
 
 
 def compare(

@@ -3,9 +3,12 @@ it must get, exit 2, no traceback. The cases that were wrong are held by the tes
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -114,3 +117,45 @@ def _refused(world: Path, tmp_path: Path, args: list[str], expect: str) -> None:
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output and expect in said, said
     assert said.count("error:") <= 1
+
+
+# the pass's right answers that were checked by hand (rows 34, 36, 41, 42 of docs/reliability.md's table)
+def test_the_same_image_twice_compares_at_cosine_one(world):
+    image = str(next((world / "faces").rglob("*.jpg")))
+    result = runner.invoke(app, ["compare", image, image, "-c", str(world / "model.safetensors"), "--align", "never",
+                                 "--backend", "torch", "--json"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.output[result.output.index("{") :])  # after the runtime line
+    assert abs(answer["pairs"][0]["score"] - 1.0) < 1e-5
+
+
+def test_a_one_pixel_image_is_too_small_to_hold_a_face(world, tmp_path):
+    cv2.imwrite(str(tmp_path / "tiny.png"), np.zeros((1, 1, 3), np.uint8))
+    image = str(next((world / "faces").rglob("*.jpg")))
+    _refused(world, tmp_path, ["compare", image, str(tmp_path / "tiny.png"), "-c", "{model}"],
+             "tiny.png: 1x1 pixels is too small to hold a face")  # fmt: skip
+
+
+def test_crlf_pairs_read_like_lf(world, tmp_path):
+    faces = sorted((world / "faces").rglob("*.jpg"))
+    rows = [f"{a},{b},{int(a.parent == b.parent)}" for a, b in zip(faces, faces[1:] + faces[:1], strict=True)]
+    scores = []
+    for name, ending in (("lf.csv", "\n"), ("crlf.csv", "\r\n")):
+        (tmp_path / name).write_bytes(ending.join(["image1,image2,label", *rows, ""]).encode())
+        out = tmp_path / f"{name}.scores.csv"
+        args = ["eval", "-c", str(world / "model.safetensors"), "--pairs", str(tmp_path / name), "--root", "/"]
+        result = runner.invoke(app, [*args, "--backend", "torch", "--workers", "0", "--scores", str(out)])
+        assert result.exit_code == 0, result.output
+        scores.append(out.read_text())
+    assert scores[0] == scores[1] and len(scores[0].splitlines()) == len(rows) + 1
+
+
+def test_a_training_list_with_a_utf8_bom_trains(world, tmp_path):
+    listed = (world / "lists" / "cls_train.txt").read_text()
+    (tmp_path / "bom.txt").write_text("\ufeff" + listed, encoding="utf-8")
+    result = runner.invoke(app, ["train", "--data", str(tmp_path / "bom.txt"), "--run-dir", str(tmp_path / "run"),
+                                 "--epochs", "1", "--img-size", "32", "--workers", "0"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    classes = (tmp_path / "run" / "classes.txt").read_text()
+    identities = {line.split(";")[0] for line in listed.splitlines()}
+    assert "\ufeff" not in classes and len(classes.splitlines()) == len(identities)

@@ -112,3 +112,24 @@ def test_not_ready_names_a_stopped_model_thread_or_a_gallery_that_cannot_be_read
     assert "the gallery cannot be read: " in not_ready(batcher, gallery)
     batcher.close()
     assert not_ready(batcher, None) == "the model's batching thread has stopped"
+
+
+def test_milvus_listings_page_in_order_past_one_batch(tmp_path, monkeypatch):
+    pytest.importorskip("milvus_lite")
+    import facecli.serving.milvus_gallery as milvus_gallery
+
+    monkeypatch.setattr(milvus_gallery, "ITERATOR_BATCH", 4)  # listings span several of Milvus's batches
+    gallery = milvus_gallery.MilvusGallery(str(tmp_path / "g.db"), "m", 8)
+    names = [f"s{n:02d}" for n in np.random.default_rng(0).permutation(23)]  # enrolled out of order
+    for name in names:
+        gallery.add_subject(name)
+        gallery.add_faces(name, np.eye(8, dtype=np.float32)[:1], [None], [None])
+    pages, after = [], ""
+    while page := gallery.subjects(after, 5):
+        pages.append([s.name for s in page])
+        after = page[-1].name
+    assert [len(p) for p in pages] == [5, 5, 5, 5, 3] and sum(pages, []) == sorted(names)
+    assert [s.name for s in gallery.subjects()] == sorted(names)  # every subject, as `--import-index` reads them
+    ids = [f.id for f in gallery.faces()]
+    assert ids == sorted(ids) and len(ids) == 23 and [f.id for f in gallery.faces(after=ids[9], limit=6)] == ids[10:16]
+    gallery.close()

@@ -19,7 +19,7 @@ from facecli.errors import FaceCliError
 from facecli.serving.store import MILVUS_SCHEME, Match, StoredFace, Subject, best_per_subject, model_mismatch
 
 CANDIDATES_PER_RESULT = 20  # hits fetched per asked-for subject: a subject's faces may fill the top
-MAX_QUERY = 16_384  # Milvus's limit on rows a query returns at once
+ITERATOR_BATCH = 1000  # rows a listing reads from Milvus at a time
 PLACEHOLDER = [0.0, 0.0]  # the subjects collection's vector (Milvus needs one in every collection)
 # faces inserted between flushes: Milvus searches unflushed (growing) segments by brute force, and on Milvus Lite
 # that was slow (20,000 faces of 512-d unflushed: 1.1 s a search; flushed: 0.14 s; a flush: 1.7 s)
@@ -129,30 +129,38 @@ class MilvusGallery:
         rows = self.client.query(self.collection, filter=condition, output_fields=["count(*)"])
         return int(rows[0]["count(*)"])
 
-    def subjects(self, after: str = "", limit: int = MAX_QUERY) -> list[Subject]:
-        """Subjects by name, `limit` of them after `after`, each with its number of faces."""
+    def subjects(self, after: str = "", limit: int = -1) -> list[Subject]:
+        """Subjects by name, `limit` of them (-1: all) after `after`, each with its number of faces."""
         with self._lock:
-            rows = self.client.query(
-                self.subjects_collection, filter=f"name > {_quoted(after)}", output_fields=["name", "created"],
-                limit=MAX_QUERY,
-            )  # fmt: skip
-            rows = sorted(rows, key=lambda r: r["name"])[:limit]
+            rows = self._in_key_order(self.subjects_collection, f"name > {_quoted(after)}", ["name", "created"], limit)
             return [Subject(r["name"], self._count(f"subject == {_quoted(r['name'])}"), r["created"]) for r in rows]
+
+    def _in_key_order(self, collection: str, condition: str, fields: list[str], limit: int) -> list[dict]:
+        """The first `limit` rows (-1: all) matching `condition` by primary key. A query returns at most
+        16,384 rows, in no set order, so a page of a larger gallery would skip rows; Milvus's query
+        iterator walks the primary key in order, a batch at a time."""
+        iterator = self.client.query_iterator(
+            collection, batch_size=ITERATOR_BATCH if limit < 0 else min(limit, ITERATOR_BATCH), limit=limit,
+            filter=condition, output_fields=fields,
+        )  # fmt: skip
+        rows: list[dict] = []
+        try:
+            while batch := iterator.next():
+                rows.extend(batch)
+        finally:
+            iterator.close()
+        return rows
 
     def subject(self, name: str) -> Subject | None:
         with self._lock:
             rows = self.client.get(self.subjects_collection, ids=[name], output_fields=["name", "created"])
             return Subject(name, self._count(f"subject == {_quoted(name)}"), rows[0]["created"]) if rows else None
 
-    def faces(self, subject: str | None = None, after: int = 0, limit: int = MAX_QUERY) -> list[StoredFace]:
-        """Faces by id (of one subject, or all), `limit` of them after the id `after`."""
+    def faces(self, subject: str | None = None, after: int = 0, limit: int = -1) -> list[StoredFace]:
+        """Faces by id (of one subject, or all), `limit` of them (-1: all) after the id `after`."""
         condition = f"id > {int(after)}" + ("" if subject is None else f" and subject == {_quoted(subject)}")
         with self._lock:
-            rows = self.client.query(
-                self.collection, filter=condition, output_fields=["id", "subject", "quality", "created"],
-                limit=MAX_QUERY,
-            )  # fmt: skip
-        rows = sorted(rows, key=lambda r: r["id"])[:limit]
+            rows = self._in_key_order(self.collection, condition, ["id", "subject", "quality", "created"], limit)
         return [
             StoredFace(r["id"], r["subject"], None if r["quality"] < 0 else r["quality"], r["created"]) for r in rows
         ]

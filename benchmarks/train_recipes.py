@@ -6,7 +6,7 @@ Each set trains on some identities and is verified on LFW-format pairs of others
 never sees: the run validates on identities it holds back itself, as a user's run does, and the model it
 keeps (best.safetensors, else last.safetensors) is then evaluated on the pairs. Baselines score the pairs
 without training: the cosine of raw pixels and the distance of mean colours. Usage:
-python benchmarks/train_recipes.py [--sets synth30 digits ...] [--recipes auto ...] [--log runs.jsonl]
+python benchmarks/train_recipes.py [--sets synth30 digits ...] [--recipes auto "auto @48" ...] [--log runs.jsonl]
 """
 
 from __future__ import annotations
@@ -61,6 +61,7 @@ RECIPES = {
     "magface s32": {"loss": "magface", "scale": 32.0},
     "curricularface s32 m0.3": {"loss": "curricularface", "scale": 32.0, "margin": 0.3},
     "auto, strong aug": {"aug": "strong"},  # the recipe with only the augmentation forced
+    "auto, all mining": {"mining": "all"},  # the recipe with every violating triplet instead of batch-hard
     "old defaults": {"loss": "arcface", "backbone": "mobilenet", "img_size": 160, "epochs": 10, "lr": 1e-3,
                      "warmup_epochs": 0.0, "batch_size": 64, "aug": "light", "scale": 64.0, "margin": 0.5},
     "triplet 10 ep": {**COMMON, "loss": "triplet", "epochs": 10},
@@ -69,6 +70,14 @@ RECIPES = {
     "arcface s32 m0.3 10 ep": {**COMMON, "loss": "arcface", "scale": 32.0, "margin": 0.3, "epochs": 10},
     "arcface s32 m0.3 40 ep": {**COMMON, "loss": "arcface", "scale": 32.0, "margin": 0.3, "epochs": 40},
 }  # fmt: skip
+
+
+def recipe_options(name: str) -> dict:
+    """A recipe's options; "NAME @N" is recipe NAME with the input size fixed at N px."""
+    base, _, size = name.partition(" @")
+    if base not in RECIPES or (size and not size.isdigit()):
+        raise argparse.ArgumentTypeError(f"{name!r}: a recipe of {list(RECIPES)}, optionally followed by ' @PX'")
+    return {**RECIPES[base], **({"img_size": int(size)} if size else {})}
 
 
 def make_set(name: str, work: Path) -> tuple[Path, Path]:
@@ -125,8 +134,8 @@ def baselines(pairs_file: Path, root: Path) -> dict[str, float]:
 
 
 def run(set_name: str, recipe: str, work: Path, train_list: Path, pairs: Path) -> dict:
-    run_dir = work / recipe.replace(" ", "_").replace("+", "")
-    options = TrainOptions(data=train_list, run_dir=run_dir, device="cpu", **RECIPES[recipe])
+    run_dir = work / recipe.replace(" ", "_").replace("+", "").replace("@", "")
+    options = TrainOptions(data=train_list, run_dir=run_dir, device="cpu", **recipe_options(recipe))
     started = time.perf_counter()
     result = train(options)
     minutes = (time.perf_counter() - started) / 60
@@ -142,10 +151,17 @@ def run(set_name: str, recipe: str, work: Path, train_list: Path, pairs: Path) -
     }  # fmt: skip
 
 
+def _recipe_name(name: str) -> str:
+    recipe_options(name)  # refuses an unknown one
+    return name
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sets", nargs="+", default=SETS, choices=SETS)
-    parser.add_argument("--recipes", nargs="+", default=list(RECIPES)[:4], choices=list(RECIPES))
+    parser.add_argument(
+        "--recipes", nargs="+", default=list(RECIPES)[:4], type=_recipe_name, help="Names of RECIPES, or 'NAME @PX'."
+    )
     parser.add_argument("--log", type=Path, help="Append each result as a JSON line here as it comes.")
     args = parser.parse_args()
     rows = []

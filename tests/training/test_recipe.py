@@ -1,23 +1,17 @@
 """The recipe planned from the data: rules, what the user gives wins, fine-tuning, any number of identities."""
 
 import json
+import math
 
 import pytest
 
-from facecli.checkpoint import save_model
+from facecli.checkpoint import read_config, save_model
 from facecli.data.synth import synth
 from facecli.errors import FaceCliError
 from facecli.models import create_model, default_config
 from facecli.training import TrainOptions, train
-from facecli.training.recipe import (
-    LOADER_EFFICIENCY,
-    TIME_BUDGET_CPU_S,
-    TIME_BUDGET_GPU_S,
-    TRIPLET_BELOW,
-    Fingerprint,
-    plan,
-    size_run,
-)
+from facecli.training.recipe import TIME_BUDGET_CPU_S, TIME_BUDGET_GPU_S, TRIPLET_BELOW, Fingerprint, plan
+from facecli.training.run_length import LOADER_EFFICIENCY, size_run
 
 
 def _fp(identities=20, images=200, side=32, median=10.0):
@@ -205,8 +199,6 @@ def _fp_positives(identities):
 
 
 def test_a_run_without_validation_holds_identities_back_and_calibrates_the_threshold(tmp_path):
-    from facecli.checkpoint import read_config
-
     synth(tmp_path / "faces", identities=24, images=4, size=32, seed=12)
     run = tmp_path / "run"
     result = train(TrainOptions(data=tmp_path / "faces", run_dir=run, epochs=2, workers=0, device="cpu"))
@@ -216,7 +208,22 @@ def test_a_run_without_validation_holds_identities_back_and_calibrates_the_thres
     assert not any(row.split("/")[0] in trained for row in held)  # never trained on
     config = read_config(run / "best.safetensors")
     assert config.threshold is not None and config.threshold_metric == "cosine"
+    assert config.colour == "colour"  # what int8 calibration checks its faces against
     assert any("4 identities held back" in note for note in result.notes)
+
+
+def test_grey_faces_saved_as_colour_files_are_grey(tmp_path):
+    import cv2
+
+    from facecli.data.images import image_files
+    from facecli.data.training_set import read_training_set
+    from facecli.training.recipe import fingerprint
+
+    synth(tmp_path / "faces", identities=3, images=2, size=32, seed=1)
+    assert not fingerprint(read_training_set(tmp_path / "faces"), "cpu").grey
+    for path in image_files(tmp_path / "faces"):  # three equal channels in an RGB JPEG
+        cv2.imwrite(str(path), cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_GRAYSCALE), cv2.COLOR_GRAY2BGR))
+    assert fingerprint(read_training_set(tmp_path / "faces"), "cpu").colour == "grey"
 
 
 def test_the_step_probe_times_steps_and_puts_everything_back():
@@ -244,6 +251,32 @@ def test_the_step_probe_times_steps_and_puts_everything_back():
     assert not optimizer.state and torch.equal(torch.random.get_rng_state(), rng)
 
 
+@pytest.mark.parametrize(("seconds", "give_up_above", "steps"), [(0.01, None, 10), (4.0, None, 2), (4.0, 1.0, 1)])
+def test_the_probe_takes_fewer_steps_of_a_slow_configuration(monkeypatch, seconds, give_up_above, steps):
+    import torch
+
+    from facecli.runtime import resolve_runtime
+    from facecli.training import probe
+    from facecli.training.precision import precision_for
+
+    clock = [0.0]
+
+    def step(*args):  # a step that takes `seconds` on a fake clock
+        clock[0] += seconds
+        taken.append(1)
+        return torch.tensor(1.0)
+
+    taken = []
+    monkeypatch.setattr(probe, "train_step", step)
+    monkeypatch.setattr(probe.time, "perf_counter", lambda: clock[0])
+    net = torch.nn.Linear(2, 2)
+    model = create_model("timm/resnet10t", input_size=32, embedding_size=8)
+    limit = {} if give_up_above is None else {"give_up_above": give_up_above}
+    found = probe.seconds_per_step(net, torch.optim.SGD(net.parameters(), 0.1), precision_for(resolve_runtime("cpu")),
+                                   model.config.preprocessing, probe.probe_labels(4, None, 4), 32, **limit)  # fmt: skip
+    assert found == pytest.approx(seconds) and len(taken) == steps  # 2 warm-up + 8; 1 + 1; given up after 1
+
+
 def test_a_run_given_a_time_budget_sizes_its_epochs_from_a_timed_step(ten, tmp_path):
     result = train(TrainOptions(data=ten / "faces", run_dir=tmp_path / "run", time_budget=6, img_size=32, workers=0,
                                 device="cpu"))  # fmt: skip
@@ -251,6 +284,16 @@ def test_a_run_given_a_time_budget_sizes_its_epochs_from_a_timed_step(ten, tmp_p
     assert saved["time_budget"] == 6 and saved["recipe"]["time_budget"]["by"] == "you"
     assert "measured here" in saved["recipe"]["epochs"]["reason"] and saved["epochs"] == len(result.history)
     assert result.seconds < 60
+
+
+def test_a_run_too_short_for_its_images_size_trains_smaller_images(tmp_path):
+    synth(tmp_path / "faces", identities=6, images=4, size=64, seed=4)
+    result = train(TrainOptions(data=tmp_path / "faces", run_dir=tmp_path / "run", time_budget=2, workers=0,
+                                device="cpu", embedding_size=16))  # fmt: skip
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    chosen = saved["recipe"]["img_size"]
+    assert saved["img_size"] < 64 and chosen["by"] == "recipe" and "64 px (the images' own) fits" in chosen["reason"]
+    assert result.history and read_config(tmp_path / "run" / "last.safetensors").input_size == (saved["img_size"],) * 2
 
 
 def _at_scale(identities, images, device="cuda:0"):
@@ -285,8 +328,10 @@ def test_mobilenet_from_scratch_on_a_small_set_is_warned_with_the_measurement():
 def test_a_heavy_trunk_at_64_px_and_up_on_a_cpu_is_warned_with_the_measurement():
     from facecli.training.recipe import warnings
 
-    big = _planned(_fp(images=400, side=96), loss="arcface", backbone="iresnet18")
-    assert big.img_size == 96 and "ended at raw pixels" in warnings(big, _fp(images=400, side=96))[0]
+    big = _planned(_fp(images=400, side=96), loss="arcface", backbone="iresnet18", img_size=96)
+    assert "ended at raw pixels" in warnings(big, _fp(images=400, side=96))[0]
+    planned = _planned(_fp(images=400, side=96), loss="arcface", backbone="iresnet18")
+    assert planned.img_size == 96 and warnings(planned, _fp(images=400, side=96)) == []  # fitted_size sizes it
     small = _planned(_fp(images=400, side=32), loss="arcface", backbone="iresnet18")
     assert warnings(small, _fp(images=400, side=32)) == []  # at 32 px it beat raw pixels everywhere
     fixed = _planned(_fp(images=400, side=96), backbone="vgg16", epochs=100)
@@ -336,3 +381,27 @@ def test_a_run_far_past_its_time_budget_stops_at_an_epoch_end_and_resumes(ten, t
     assert "over time: past 0 s, the deadline of --time-budget 5 s" in " ".join(capsys.readouterr().err.split())
     resumed = train(resolve_options({"run_dir": tmp_path / "run"}, resume=tmp_path / "run"), resume=True)
     assert resumed.epochs_done == 2  # continued from its state, one more epoch before the (patched) deadline
+
+
+def test_the_input_size_shrinks_until_the_budget_holds_enough_epochs_of_a_heavy_trunk():
+    from facecli.training.run_length import MIN_FITTED_EPOCHS, MIN_SIZE, fitted_size, hopeless_step
+
+    planned = _planned(_fp(images=400, side=96), loss="arcface", backbone="iresnet18", time_budget=210.0)
+    assert planned.img_size == 96
+    slow = 210.0 / (10 * 7)  # 10 epochs of 7 steps at 96 px
+    fitted = fitted_size(planned, slow, 7)
+    assert fitted is not None and MIN_SIZE <= fitted.img_size < 96 and fitted.img_size % 16 == 0
+    assert fitted.recipe["img_size"]["by"] == "recipe" and "fits 9 epochs" in fitted.recipe["img_size"]["reason"]
+    fast = 210.0 / (10 * MIN_FITTED_EPOCHS * 7)  # ten times the epochs needed
+    assert fitted_size(planned, fast, 7) is None
+    given = _planned(_fp(images=400, side=96), backbone="iresnet18", img_size=96, time_budget=210.0)
+    assert fitted_size(given, slow, 7) is None  # a size the user chose is theirs
+    assert hopeless_step(given, 7) == math.inf  # so its probe measures in full
+    assert fitted_size(planned, hopeless_step(planned, 7), 7).img_size < 96  # one step that slow is enough
+    smallest = _planned(_fp(images=400, side=32), backbone="iresnet18", time_budget=210.0)
+    assert fitted_size(smallest, slow, 7) is None  # nothing smaller to fall back to
+
+
+def test_the_planned_size_is_never_below_the_backbones_minimum():
+    planned = _planned(_fp(side=32), backbone="inception_resnetv1")
+    assert planned.img_size == 75 and "smallest input" in planned.recipe["img_size"]["reason"]

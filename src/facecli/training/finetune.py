@@ -12,8 +12,9 @@ from facecli.models import FaceEmbedder, ModelConfig, create_model
 
 
 def fine_tune_config(init: ModelConfig, embedding_size: int | None, img_size: int | None, dropout: float | None,
-                     loss: str, num_classes: int) -> ModelConfig:  # fmt: skip
-    """The --init model's config (its preprocessing kept) for the new run: new classes, no threshold yet."""
+                     loss: str, num_classes: int, colour: str) -> ModelConfig:  # fmt: skip
+    """The --init model's config (its preprocessing kept) for the new run: new classes, no threshold yet, the
+    colour of the new faces."""
     return dataclasses.replace(
         init,
         embedding_size=embedding_size or init.embedding_size,
@@ -24,6 +25,7 @@ def fine_tune_config(init: ModelConfig, embedding_size: int | None, img_size: in
         threshold=None,
         threshold_metric=None,
         quality=quality_of(loss),
+        colour=colour,
         source=f"fine-tuned from {init.source}",
     )
 

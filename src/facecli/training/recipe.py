@@ -12,24 +12,20 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from facecli.data.images import ImageError
+from facecli.data.images import ImageError, looks_grey
 from facecli.data.training_set import TrainingSet
 from facecli.losses.options import loss_defaults, losses_taking_all
 from facecli.models import ModelConfig
+from facecli.registry import BACKBONES
 from facecli.training.optim import NOMINAL_BATCH
 from facecli.training.options import PK_LOSSES, TrainOptions
+from facecli.training.run_length import MAX_SIZE, MIN_SIZE, SIZE_STEP, VALIDATIONS
 
-SAMPLED_IMAGES = 64  # headers read to learn the image size and colour
-# The run's length: a time budget, filled at the step time measured on this machine (training/probe.py).
-# Sizing it by image count (pixels as the cost) stopped 96 px runs at a third of their time: the step time
-# fell 6x from 32 to 96 px where the pixel count grew 9x.
+SAMPLED_IMAGES = 64  # images read to learn the image size and colour
+# the run's length is a time budget, filled at the step time measured on this machine (training/run_length.py)
 TIME_BUDGET_CPU_S = 210.0  # 3.5 minutes, so that a whole no-flag run stays under 5 minutes on 2 cores
 TIME_BUDGET_GPU_S = 900.0  # no GPU figure in RESULTS.md yet: benchmarks/gpu_check.sh measures the step times
-LOADER_EFFICIENCY = 0.9  # the loop ran at 87-98% of the model-only rate (benchmarks/step_overhead.py)
-FORWARD_SHARE = 1 / 3  # an image's forward pass against its whole training step, for validation's cost
-MIN_EPOCHS, MAX_EPOCHS = 3, 200
 BATCH = 64  # images a step; a P x K batch takes the nearest multiple of K below it
-VALIDATIONS = 20
 # identities: triplet was ahead of ArcFace (s=32, m=0.3) at 7 and 20 (0.78 vs 0.72, 0.65 vs 0.62), level at
 # 270 (0.78 vs 0.77), behind at 950 (0.92 vs 0.93); the switch lies between, not measured more finely
 TRIPLET_BELOW = 150
@@ -66,25 +62,29 @@ class Fingerprint:
     with_positives: int = 0  # identities with 2+ images
     packed: bool = False  # a RecordIO set
 
+    @property
+    def colour(self) -> str:
+        """ "grey" or "colour", as a model config records its training faces."""
+        return "grey" if self.grey else "colour"
+
     def describe(self) -> str:
         """One line for the run log."""
-        colour = "grey" if self.grey else "colour"
         return (
             f"data: {self.identities} identities, {self.images} images ({self.min_per_identity} min / "
             f"{self.median_per_identity:g} median per identity, {self.singletons} with one), "
-            f"{colour} ~{self.image_side} px; {self.device}, {self.cores} cores"
+            f"{self.colour} ~{self.image_side} px; {self.device}, {self.cores} cores"
         )
 
 
 def _size_and_colour(data: TrainingSet, index: int) -> tuple[int, bool]:
-    """Shorter side and greyness: from the file's header, or a RecordIO record decoded."""
-    if data.records is not None:
-        image = data.read(index)
-        return min(image.shape[:2]), bool(
-            (image[..., 0] == image[..., 1]).all() and (image[..., 1] == image[..., 2]).all()
-        )
-    with Image.open(data.paths[index]) as image:
-        return min(image.size), image.mode in ("L", "LA", "I", "I;16", "1")
+    """Shorter side and greyness: from the file's header where it stores one channel, else from the pixels
+    (a grey face saved as colour is grey), as int8 calibration judges its faces."""
+    if data.records is None:
+        with Image.open(data.paths[index]) as image:
+            if image.mode in ("L", "LA", "I", "I;16", "1"):
+                return min(image.size), True
+    image = data.read(index)
+    return min(image.shape[:2]), looks_grey(image)
 
 
 def fingerprint(data: TrainingSet, device: str) -> Fingerprint:
@@ -136,9 +136,13 @@ def _loss(options: TrainOptions, fp: Fingerprint) -> tuple[str, str]:
     return "arcface", f"{fp.identities} identities (>= {TRIPLET_BELOW}): ArcFace was ahead on many (950)"
 
 
-def _img_size(fp: Fingerprint) -> tuple[int, str]:
-    size = int(min(112, max(32, round(fp.image_side / 16) * 16)))
-    return size, f"the images' own size (~{fp.image_side} px), between 32 and 112: no upsampling, affordable steps"
+def _img_size(fp: Fingerprint, backbone: str) -> tuple[int, str]:
+    least = max(MIN_SIZE, BACKBONES.get(backbone).min_size)
+    size = int(min(max(least, MAX_SIZE), max(least, round(fp.image_side / SIZE_STEP) * SIZE_STEP)))
+    if size > fp.image_side and least > MIN_SIZE:
+        return size, f"{backbone}'s smallest input (the images are ~{fp.image_side} px)"
+    bounds = f"between {MIN_SIZE} and {MAX_SIZE}"
+    return size, f"the images' own size (~{fp.image_side} px), {bounds}: no upsampling, affordable steps"
 
 
 def _time_budget(fp: Fingerprint, fine_tune: bool) -> tuple[float, str]:
@@ -148,35 +152,6 @@ def _time_budget(fp: Fingerprint, fine_tune: bool) -> tuple[float, str]:
     if fine_tune:
         return budget / 2, f"half of {budget:g} s {reason}: fine-tuning starts from learned weights"
     return budget, f"{budget:g} s {reason}"
-
-
-def size_run(options: TrainOptions, step_seconds: float, steps_per_epoch: int, val_images: int) -> TrainOptions:
-    """The epochs that fill the time budget at the measured step time (validation's cost off the top first),
-    and the validation interval, recorded with the measurement; options with a length given are kept."""
-    if options.epochs is not None:
-        return options
-    validated = options.val_pairs is not None or options.val_bin is not None or bool(options.val_holdout)
-    per_epoch = step_seconds * steps_per_epoch / LOADER_EFFICIENCY
-    per_validation = val_images * step_seconds / options.batch_size * FORWARD_SHARE if validated else 0.0
-    seconds = options.time_budget - VALIDATIONS * per_validation
-    # A cap of 10 steps per identity for small sets was tried and dropped: on 7 and 20 identities it
-    # scored 0.70 and 0.56 where the full budget scored 0.73 and 0.63 (within the folds' +-0.08, no gain)
-    epochs = int(min(MAX_EPOCHS, max(MIN_EPOCHS, seconds // per_epoch)))
-    reason = (
-        f"{options.time_budget:g} s at {step_seconds * 1000:.0f} ms a step (measured here), "
-        f"{steps_per_epoch} step(s) an epoch"
-    )
-    recipe = dict(options.recipe or {})
-    recipe["epochs"] = {"value": epochs, "reason": reason, "by": "recipe"}
-    filled = {"epochs": epochs}
-    if validated and options.val_every is None:
-        filled["val_every"] = max(1, math.ceil(epochs / VALIDATIONS))
-        recipe["val_every"] = {
-            "value": filled["val_every"],
-            "reason": f"about {VALIDATIONS} validations a run",
-            "by": "recipe",
-        }
-    return dataclasses.replace(options, **filled, recipe=recipe)
 
 
 def _holdout(fp: Fingerprint) -> tuple[int, str]:
@@ -293,7 +268,7 @@ def plan(options: TrainOptions, fp: Fingerprint, init: ModelConfig | None = None
         backbone = choose(
             "backbone", "timm/resnet10t", "a residual trunk: 0.93 where MobileNetV1 reached 0.81 at 32 px"
         )
-        size = choose("img_size", *_img_size(fp))
+        size = choose("img_size", *_img_size(fp, backbone))
     filled = {"loss": loss, "backbone": backbone, "img_size": size}
     if (options.sampler == "auto" and loss in PK_LOSSES) or options.sampler == "pk":
         k = int(min(4, max(2, fp.median_per_identity)))
@@ -401,12 +376,13 @@ def warnings(options: TrainOptions, fp: Fingerprint) -> list[str]:
             "Start from published weights (facecli import, then --init) or leave --backbone to the recipe"
         )
     heavy = options.backbone in HEAVY_ON_A_CPU and not fp.device.startswith("cuda") and options.init is None
-    if heavy and (options.img_size or 0) >= 64 and fp.images < SMALL_SET_IMAGES and options.epochs is None:
+    size_given = (options.recipe or {}).get("img_size", {}).get("by") == "you"  # else fitted_size sizes it
+    if heavy and size_given and options.img_size >= 64 and fp.images < SMALL_SET_IMAGES and options.epochs is None:
         found.append(
             f"warning: {options.backbone} from scratch at {options.img_size} px on a CPU fits few epochs in the time "
             "budget: on two small sets of 64 and 96 px, 7-13 epochs of iresnet18 or vgg16 ended at raw pixels "
-            "(0.53-0.64; timm/resnet10t 0.64-0.86). Pass --img-size 32 (where both beat raw pixels), a longer "
-            "--time-budget, or leave --backbone to the recipe"
+            "(0.53-0.64); at the 32 px the recipe fits to the budget, iresnet18 reached 0.77-0.81. Leave "
+            "--img-size to the recipe, or give a longer --time-budget"
         )
     return found
 

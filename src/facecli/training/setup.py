@@ -4,6 +4,8 @@ and where it stands (a new run, or the state it resumes from)."""
 from __future__ import annotations
 
 import dataclasses
+import functools
+import math
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,8 +39,9 @@ from facecli.training.options import TrainOptions, save_options
 from facecli.training.pending_losses import PendingLosses
 from facecli.training.precision import Precision, precision_for
 from facecli.training.probe import probe_labels, seconds_per_step
-from facecli.training.recipe import fingerprint, plan, size_run, warnings
+from facecli.training.recipe import fingerprint, plan, warnings
 from facecli.training.run_folder import existing_run
+from facecli.training.run_length import fitted_size, hopeless_step, size_run
 from facecli.training.run_log import RunLog
 from facecli.training.saver import StateSaver
 from facecli.training.sharded_head import describe, ignore_in_ddp, sharded
@@ -89,8 +92,8 @@ def set_up(
     init = read_config(options.init) if options.init is not None else None  # a bad file fails before any work
     data = read_training_set(options.data, options.root, options.columns)
     warned: list[str] = []
+    fp = fingerprint(data, str(runtime.device))
     if not resume:
-        fp = fingerprint(data, str(runtime.device))
         options = plan(options, fp, init).check()
         warned = warnings(options, fp)
     for path in replaced:  # --force: the old run goes once the new one has passed every check
@@ -105,20 +108,13 @@ def set_up(
     runtime = runtime.for_model(options.backbone, training=True)
     validation = _validation(options, runtime, workers) if proc.is_main and held_back is None else None
 
-    torch.manual_seed(options.seed + proc.rank)
-    np.random.seed(options.seed + proc.rank)
-    model, start_note = _model(options, data.num_classes, init)
-    loss = build_loss(options.loss, model.config.embedding_size, data.num_classes, options.loss_options())
-    # compiled inside TrainStep (the embedding only), so prepare() just moves it and sets the memory format
-    step_module = dataclasses.replace(runtime, compile=False).prepare(TrainStep(model, loss, options.compile))
-    batches = _batch_plan(options, data, proc)
-    precision = precision_for(runtime)
-    lr = effective_lr(options.lr, options.batch_size * proc.world_size, options.lr_scale_batch)
-    optimizer = _optimizer(options, model, step_module, lr, precision)
+    build = functools.partial(_trainable, data=data, init=init, colour=fp.colour, runtime=runtime, proc=proc)
+    parts = build(options)
     if options.epochs is None:  # sized to the time budget at the step time measured here
         val_images = _images_of(held_back[0]) if held_back is not None else validation.images if validation else 0
-        step_seconds = _step_seconds(step_module, optimizer, precision, model, batches, proc)
-        options = size_run(options, step_seconds, batches.steps_per_epoch, val_images)
+        options, parts = _sized(options, parts, val_images, proc, build)
+    model, loss, step_module, batches = parts.model, parts.loss, parts.step_module, parts.batches
+    optimizer, precision, lr = parts.optimizer, parts.precision, parts.lr
     sampler = TrainBatchSampler(batches, epochs=options.epochs, seed=options.seed)
     factor = lr_factor(
         options.scheduler, len(sampler), options.epochs, options.warmup_epochs, options.lr_steps, options.lr_gamma
@@ -154,7 +150,8 @@ def set_up(
         step_hook=step_hook,
     )
     if proc.is_main:
-        _first_notes(run, data, lr, [lock_note, start_note, describe(loss), *sampler.plan.notes, *warned])
+        notes = [lock_note, parts.start_note, describe(loss), *sampler.plan.notes, *warned]
+        _first_notes(run, data, lr, notes)
     return run, state
 
 
@@ -184,12 +181,14 @@ def _held_back_validation(
     return validation, note
 
 
-def _model(options: TrainOptions, num_classes: int, init: ModelConfig | None) -> tuple[FaceEmbedder, str | None]:
+def _model(
+    options: TrainOptions, num_classes: int, init: ModelConfig | None, colour: str
+) -> tuple[FaceEmbedder, str | None]:
     """A fresh model, or with --init one that starts from the file's trunk (and neck where it fits)."""
     if init is None:
         config = default_config(
             options.backbone, options.embedding_size, options.img_size, options.dropout,
-            loss=options.loss, num_classes=num_classes, quality=quality_of(options.loss),
+            loss=options.loss, num_classes=num_classes, quality=quality_of(options.loss), colour=colour,
         )  # fmt: skip
         return create_model(config), None
     if options.backbone != init.backbone:
@@ -197,7 +196,7 @@ def _model(options: TrainOptions, num_classes: int, init: ModelConfig | None) ->
             f"--init {options.init} is a {init.backbone} model; --backbone {options.backbone} cannot start from it"
         )
     config = fine_tune_config(
-        init, options.embedding_size, options.img_size, options.dropout, options.loss, num_classes
+        init, options.embedding_size, options.img_size, options.dropout, options.loss, num_classes, colour
     )
     return start_from(options.init, config)
 
@@ -214,15 +213,66 @@ def _batch_plan(options: TrainOptions, data: TrainingSet, proc: distributed.Proc
     )
 
 
-def _step_seconds(
-    step_module: nn.Module, optimizer: torch.optim.Optimizer, precision: Precision, model: FaceEmbedder,
-    batches: BatchPlan, proc: distributed.Process,
-) -> float:  # fmt: skip
+@dataclass
+class Trainable:
+    """What the options build before a step is taken: model, loss, batches and optimizer."""
+
+    model: FaceEmbedder
+    loss: nn.Module
+    step_module: nn.Module  # model and loss as one module, on the device
+    batches: BatchPlan
+    precision: Precision
+    lr: float
+    optimizer: torch.optim.Optimizer
+    start_note: str | None  # where --init's weights went
+
+
+def _trainable(
+    options: TrainOptions,
+    data: TrainingSet,
+    init: ModelConfig | None,
+    colour: str,
+    runtime: Runtime,
+    proc: distributed.Process,
+) -> Trainable:
+    """The options' model, loss and optimizer, seeded so that the same options give the same weights."""
+    torch.manual_seed(options.seed + proc.rank)
+    np.random.seed(options.seed + proc.rank)
+    model, start_note = _model(options, data.num_classes, init, colour)
+    loss = build_loss(options.loss, model.config.embedding_size, data.num_classes, options.loss_options())
+    # compiled inside TrainStep (the embedding only), so prepare() just moves it and sets the memory format
+    step_module = dataclasses.replace(runtime, compile=False).prepare(TrainStep(model, loss, options.compile))
+    precision = precision_for(runtime)
+    lr = effective_lr(options.lr, options.batch_size * proc.world_size, options.lr_scale_batch)
+    optimizer = _optimizer(options, model, step_module, lr, precision)
+    return Trainable(model, loss, step_module, _batch_plan(options, data, proc), precision, lr, optimizer, start_note)
+
+
+def _sized(
+    options: TrainOptions,
+    parts: Trainable,
+    val_images: int,
+    proc: distributed.Process,
+    rebuild: Callable[[TrainOptions], Trainable],
+) -> tuple[TrainOptions, Trainable]:
+    """The run's length from the step time measured here; where the recipe chose the input size and too few
+    epochs fit the budget at it, a smaller one (the model rebuilt and timed again)."""
+    seconds = _step_seconds(parts, proc, hopeless_step(options, parts.batches.steps_per_epoch))
+    smaller = fitted_size(options, seconds, parts.batches.steps_per_epoch)
+    if smaller is not None:
+        options, parts = smaller, rebuild(smaller)
+        seconds = _step_seconds(parts, proc)
+    return size_run(options, seconds, parts.batches.steps_per_epoch, val_images), parts
+
+
+def _step_seconds(parts: Trainable, proc: distributed.Process, give_up_above: float = math.inf) -> float:
     """One step's time on this machine (the slowest rank's, so that every rank plans the same run)."""
+    batches, config = parts.batches, parts.model.config
     labels = probe_labels(batches.batch_size, batches.k if batches.kind == "pk" else None, len(batches.by_class))
     seconds = seconds_per_step(
-        step_module, optimizer, precision, model.config.preprocessing, labels, model.config.input_size[0]
-    )
+        parts.step_module, parts.optimizer, parts.precision, config.preprocessing, labels, config.input_size[0],
+        give_up_above,
+    )  # fmt: skip
     return max(proc.gather([seconds]))
 
 

@@ -201,6 +201,7 @@ OPTIONS = {
         "-c",
     },
     "identify": {
+        "--any-model",
         "--align",
         "--align-template",
         "--min-quality",

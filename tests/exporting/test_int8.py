@@ -75,7 +75,10 @@ def test_a_gallery_built_with_the_fp32_model_refuses_the_int8_one_naming_both(wo
     with pytest.raises(FaceCliError, match="is not the model this gallery was built with") as found:
         identify(index=tmp_path / "g.index", query=world / "faces", out=tmp_path / "who.csv", embedding=ONNX,
                  checkpoint=tmp_path / "int8.onnx")  # fmt: skip
-    assert "int8.onnx" in str(found.value)
+    assert "int8.onnx" in str(found.value) and "--any-model" in str(found.value)
+    on_purpose = identify(index=tmp_path / "g.index", query=world / "faces", out=tmp_path / "who.csv", embedding=ONNX,
+                          checkpoint=tmp_path / "int8.onnx", any_model=True)  # fmt: skip
+    assert len(on_purpose) == 30 and (on_purpose["score"] > 0.9).mean() > 0.9  # its own faces, found again
 
 
 def test_cpu_flags_decide_reduce_range():

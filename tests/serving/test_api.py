@@ -177,3 +177,17 @@ def test_fuzzing_the_openapi_schema_finds_no_server_error(server):
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:]
     assert "passed" in result.stdout and "Traceback" not in server.output()
+
+
+def test_an_int8_export_serves_like_any_onnx_file(serve_world, tmp_path):
+    from facecli.exporting import export
+
+    int8 = tmp_path / "model_int8.onnx"
+    export(checkpoint=serve_world / "model.safetensors", out=int8, int8=True, calibrate=serve_world / "faces")
+    a = crops(serve_world)["person_0000"][0]
+    with running(["-c", str(int8)], tmp_path / "serve.log") as s, s.client() as http:
+        model = http.get("/v1/model").json()
+        embedded = http.post("/v1/embed", files=_files(file=a), params={"aligned": True}).json()
+    library = embed_files(int8, [a], EmbedOptions(resolve_runtime("cpu"), "onnx", workers=0))
+    assert "onnxruntime" in model["backend"]
+    assert np.abs(np.array(embedded["images"][0]["faces"][0]["embedding"]) - library.vectors[0]).max() < 1e-4

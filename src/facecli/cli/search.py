@@ -76,6 +76,10 @@ def identify_command(
     threshold: Annotated[float | None, typer.Option("--threshold", help="Below this best score: unknown.")] = None,
     min_quality: MinQuality = None,
     checkpoint: GalleryModel = None,
+    any_model: Annotated[
+        bool,
+        typer.Option("--any-model", help="Search with a model other than the gallery's (its int8 export, say)."),
+    ] = False,
     embedding: EmbeddingOptions = EmbeddingOptions(),  # noqa: B008
     force: Force = False,
 ) -> None:
@@ -92,6 +96,7 @@ def identify_command(
         checkpoint=checkpoint,
         force=force,
         min_quality=min_quality,
+        any_model=any_model,
     )
     refused = int((table["refused"] != "").sum()) if "refused" in table else 0
     console.print(f"wrote {len(table)} rows to {out}" + (f" ({refused} refused by --min-quality)" if refused else ""))

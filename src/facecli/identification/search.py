@@ -28,14 +28,19 @@ TEMPLATES, INDEX_TYPES = ("image", "mean"), ("flat", "ivf")
 SCAN_THREADS = 4
 
 
-def _model_file(checkpoint: str | os.PathLike[str], expected_hash: str | None = None) -> tuple[Path, str]:
+def _model_file(
+    checkpoint: str | os.PathLike[str], expected_hash: str | None = None, any_model: bool | None = None
+) -> tuple[Path, str]:
+    """The model file and its hash; another model than the gallery's `expected_hash` is refused, unless
+    `any_model` (None where the command does not offer --any-model)."""
     checkpoint = Path(checkpoint)
     if not checkpoint.is_file():
         raise FaceCliError(f"{checkpoint}: no such model file (pass --checkpoint)")
-    if expected_hash is not None and expected_hash not in identities(checkpoint):
+    if expected_hash is not None and not any_model and expected_hash not in identities(checkpoint):
+        offer = ", or --any-model to search it with this one on purpose" if any_model is False else ""
         raise FaceCliError(
             f"{checkpoint} is not the model this gallery was built with (model {expected_hash}, this is "
-            f"{model_identity(checkpoint)}); rebuild the gallery or pass the right --checkpoint"
+            f"{model_identity(checkpoint)}); rebuild the gallery or pass the right --checkpoint{offer}"
         )
     return checkpoint, model_identity(checkpoint)
 
@@ -132,11 +137,16 @@ def _add_images(
     return len(new), skipped
 
 
-def _open_search(index: str | os.PathLike[str], checkpoint, embedding: EmbedOptions):  # noqa: ANN001, ANN202
+def _open_search(  # noqa: ANN202
+    index: str | os.PathLike[str],
+    checkpoint,  # noqa: ANN001
+    embedding: EmbedOptions,
+    any_model: bool | None = None,
+):
     gallery = Gallery.open(index)
     if not len(gallery.embeddings):
         raise FaceCliError(f"{index}: the gallery holds no faces; add some with facecli index --add")
-    model, _ = _model_file(checkpoint or gallery.checkpoint, gallery.model_hash)
+    model, _ = _model_file(checkpoint or gallery.checkpoint, gallery.model_hash, any_model)
     size = model_config(model, embedding.backend).embedding_size
     if gallery.embeddings.shape[1] != size:
         raise FaceCliError(f"{index}: its embeddings have {gallery.embeddings.shape[1]} dimensions, {model}'s {size}")
@@ -154,15 +164,17 @@ def identify(
     checkpoint: str | os.PathLike[str] | None = None,
     force: bool = False,
     min_quality: float | None = None,
+    any_model: bool = False,
 ) -> pd.DataFrame:
     """Top-k identities per query image, `unknown` when the best score is under the threshold; writes a CSV. For
     a model with a quality score, each face's quality too, and a face under `min_quality` is `refused`, its
-    reason in the `refused` column."""
+    reason in the `refused` column. `any_model` searches with a model other than the gallery's (an int8 export
+    of it, say), on purpose."""
     check_number("--top-k", top_k, COUNT)
     if threshold is not None:
         check_threshold(threshold, "cosine")  # galleries score by cosine
     check_writable(out, force=force)
-    gallery, model, embedding = _open_search(index, checkpoint, embedding)
+    gallery, model, embedding = _open_search(index, checkpoint, embedding, any_model)
     check_min_quality(min_quality, model_config(model, embedding.backend), model)
     files = image_files(query)
     found = embed_files(model, files, embedding)

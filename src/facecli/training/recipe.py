@@ -16,10 +16,9 @@ from facecli.data.images import ImageError, looks_grey
 from facecli.data.training_set import TrainingSet
 from facecli.losses.options import loss_defaults, losses_taking_all
 from facecli.models import ModelConfig
-from facecli.registry import BACKBONES
 from facecli.training.optim import NOMINAL_BATCH
 from facecli.training.options import PK_LOSSES, TrainOptions
-from facecli.training.run_length import MAX_SIZE, MIN_SIZE, SIZE_STEP, VALIDATIONS
+from facecli.training.run_length import MAX_SIZE, MIN_SIZE, SIZE_STEP, VALIDATIONS, smallest_size
 
 SAMPLED_IMAGES = 64  # images read to learn the image size and colour
 # the run's length is a time budget, filled at the step time measured on this machine (training/run_length.py)
@@ -137,7 +136,7 @@ def _loss(options: TrainOptions, fp: Fingerprint) -> tuple[str, str]:
 
 
 def _img_size(fp: Fingerprint, backbone: str) -> tuple[int, str]:
-    least = max(MIN_SIZE, BACKBONES.get(backbone).min_size)
+    least = smallest_size(backbone)
     size = int(min(max(least, MAX_SIZE), max(least, round(fp.image_side / SIZE_STEP) * SIZE_STEP)))
     if size > fp.image_side and least > MIN_SIZE:
         return size, f"{backbone}'s smallest input (the images are ~{fp.image_side} px)"

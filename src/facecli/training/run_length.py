@@ -29,6 +29,11 @@ MIN_FITTED_EPOCHS = 40
 PIXEL_COST_EXPONENT = 0.8  # step time ~ pixels^0.8: it fell ~6x from 96 to 32 px (9x fewer pixels)
 
 
+def smallest_size(backbone: str) -> int:
+    """The smallest input the recipe plans for `backbone`: MIN_SIZE, or the backbone's own minimum above it."""
+    return max(MIN_SIZE, BACKBONES.get(backbone).min_size)
+
+
 def _budget_epochs(options: TrainOptions, step_seconds: float, steps_per_epoch: int) -> float:
     return options.time_budget * LOADER_EFFICIENCY / (step_seconds * steps_per_epoch)
 
@@ -38,7 +43,7 @@ def _may_shrink(options: TrainOptions) -> bool:
     chosen = (options.recipe or {}).get("img_size")
     if options.epochs is not None or chosen is None or chosen["by"] != "recipe":
         return False
-    return options.img_size > max(MIN_SIZE, BACKBONES.get(options.backbone).min_size)
+    return options.img_size > smallest_size(options.backbone)
 
 
 def hopeless_step(options: TrainOptions, steps_per_epoch: int) -> float:
@@ -55,7 +60,7 @@ def fitted_size(options: TrainOptions, step_seconds: float, steps_per_epoch: int
     if not _may_shrink(options):
         return None
     size = options.img_size
-    least = max(MIN_SIZE, BACKBONES.get(options.backbone).min_size)
+    least = smallest_size(options.backbone)
     epochs = _budget_epochs(options, step_seconds, steps_per_epoch)
     if epochs >= MIN_FITTED_EPOCHS:
         return None

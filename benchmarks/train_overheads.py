@@ -58,7 +58,7 @@ def fitted_probe_seconds(work: Path) -> tuple[float, str]:
     for name, given in (("fitted", {}), ("given", {"epochs": 1, "img_size": 32})):
         options = TrainOptions(run_dir=work / name, **common, **given).check()
         started = time.perf_counter()
-        run, _ = set_up(options, Process(), "cpu", resume=False, force=False, lock_note=None)
+        run, _ = set_up(options, Process(), "cpu", resume=False, force=False, lock_note=None, started=started)
         seconds.append(time.perf_counter() - started)
         chosen = chosen or f"{run.options.img_size} px, {run.options.epochs} epochs"
     return seconds[0] - seconds[1], chosen

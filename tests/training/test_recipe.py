@@ -56,6 +56,9 @@ def test_the_epochs_fill_the_budget_at_the_measured_step_time():
     assert size_run(planned, 10.0, 100, 0).epochs == 3 and size_run(planned, 0.001, 1, 0).epochs == 200  # clamped
     validated = _planned(_fp(), val_pairs="p.txt")
     assert size_run(validated, 0.1, 10, 5000).epochs < size_run(validated, 0.1, 10, 0).epochs  # validation's cost
+    started_late = size_run(planned, 0.1, 10, 0, spent=105.0)  # start-up took half the budget: half the epochs
+    assert started_late.epochs == int(105 // (0.1 * 10 / LOADER_EFFICIENCY))
+    assert "(105 s of it spent starting)" in started_late.recipe["epochs"]["reason"]
     sized = size_run(validated, 0.1, 10, 100)
     assert "100 ms a step (measured here)" in sized.recipe["epochs"]["reason"] and sized.val_every >= 1
     given = _planned(_fp(), epochs=4)

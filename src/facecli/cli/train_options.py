@@ -154,7 +154,7 @@ class ScheduleGroup(_Group):
         float | None,
         _option(
             "--time-budget",
-            "Seconds of training; the epochs are sized to it from a timed step",
+            "Seconds the whole run may take; the epochs are sized to it from a timed step",
             default=f"{library_constant('training/recipe', 'TIME_BUDGET_CPU_S')} on a CPU, "
             f"{library_constant('training/recipe', 'TIME_BUDGET_GPU_S')} on a GPU, half to fine-tune",
         ),

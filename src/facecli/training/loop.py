@@ -15,10 +15,10 @@ import torch
 from facecli.errors import FaceCliError
 from facecli.training import distributed
 from facecli.training.bad_images import BadImages
-from facecli.training.options import TrainOptions
+from facecli.training.options import TrainOptions, save_options
 from facecli.training.run_folder import LAST_FILE, run_folder_lock
 from facecli.training.run_log import RunLog, TrainResult
-from facecli.training.setup import Run, StepHook, set_up
+from facecli.training.setup import Run, StepHook, lr_schedule, set_up
 from facecli.training.state import TrainState
 from facecli.training.step import train_step
 from facecli.verification.metrics import VerificationReport
@@ -60,7 +60,14 @@ def train(
     try:
         with run_folder_lock(options.run_dir, proc.is_main) as lock_note:
             run, state = set_up(
-                options, proc, device, resume=resume, force=force, lock_note=lock_note, step_hook=step_hook
+                options,
+                proc,
+                device,
+                resume=resume,
+                force=force,
+                lock_note=lock_note,
+                step_hook=step_hook,
+                started=started,
             )
             with stop_requests() as stop, run.log:
                 stopped = _train_epochs(run, state, stop)
@@ -89,7 +96,28 @@ def _train_epochs(run: Run, state: TrainState, stop: StopRequest) -> str:
         stopped = _train_epoch(run, state, batches, stop) or _end_epoch(run, state)
         if stopped:
             return stopped
+        if _resized(run, state):  # the sampler's batches drawn again from here, for its new length
+            run.sampler.set_epoch(state.epoch)
+            batches = iter(run.loader)
     return "finished"
+
+
+def _resized(run: Run, state: TrainState) -> bool:
+    """The run's length re-measured from its own epochs, once (run_length.RunPace): the options, sampler,
+    lr schedule and config.json follow rank 0's new length; whether it changed."""
+    if not run.pace.active:
+        return False
+    resized = run.pace.resized(run.options, state.epoch)
+    run.pace.active, resized = run.proc.gather([(run.pace.active, resized)])[0]  # every rank as rank 0
+    if resized is None:
+        return False
+    planned, run.options = run.options.epochs, resized
+    run.sampler.epochs = resized.epochs
+    run.scheduler.lr_lambdas = [lr_schedule(resized, len(run.sampler))] * len(run.optimizer.param_groups)
+    if run.proc.is_main:
+        save_options(resized, resized.run_dir / "config.json")
+    run.log.note(f"length re-measured ({planned} epochs planned): {resized.recipe['epochs']['reason']}")
+    return True
 
 
 def _train_epoch(run: Run, state: TrainState, batches: Iterator, stop: StopRequest) -> str | None:
@@ -145,10 +173,11 @@ def _end_epoch(run: Run, state: TrainState) -> str | None:
     state.next_epoch(row)
     patience_out = run.proc.from_main(run.early_stop(state.best))
     over_time = state.epoch < options.epochs and run.proc.from_main(run.deadline.passed())
-    if state.epoch == options.epochs or patience_out or over_time or run.proc.from_main(run.saver.due()):
+    last = state.epoch == options.epochs or patience_out or over_time
+    if last or run.proc.from_main(run.saver.due()):
         run.saver.save(state)  # every rank, or none
     plot = validate if validation is not None else state.epoch % max(1, options.epochs // 20) == 0
-    run.log.end_epoch(row, state.history, plot=plot or state.epoch == options.epochs)  # about 20 plots a run
+    run.log.end_epoch(row, state.history, plot=plot, last=last)  # at most about 20 plots a run
     if patience_out and state.epoch < options.epochs:
         run.log.note(f"no better validation in {options.patience} validation(s): stopping early")
         return "early stop"

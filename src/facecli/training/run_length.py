@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 
 from facecli.registry import BACKBONES
 from facecli.training.options import TrainOptions
@@ -17,6 +18,11 @@ FORWARD_SHARE = 1 / 3  # an image's forward pass against its whole training step
 MIN_EPOCHS, MAX_EPOCHS = 3, 200
 MIN_SIZE, MAX_SIZE, SIZE_STEP = 32, 112, 16  # the input sizes the recipe plans, in px
 VALIDATIONS = 20
+# The probe's few steps can be timed while other work slows the machine, or before it ends: on 2 CPU cores the
+# same 96 px run probed 0.55 s and 1.03 s a step on two days (RESULTS.md). Once a run has spent RESIZE_AFTER of
+# its budget, its own epochs (validations and all) re-measure its length, once; a change under RESIZE_CHANGE
+# of the planned epochs is left alone.
+RESIZE_AFTER, RESIZE_CHANGE = 0.15, 0.1
 
 
 # Input size from the trunk's measured step time (issue 31; RESULTS.md "Input size from the step time"), 2 CPU
@@ -79,21 +85,24 @@ def fitted_size(options: TrainOptions, step_seconds: float, steps_per_epoch: int
     return dataclasses.replace(options, img_size=smaller, recipe=recipe)
 
 
-def size_run(options: TrainOptions, step_seconds: float, steps_per_epoch: int, val_images: int) -> TrainOptions:
-    """The epochs that fill the time budget at the measured step time (validation's cost off the top first),
-    and the validation interval, recorded with the measurement; options with a length given are kept."""
+def size_run(
+    options: TrainOptions, step_seconds: float, steps_per_epoch: int, val_images: int, spent: float = 0.0
+) -> TrainOptions:
+    """The epochs that fill the time budget at the measured step time (the `spent` seconds of start-up, data
+    read and step timed, and validation's cost off the top first), and the validation interval, recorded with
+    the measurement; options with a length given are kept."""
     if options.epochs is not None:
         return options
     validated = options.val_pairs is not None or options.val_bin is not None or bool(options.val_holdout)
     per_epoch = step_seconds * steps_per_epoch / LOADER_EFFICIENCY
     per_validation = val_images * step_seconds / options.batch_size * FORWARD_SHARE if validated else 0.0
-    seconds = options.time_budget - VALIDATIONS * per_validation
+    seconds = options.time_budget - spent - VALIDATIONS * per_validation
     # A cap of 10 steps per identity for small sets was tried and dropped: on 7 and 20 identities it
     # scored 0.70 and 0.56 where the full budget scored 0.73 and 0.63 (within the folds' +-0.08, no gain)
     epochs = int(min(MAX_EPOCHS, max(MIN_EPOCHS, seconds // per_epoch)))
     reason = (
-        f"{options.time_budget:g} s at {step_seconds * 1000:.0f} ms a step (measured here), "
-        f"{steps_per_epoch} step(s) an epoch"
+        f"{options.time_budget:g} s ({spent:.0f} s of it spent starting) at {step_seconds * 1000:.0f} ms a step "
+        f"(measured here), {steps_per_epoch} step(s) an epoch"
     )
     recipe = dict(options.recipe or {})
     recipe["epochs"] = {"value": epochs, "reason": reason, "by": "recipe"}
@@ -106,3 +115,44 @@ def size_run(options: TrainOptions, step_seconds: float, steps_per_epoch: int, v
             "by": "recipe",
         }
     return dataclasses.replace(options, **filled, recipe=recipe)
+
+
+def resized_run(options: TrainOptions, done: int, epoch_seconds: float, seconds_left: float) -> TrainOptions | None:
+    """Options with the epochs that the budget's `seconds_left` holds after `done` epochs at the run's own
+    `epoch_seconds`, where they differ from the planned epochs by more than RESIZE_CHANGE; None otherwise."""
+    planned = options.epochs
+    epochs = int(min(MAX_EPOCHS, max(MIN_EPOCHS, done + 1, done + seconds_left // epoch_seconds)))
+    if abs(epochs - planned) <= max(1, RESIZE_CHANGE * planned):
+        return None
+    recipe = dict(options.recipe)
+    reason = f"{recipe['epochs']['reason']}; re-measured after {done} epochs at {epoch_seconds:.2f} s an epoch"
+    recipe["epochs"] = {"value": epochs, "reason": f"{reason}: {planned} -> {epochs}", "by": "recipe"}
+    filled = {"epochs": epochs}
+    if (recipe.get("val_every") or {}).get("by") == "recipe":
+        filled["val_every"] = max(1, math.ceil(epochs / VALIDATIONS))
+        recipe["val_every"] = {**recipe["val_every"], "value": filled["val_every"]}
+    return dataclasses.replace(options, **filled, recipe=recipe)
+
+
+@dataclasses.dataclass
+class RunPace:
+    """The run's own pace, which re-measures its length once it has spent RESIZE_AFTER of its budget."""
+
+    started: float  # time.perf_counter() when the run began
+    active: bool  # a new run sized to its budget; a length given, or a resumed run, stays as it is
+    first: tuple[int, float] | None = None  # (epochs done, time) at the first epoch end seen
+
+    def resized(self, options: TrainOptions, done: int) -> TrainOptions | None:
+        """At the end of epoch `done`: the options re-measured by resized_run, once; None until then, after,
+        and where the plan stands."""
+        now = time.perf_counter()
+        if not self.active or done >= options.epochs:
+            return None
+        if self.first is None:  # the first epoch pays for the loader's start: the pace counts from its end
+            self.first = (done, now)
+            return None
+        if now - self.started < RESIZE_AFTER * options.time_budget:
+            return None
+        self.active = False
+        epoch_seconds = (now - self.first[1]) / (done - self.first[0])
+        return resized_run(options, done, epoch_seconds, options.time_budget - (now - self.started))

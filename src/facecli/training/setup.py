@@ -7,6 +7,7 @@ import dataclasses
 import functools
 import math
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +42,7 @@ from facecli.training.precision import Precision, precision_for
 from facecli.training.probe import probe_labels, seconds_per_step
 from facecli.training.recipe import fingerprint, plan, warnings
 from facecli.training.run_folder import existing_run
-from facecli.training.run_length import fitted_size, hopeless_step, size_run
+from facecli.training.run_length import RunPace, fitted_size, hopeless_step, size_run
 from facecli.training.run_log import RunLog
 from facecli.training.saver import StateSaver
 from facecli.training.sharded_head import describe, ignore_in_ddp, sharded
@@ -73,6 +74,7 @@ class Run:
     early_stop: EarlyStopping
     pending: PendingLosses
     deadline: Deadline
+    pace: RunPace
     step_hook: StepHook | None = None  # tests: see or replace each step's loss
 
 
@@ -84,9 +86,11 @@ def set_up(
     resume: bool,
     force: bool,
     lock_note: str | None,
+    started: float,
     step_hook: StepHook | None = None,
 ) -> tuple[Run, TrainState]:
-    """The run, and the state it starts from; every check that can fail runs before an old run is replaced."""
+    """The run, and the state it starts from; every check that can fail runs before an old run is replaced.
+    `started` (time.perf_counter()) is when the run began: its time budget counts from then."""
     runtime = resolve_runtime(device, options.precision, options.channels_last, options.compile)
     replaced = existing_run(options.run_dir, resume, force) if proc.is_main else []
     init = read_config(options.init) if options.init is not None else None  # a bad file fails before any work
@@ -112,14 +116,11 @@ def set_up(
     parts = build(options)
     if options.epochs is None:  # sized to the time budget at the step time measured here
         val_images = _images_of(held_back[0]) if held_back is not None else validation.images if validation else 0
-        options, parts = _sized(options, parts, val_images, proc, build)
+        options, parts = _sized(options, parts, val_images, proc, build, started)
     model, loss, step_module, batches = parts.model, parts.loss, parts.step_module, parts.batches
     optimizer, precision, lr = parts.optimizer, parts.precision, parts.lr
     sampler = TrainBatchSampler(batches, epochs=options.epochs, seed=options.seed)
-    factor = lr_factor(
-        options.scheduler, len(sampler), options.epochs, options.warmup_epochs, options.lr_steps, options.lr_gamma
-    )
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_schedule(options, len(sampler)))
     saver = StateSaver(options.run_dir, model, loss, optimizer, scheduler, precision, proc.is_main)
     state = saver.restore() if resume else _new_run(options, data, proc)
     if held_back is not None and proc.is_main:
@@ -146,13 +147,26 @@ def set_up(
         validation=validation,
         early_stop=EarlyStopping(options.patience),
         pending=PendingLosses.for_device(runtime.device),
-        deadline=Deadline(options.time_budget),
+        deadline=Deadline(options.time_budget, started),
+        pace=RunPace(started, active=not resume and _budget_sized(options)),
         step_hook=step_hook,
     )
     if proc.is_main:
         notes = [lock_note, parts.start_note, describe(loss), *sampler.plan.notes, *warned]
         _first_notes(run, data, lr, notes)
     return run, state
+
+
+def lr_schedule(options: TrainOptions, steps_per_epoch: int) -> Callable[[int], float]:
+    """The lr multiplier at each step of the options' schedule."""
+    return lr_factor(
+        options.scheduler, steps_per_epoch, options.epochs, options.warmup_epochs, options.lr_steps, options.lr_gamma
+    )
+
+
+def _budget_sized(options: TrainOptions) -> bool:
+    epochs = (options.recipe or {}).get("epochs") or {}
+    return options.time_budget is not None and epochs.get("by") == "recipe"
 
 
 def _validation(options: TrainOptions, runtime: Runtime, workers: int) -> Validation | None:
@@ -254,15 +268,18 @@ def _sized(
     val_images: int,
     proc: distributed.Process,
     rebuild: Callable[[TrainOptions], Trainable],
+    started: float,
 ) -> tuple[TrainOptions, Trainable]:
-    """The run's length from the step time measured here; where the recipe chose the input size and too few
-    epochs fit the budget at it, a smaller one (the model rebuilt and timed again)."""
+    """The run's length from the step time measured here and the budget left since the run `started`
+    (perf_counter); where the recipe chose the input size and too few epochs fit the budget at it, a smaller
+    one (the model rebuilt and timed again)."""
     seconds = _step_seconds(parts, proc, hopeless_step(options, parts.batches.steps_per_epoch))
     smaller = fitted_size(options, seconds, parts.batches.steps_per_epoch)
     if smaller is not None:
         options, parts = smaller, rebuild(smaller)
         seconds = _step_seconds(parts, proc)
-    return size_run(options, seconds, parts.batches.steps_per_epoch, val_images), parts
+    spent = max(proc.gather([time.perf_counter() - started]))  # every rank plans the same run
+    return size_run(options, seconds, parts.batches.steps_per_epoch, val_images, spent), parts
 
 
 def _step_seconds(parts: Trainable, proc: distributed.Process, give_up_above: float = math.inf) -> float:

@@ -52,14 +52,14 @@ class Deadline:
     """When a run sized to `--time-budget` must stop, whatever its epochs say (None: no deadline)."""
 
     budget: float | None
-    started: float = field(default_factory=time.monotonic)
+    started: float = field(default_factory=time.perf_counter)  # when the run began, time.perf_counter()
 
     @property
     def seconds(self) -> float | None:
         return None if self.budget is None else DEADLINE_FACTOR * self.budget + DEADLINE_SLACK_S
 
     def passed(self) -> bool:
-        return self.seconds is not None and time.monotonic() - self.started > self.seconds
+        return self.seconds is not None and time.perf_counter() - self.started > self.seconds
 
 
 @dataclass

@@ -49,6 +49,18 @@ def test_suspects_find_the_wrong_labels_with_centres_from_the_embeddings(share):
     assert (found.nearest_other[wrong & found.suspect] == labels[wrong & found.suspect]).all()  # the true identity
 
 
+def test_an_image_is_a_suspect_only_when_it_is_more_than_the_margin_nearer_another_centre():
+    centres = np.eye(2, 3)  # two identities 90 degrees apart
+
+    def at(degrees):  # an image of identity 0, `degrees` from its centre toward identity 1's
+        return [np.cos(np.radians(degrees)), np.sin(np.radians(degrees)), 0.0]
+
+    x, labels = np.array([at(10), at(50), at(70)]), np.zeros(3, int)  # margins -70, 10 and 50 degrees
+    assert find_suspects(x, labels, centres).suspect.tolist() == [False, False, True]  # MIN_MARGIN, 15
+    assert find_suspects(x, labels, centres, min_margin=0).suspect.tolist() == [False, True, True]
+    assert find_suspects(x, labels, centres, max_angle=45, min_margin=60).suspect.tolist() == [False, True, True]
+
+
 def test_the_dominant_sub_centre_is_the_one_most_images_are_nearest():
     x, labels = _clusters(identities=3, per=10)
     rng = np.random.default_rng(2)
@@ -121,7 +133,7 @@ def test_the_cleaned_list_cannot_replace_the_training_list(faces):
 def test_a_model_that_cannot_tell_the_identities_apart_is_refused(faces, tmp_path, monkeypatch):
     module = importlib.import_module("facecli.cleaning.clean")  # the package's `clean` is the function
     monkeypatch.setattr(module, "MOST_SUSPECT", 0.0)  # an untrained model's share of suspects, whatever it is
-    result = _clean(faces, tmp_path / "out")
+    result = _clean(faces, tmp_path / "out", "--min-margin", "0")
     said = " ".join(result.output.split())
     assert result.exit_code == 2 and "does not tell these identities apart" in said
     assert not (tmp_path / "out" / "cls_train.txt").exists()

@@ -76,6 +76,7 @@ OTHERS = [
     (["clean", "-c", "{w}/empty", "--out", "{tmp}/out"], "empty: not a facecli run folder (no config.json)"),
     (["clean", "-c", "{model}", "--data", "{list}", "--out", "{w}/a_file"], "a_file is a file, not a folder"),
     ([*CLEAN, "--max-angle", "0"], "Invalid value for '--max-angle'"),
+    ([*CLEAN, "--min-margin", "-1"], "Invalid value for '--min-margin'"),
     (["clean", "-c", "{model}", "--data", "{w}/x.rec", "--out", "{tmp}/out"], "x.idx: no index beside"),
     (["clean", "-c", "{model}", "--data", "{w}/missing.txt", "--out", "{tmp}/out"], "nope.jpg: no such image"),
     (["clean", "-c", "{w}/fake.safetensors", "--data", "{list}", "--out", "{tmp}/out"], "not a readable"),

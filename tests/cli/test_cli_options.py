@@ -314,8 +314,8 @@ OPTIONS = {
     "synth": {"--threads", "--force", "--identities", "--images", "--seed", "--size", "--workers", "out_dir"},
     "clean": {
         "--align", "--align-template", "--backend", "--batch-size", "--cache", "--channels-last", "--checkpoint",
-        "--compile", "--data", "--device", "--flip", "--force", "--max-angle", "--no-channels-last", "--no-compile",
-        "--out", "--precision", "--root", "--show", "--workers", "-c",
+        "--compile", "--data", "--device", "--flip", "--force", "--max-angle", "--min-margin", "--no-channels-last",
+        "--no-compile", "--out", "--precision", "--root", "--show", "--workers", "-c",
     },  # fmt: skip
     "train": {
         "--val-bin",

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from facecli.cleaning.centres import embedding_centres, head_centres
-from facecli.cleaning.suspects import MAX_ANGLE, Suspects, find_suspects
+from facecli.cleaning.suspects import MAX_ANGLE, MIN_MARGIN, Suspects, find_suspects
 from facecli.data.training_set import TrainingSet, read_training_set
 from facecli.embed.files import EmbedOptions, embed_files
 from facecli.errors import FaceCliError
@@ -81,6 +81,7 @@ def clean(
     embedding: EmbedOptions,
     root: Path | None = None,
     max_angle: float = MAX_ANGLE,
+    min_margin: float = MIN_MARGIN,
     show: bool = False,
     force: bool = False,
 ) -> CleanReport:
@@ -98,7 +99,7 @@ def clean(
     model, head = _model_and_head(Path(checkpoint), found)
     embeddings = embed_files(model, found.paths, embedding).vectors
     centres, how = _centres(head, embeddings, found)
-    suspects = find_suspects(embeddings, found.labels, centres, max_angle)
+    suspects = find_suspects(embeddings, found.labels, centres, max_angle, min_margin)
     if suspects.suspect.mean() > MOST_SUSPECT:
         raise FaceCliError(
             f"{checkpoint}: {int(suspects.suspect.sum())} of {len(found.paths)} images would be suspects: the model "

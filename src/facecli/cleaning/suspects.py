@@ -9,10 +9,12 @@ import numpy as np
 
 from facecli.cleaning.centres import unit
 
-# The rules, from benchmarks/clean.py (RESULTS.md, "facecli clean"): an image is a suspect when it lies nearer
-# another identity's centre than its own, or further than MAX_ANGLE from its own; two identities are one
-# person when their centres are nearer each other than SAME_PERSON_SHARE of their images are to them.
+# The rules, from benchmarks/clean.py (RESULTS.md, "facecli clean"): an image is a suspect when it lies more
+# than MIN_MARGIN nearer another identity's centre than its own, or further than MAX_ANGLE from its own; two
+# identities are one person when their centres are nearer each other than SAME_PERSON_SHARE of their images
+# are to them.
 MAX_ANGLE = 75.0  # degrees; the Sub-center ArcFace paper drops images beyond this from their dominant centre
+MIN_MARGIN = 15.0  # degrees
 SAME_PERSON_SHARE = 0.5
 BLOCK = 1024
 
@@ -34,9 +36,14 @@ class Suspects:
 
 
 def find_suspects(
-    embeddings: np.ndarray, labels: np.ndarray, centres: np.ndarray, max_angle: float = MAX_ANGLE
+    embeddings: np.ndarray,
+    labels: np.ndarray,
+    centres: np.ndarray,
+    max_angle: float = MAX_ANGLE,
+    min_margin: float = MIN_MARGIN,
 ) -> Suspects:
-    """Each image's angles to its own centre and the nearest other; the suspects; the same-person pairs."""
+    """Each image's angles to its own centre and the nearest other; the suspects (more than `min_margin`
+    degrees nearer another centre, or past `max_angle` from their own); the same-person pairs."""
     x, c = unit(embeddings), unit(centres)
     cosine = np.clip(x @ c.T, -1, 1)
     rows = np.arange(len(x))
@@ -45,7 +52,7 @@ def find_suspects(
     other = cosine.argmax(1)
     angles = np.degrees(np.arccos(own))
     other_angles = np.degrees(np.arccos(cosine[rows, other]))
-    suspect = (other_angles < angles) | (angles > max_angle)
+    suspect = (angles - other_angles > min_margin) | (angles > max_angle)
     return Suspects(angles, other, other_angles, suspect, same_person(c, labels, angles))
 
 

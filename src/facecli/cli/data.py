@@ -193,9 +193,18 @@ def clean_command(
             "--max-angle",
             min=1,
             max=180,
-            help="Degrees from its identity's centre past which an image is "
-            "a suspect, as is any image nearer another identity's centre (default: "
+            help="Degrees from its identity's centre past which an image is a suspect (default: "
             f"{library_constant('cleaning/suspects', 'MAX_ANGLE')}).",
+        ),
+    ] = None,
+    min_margin: Annotated[
+        float | None,
+        typer.Option(
+            "--min-margin",
+            min=0,
+            max=180,
+            help="Degrees nearer another identity's centre than its own past which an image is a suspect "
+            f"(default: {library_constant('cleaning/suspects', 'MIN_MARGIN')}).",
         ),
     ] = None,
     show: Annotated[bool, typer.Option("--show", help="Also write suspects.png: the worst suspects.")] = False,
@@ -207,7 +216,7 @@ def clean_command(
 
     if checkpoint is None or out is None:
         raise FaceCliError("clean needs -c RUN_FOLDER or MODEL and --out FOLDER (and --data with a model file)")
-    options = given(max_angle=max_angle)
+    options = given(max_angle=max_angle, min_margin=min_margin)
     found = clean(data, checkpoint, out, embedding.embed_options(), root=root, show=show, force=force, **options)
     for table in clean_tables(found):
         console.print(table)

@@ -12,12 +12,13 @@ from facecli.training.run_length import RESIZE_AFTER, RunPace, resized_run, size
 def _planned(epochs=100):
     options = TrainOptions(data="d", run_dir="r", time_budget=200.0, val_pairs="p.txt", batch_size=64, recipe={})
     sized = size_run(options, 200 * run_length.LOADER_EFFICIENCY / epochs, 1, 0)
-    assert (sized.epochs, sized.val_every) == (epochs, 5)
+    assert sized.epochs == epochs
     return sized
 
 
 def test_the_length_follows_the_runs_own_epochs_where_they_differ_from_the_plan():
     planned = _planned()
+    assert planned.val_every == 5
     faster = resized_run(planned, done=10, epoch_seconds=1.0, seconds_left=140.0)
     assert (faster.epochs, faster.val_every) == (150, 8)  # still about 20 validations
     assert "re-measured after 10 epochs at 1.00 s an epoch: 100 -> 150" in faster.recipe["epochs"]["reason"]
@@ -41,6 +42,11 @@ def test_the_pace_counts_from_the_first_epochs_end_and_decides_once(monkeypatch)
     assert resized.epochs == 20 + int((200.0 - 31.0) // (21.0 / 19)) and not pace.active
     assert pace.resized(planned, 21) is None  # once
     assert RunPace(started=0.0, active=False).resized(planned, 2) is None  # a given length or a resumed run
+    short, early = _planned(epochs=4), RunPace(started=0.0, active=True)  # planned to end before 15% of it
+    clock[0] = 1.0
+    assert early.resized(short, 1) is None and early.resized(short, 2) is None
+    clock[0] = 1.2
+    assert early.resized(short, 3).epochs == run_length.MAX_EPOCHS  # at the last epoch but one: 0.1 s each
 
 
 def test_a_run_whose_probe_said_steps_were_slow_trains_more_epochs_to_fill_its_budget(tmp_path, monkeypatch):

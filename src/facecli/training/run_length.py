@@ -136,7 +136,8 @@ def resized_run(options: TrainOptions, done: int, epoch_seconds: float, seconds_
 
 @dataclasses.dataclass
 class RunPace:
-    """The run's own pace, which re-measures its length once it has spent RESIZE_AFTER of its budget."""
+    """The run's own pace, which re-measures its length once it has spent RESIZE_AFTER of its budget, or at
+    the end of its last epoch but one where the planned epochs end sooner."""
 
     started: float  # time.perf_counter() when the run began
     active: bool  # a new run sized to its budget; a length given, or a resumed run, stays as it is
@@ -151,8 +152,8 @@ class RunPace:
         if self.first is None:  # the first epoch pays for the loader's start: the pace counts from its end
             self.first = (done, now)
             return None
-        if now - self.started < RESIZE_AFTER * options.time_budget:
-            return None
+        if now - self.started < RESIZE_AFTER * options.time_budget and done < options.epochs - 1:
+            return None  # before RESIZE_AFTER of the budget, unless the plan ends sooner
         self.active = False
         epoch_seconds = (now - self.first[1]) / (done - self.first[0])
         return resized_run(options, done, epoch_seconds, options.time_budget - (now - self.started))

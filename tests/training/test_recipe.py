@@ -30,6 +30,14 @@ def test_few_identities_get_triplet_and_many_get_arcface_with_a_small_scale():
     assert few.backbone == many.backbone == "timm/resnet10t" and few.recipe["loss"]["by"] == "recipe"
 
 
+def test_many_identities_with_three_images_each_get_triplet_with_all_triplets():
+    few = _planned(_fp(identities=400, images=1200, median=3.0))
+    assert (few.loss, few.mining, few.k) == ("triplet", "all", 3)
+    assert "3 images per identity" in few.recipe["loss"]["reason"] and few.recipe["mining"]["by"] == "recipe"
+    assert _planned(_fp(identities=400, images=1600, median=4.0)).loss == "arcface"  # 4 each: not measured
+    assert _planned(_fp(identities=400, images=1200, median=3.0), mining="batch_hard").mining == "batch_hard"
+
+
 def test_sub_center_arcface_gets_the_scale_that_fit_wrong_labels_and_the_other_heads_their_own():
     sub_center = _planned(_fp(), loss="subcenter_arcface")
     assert (sub_center.scale, sub_center.margin, sub_center.sub_centers) == (32.0, 0.3, 3)

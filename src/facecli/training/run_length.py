@@ -108,13 +108,18 @@ def size_run(
     recipe["epochs"] = {"value": epochs, "reason": reason, "by": "recipe"}
     filled = {"epochs": epochs}
     if validated and options.val_every is None:
-        filled["val_every"] = max(1, math.ceil(epochs / VALIDATIONS))
+        filled["val_every"] = _val_every(epochs)
         recipe["val_every"] = {
             "value": filled["val_every"],
             "reason": f"about {VALIDATIONS} validations a run",
             "by": "recipe",
         }
     return dataclasses.replace(options, **filled, recipe=recipe)
+
+
+def _val_every(epochs: int) -> int:
+    """The validation interval that gives about VALIDATIONS validations in `epochs`."""
+    return max(1, math.ceil(epochs / VALIDATIONS))
 
 
 def resized_run(options: TrainOptions, done: int, epoch_seconds: float, seconds_left: float) -> TrainOptions | None:
@@ -129,7 +134,7 @@ def resized_run(options: TrainOptions, done: int, epoch_seconds: float, seconds_
     recipe["epochs"] = {"value": epochs, "reason": f"{reason}: {planned} -> {epochs}", "by": "recipe"}
     filled = {"epochs": epochs}
     if (recipe.get("val_every") or {}).get("by") == "recipe":
-        filled["val_every"] = max(1, math.ceil(epochs / VALIDATIONS))
+        filled["val_every"] = _val_every(epochs)
         recipe["val_every"] = {**recipe["val_every"], "value": filled["val_every"]}
     return dataclasses.replace(options, **filled, recipe=recipe)
 

@@ -67,3 +67,24 @@ def test_a_run_whose_probe_said_steps_were_slow_trains_more_epochs_to_fill_its_b
 def test_a_given_length_is_not_re_measured(given):
     options = TrainOptions(data="d", run_dir="r", **{"time_budget": 8.0, **given})
     assert not setup._budget_sized(options)
+
+
+def test_two_processes_sized_to_a_budget_agree_on_the_length(tmp_path):
+    """Every rank takes rank 0's decision at each epoch end until the length is re-measured: no rank waits alone."""
+    import os
+    import subprocess
+    import sys
+
+    synth(tmp_path / "faces", identities=8, images=6, size=32, seed=3)
+    command = [
+        sys.executable, "-m", "facecli", "train", "--nproc", "2", "--data", str(tmp_path / "faces"),
+        "--run-dir", str(tmp_path / "run"), "--img-size", "32", "--embedding-size", "16", "--batch-size", "8",
+        "--k", "2", "--time-budget", "20", "--workers", "0", "--device", "cpu",
+    ]  # fmt: skip
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert "2 process(es)" in done.stderr and saved["recipe"]["epochs"]["by"] == "recipe"
+    assert len((tmp_path / "run" / "metrics.csv").read_text().splitlines()) == saved["epochs"] + 1

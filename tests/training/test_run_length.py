@@ -66,7 +66,7 @@ def test_a_run_whose_probe_said_steps_were_slow_trains_more_epochs_to_fill_its_b
 @pytest.mark.parametrize("given", [{"epochs": 3}, {"time_budget": None}])
 def test_a_given_length_is_not_re_measured(given):
     options = TrainOptions(data="d", run_dir="r", **{"time_budget": 8.0, **given})
-    assert not setup._budget_sized(options)
+    assert not options.sized_by_budget()
 
 
 def test_two_processes_sized_to_a_budget_agree_on_the_length(tmp_path):

@@ -128,6 +128,11 @@ class TrainOptions:
         values = {k: (Path(v) if k in PATH_FIELDS and v is not None else v) for k, v in data.items()}
         return cls(**values)
 
+    def sized_by_budget(self) -> bool:
+        """Whether the run's length is (or will be) the recipe's, from --time-budget, not --epochs given."""
+        chosen = (self.recipe or {}).get("epochs") or {}
+        return self.time_budget is not None and (self.epochs is None or chosen.get("by") == "recipe")
+
     def sampler_kind(self) -> str | None:
         """`pk` for the metric losses (triplet, contrastive, siamese), shuffled batches for the heads;
         None while the loss is still to be chosen."""
@@ -166,7 +171,7 @@ class TrainOptions:
         self._check_numbers()
         if self.backbone is not None:
             default_config(self.backbone, self.embedding_size, self.img_size, self.dropout)  # names and sizes
-        sized = self.epochs is None or (self.recipe or {}).get("epochs", {}).get("by") == "recipe"  # by the budget
+        sized = self.sized_by_budget()
         _applies("--time-budget", self.time_budget, "runs whose --epochs are not given", sized, "it is")
         kind = self.sampler_kind()
         _applies("--k", self.k, "the pk sampler", kind in ("pk", None), f"the sampler is {kind}")

@@ -148,7 +148,7 @@ def set_up(
         early_stop=EarlyStopping(options.patience),
         pending=PendingLosses.for_device(runtime.device),
         deadline=Deadline(options.time_budget, started),
-        pace=RunPace(started, active=not resume and _budget_sized(options)),
+        pace=RunPace(started, active=not resume and options.sized_by_budget()),
         step_hook=step_hook,
     )
     if proc.is_main:
@@ -162,11 +162,6 @@ def lr_schedule(options: TrainOptions, steps_per_epoch: int) -> Callable[[int], 
     return lr_factor(
         options.scheduler, steps_per_epoch, options.epochs, options.warmup_epochs, options.lr_steps, options.lr_gamma
     )
-
-
-def _budget_sized(options: TrainOptions) -> bool:
-    epochs = (options.recipe or {}).get("epochs") or {}
-    return options.time_budget is not None and epochs.get("by") == "recipe"
 
 
 def _validation(options: TrainOptions, runtime: Runtime, workers: int) -> Validation | None:

@@ -3,6 +3,7 @@
 import json
 import math
 
+import pandas as pd
 import pytest
 
 from facecli.checkpoint import read_config, save_model
@@ -213,7 +214,9 @@ def test_a_run_without_validation_holds_identities_back_and_calibrates_the_thres
     synth(tmp_path / "faces", identities=24, images=4, size=32, seed=12)
     run = tmp_path / "run"
     result = train(TrainOptions(data=tmp_path / "faces", run_dir=run, epochs=2, workers=0, device="cpu"))
-    held = set((run / "val_pairs.csv").read_text().split()[1:])  # imageA,imageB,label,fold rows
+    table = pd.read_csv(run / "val_pairs.csv")
+    held = set(table["imageA"]) | set(table["imageB"])
+    assert (table["label"] == 1).sum() == 4 * 6 and (table["label"] == 0).sum() == 4 * 6  # every genuine pair
     trained = {line.split(";")[1] for line in (run / "classes.txt").read_text().splitlines()}
     assert len(trained) == 24 - 4 and result.history[-1]["val_accuracy"] is not None
     assert not any(row.split("/")[0] in trained for row in held)  # never trained on

@@ -19,6 +19,7 @@ from facecli.models import create_model
 from facecli.registry import LOSSES
 from facecli.training import TrainOptions, resolve_options, train
 from facecli.training.resume_file import load_training_state
+from facecli.training.state import SMOOTHING
 
 runner = CliRunner()
 
@@ -76,7 +77,8 @@ def test_triplet_run_writes_every_file_and_a_loadable_model(data, tmp_path):
     metrics = pd.read_csv(run / "metrics.csv")
     assert list(metrics["epoch"]) == [1, 2]
     assert metrics["val_accuracy"].between(0, 1).all() and metrics["val_auc"].between(0, 1).all()
-    assert result.best_epoch == int(metrics.loc[metrics["val_accuracy"].idxmax(), "epoch"])
+    smoothed = metrics["val_auc"].rolling(SMOOTHING, min_periods=1).mean()  # the rule: ties to the later epoch
+    assert result.best_epoch == int(metrics["epoch"][smoothed == smoothed.max()].iloc[-1])
     config = read_config(run / "best.safetensors")
     assert (config.loss, config.num_classes, config.input_size, config.embedding_size) == ("triplet", 6, (32, 32), 16)
     model = load(run / "last.safetensors")
@@ -200,14 +202,14 @@ def test_patience_stops_after_that_many_epochs_without_a_better_validation(data,
     run = tmp_path / "run"
     options = _options(data, run, epochs=6, lr=0.0, patience=1, val_pairs=data / "pairs.txt", val_root=data / "faces")
     result = train(options)
-    accuracies = pd.read_csv(run / "metrics.csv")["val_accuracy"].tolist()
-    best, expected = -1.0, len(accuracies)
-    for epoch, accuracy in enumerate(accuracies, 1):
-        if accuracy <= best:
+    scores = pd.read_csv(run / "metrics.csv")["val_auc"].rolling(SMOOTHING, min_periods=1).mean().tolist()
+    best, expected = -1.0, len(scores)
+    for epoch, score in enumerate(scores, 1):
+        if score <= best:  # an equal score is no improvement
             expected = epoch
             break
-        best = accuracy
-    assert result.epochs_done == expected < 6  # lr 0: accuracy cannot keep improving
+        best = score
+    assert result.epochs_done == expected < 6  # lr 0: the score cannot keep improving
     assert result.stopped == "early stop"
 
 

@@ -167,8 +167,9 @@ def _end_epoch(run: Run, state: TrainState) -> str | None:
     if report is not None and validation.note:
         run.log.note(validation.note)
     row = _row(state, _lr(run.optimizer), run.log.images_per_second, report)
-    judged = validation is None or validate  # by validation accuracy where there is validation, else by loss
-    if judged and state.best.update(number, state.mean_loss, report.accuracy_mean if report else None):
+    judged = validation is None or validate  # by validation AUC where there is validation, else by loss
+    scores = (report.accuracy_mean, report.auc) if report is not None else ()
+    if judged and state.best.update(number, state.mean_loss, *scores):
         run.saver.save_best(report)
     state.next_epoch(row)
     patience_out = run.proc.from_main(run.early_stop(state.best))

@@ -41,10 +41,11 @@ STRONG_AUG_MAX_PER_IDENTITY = 20
 # validation held back from the training data where none is given: below HOLDOUT_MIN_IDENTITIES identities
 # every one is worth more to training than to judging it (not measured finely); a tenth, 4 to HOLDOUT_MOST
 HOLDOUT_MIN_IDENTITIES, HOLDOUT_FRACTION, HOLDOUT_MOST = 20, 0.1, 100
-PATIENCE = 5  # validations without a better accuracy: a quarter of the VALIDATIONS a run makes
-# Early stopping needs a validation that can tell a plateau from noise. 4 identities held back of 20 give 80
-# pairs in 2 folds: their accuracy swung 0.46-0.62 from one validation to the next (triplet + mobilenet,
-# synth30), the patience ran out at epoch 90 of 200 and the model kept scored 0.51, below raw pixels' 0.54.
+PATIENCE = 5  # validations without a better score (state.Best): a quarter of the VALIDATIONS a run makes
+# Early stopping needs a validation that can tell a plateau from noise. 4 identities held back of 20 gave 80
+# pairs in 2 folds (now every genuine pair they make): their accuracy swung 0.46-0.62 from one validation to
+# the next (triplet + mobilenet, synth30), the patience ran out at epoch 90 of 200 and the model kept scored
+# 0.51, below raw pixels' 0.54.
 # From 10 identities (200 pairs, a standard error of ~0.035) the run may stop early; below, it runs its budget.
 PATIENCE_MIN_HELD = 10
 
@@ -181,7 +182,7 @@ def _holdout(fp: Fingerprint) -> tuple[int, str]:
 
 def _patience(held: int | None) -> tuple[int | None, str]:
     if held is None or held >= PATIENCE_MIN_HELD:
-        return PATIENCE, f"{PATIENCE} validations without a better accuracy"
+        return PATIENCE, f"{PATIENCE} validations without a better score"
     return None, f"{held} identities held back (< {PATIENCE_MIN_HELD}) tell no plateau from noise: the full budget"
 
 

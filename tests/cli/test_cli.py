@@ -31,3 +31,19 @@ def test_models_lists_every_backbone(monkeypatch):
     assert result.exit_code == 0, result.output
     for name in ("mobilenet", "inception_resnetv1", "iresnet100", "vgg16", "margin", "arcface", "triplet", "siamese"):
         assert name in result.output
+
+
+def test_the_training_summary_says_what_chose_the_kept_epoch():
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from facecli.cli.tables import training_table
+    from facecli.training.run_log import TrainResult
+
+    result = TrainResult(Path("run"), "finished", 9, 90, best_epoch=7, best_accuracy=0.8125, best_score=0.9375)
+    console = Console(width=200, record=True)
+    console.print(training_table(result))
+    assert "7 (accuracy 0.8125, chosen by the recent validations' mean AUC 0.9375)" in console.export_text()
+    console.print(training_table(TrainResult(Path("run"), "finished", 9, 90, best_epoch=4)))
+    assert "4 (lowest loss)" in console.export_text()

@@ -81,6 +81,7 @@ def train(
         history=state.history,
         best_epoch=state.best.epoch,
         best_accuracy=state.best.best_accuracy,
+        best_score=state.best.best_score,
         seconds=time.perf_counter() - started,
         notes=run.log.notes,
         bad_images=len(run.bad),

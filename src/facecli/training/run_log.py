@@ -32,6 +32,7 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
     best_epoch: int | None = None
     best_accuracy: float | None = None
+    best_score: float | None = None  # the mean validation AUC that chose the best epoch (state.Best)
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)  # what the run adapted or left out, as the log said it
     bad_images: int = 0  # images that failed to decode during the run (listed in bad_images.txt)

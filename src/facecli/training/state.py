@@ -46,6 +46,10 @@ class Best:
     def best_accuracy(self) -> float | None:
         return self.accuracy if math.isfinite(self.accuracy) else None
 
+    @property
+    def best_score(self) -> float | None:
+        return self.score if math.isfinite(self.score) else None
+
 
 @dataclass(frozen=True)
 class EarlyStopping:

@@ -4,8 +4,9 @@ run's validation ever saw).
 
 Each run is `facecli train` with no flags on a set of train_recipes.py. At every validation the script also
 embeds the held-back images and the held-out test images with the model as it is then, so every rule is
-judged on the same runs: the rule the run uses (its reported validation accuracy), others computed from the
-same embeddings, the last validation, and the oracle (the best test score any validation reached).
+judged on the same runs: the model the run kept by its own rule (state.Best), rules computed from its
+validation reports and from the same embeddings, the last validation's model, and the oracle (the best test
+score any validation reached).
 Usage: python benchmarks/model_selection.py [--sets grey96x10 pose64] [--seeds 0 1 2] [--log runs.jsonl]
 """
 

@@ -41,6 +41,7 @@ SYNTH_SETS = {
     "grey96x10": (40, 10, 96, 14, 300, True, False),  # like the issue's real set: 40 people x 10 grey photos
     "few3": (200, 3, 32, 30, 160, False, False),  # three images per identity (3 genuine pairs each)
     "few3x400": (400, 3, 32, 40, 240, False, False),  # the same, twice the identities
+    "few5": (300, 5, 32, 30, 300, False, False),  # five images per identity, between few3 and synth300's 8
     "low16": (100, 8, 16, 20, 300, False, False),  # 16 px faces
     "pose64": (60, 10, 64, 15, 300, False, True),  # head turns and tilts beyond synth's own
 }

@@ -25,17 +25,20 @@ def _planned(fp, init=None, **given):
 
 def test_few_identities_get_triplet_and_many_get_arcface_with_a_small_scale():
     few = _planned(_fp(identities=TRIPLET_BELOW - 1))
-    many = _planned(_fp(identities=TRIPLET_BELOW, images=5000))
+    many = _planned(_fp(identities=TRIPLET_BELOW, images=5000, median=20.0))  # more than 12 each
     assert few.loss == "triplet" and few.k == 4 and few.scale is None
     assert (many.loss, many.scale, many.margin) == ("arcface", 32.0, 0.3)
     assert few.backbone == many.backbone == "timm/resnet10t" and few.recipe["loss"]["by"] == "recipe"
 
 
-def test_many_identities_with_three_images_each_get_triplet_with_all_triplets():
+def test_many_identities_with_up_to_twelve_images_each_get_triplet_with_all_triplets():
     few = _planned(_fp(identities=400, images=1200, median=3.0))
     assert (few.loss, few.mining, few.k) == ("triplet", "all", 3)
     assert "3 images per identity" in few.recipe["loss"]["reason"] and few.recipe["mining"]["by"] == "recipe"
-    assert _planned(_fp(identities=400, images=1600, median=4.0)).loss == "arcface"  # 4 each: not measured
+    twelve = _planned(_fp(identities=1000, images=12000, median=12.0))
+    assert (twelve.loss, twelve.mining, twelve.k) == ("triplet", "all", 4)
+    more = _planned(_fp(identities=1000, images=13000, median=13.0))  # more each: not measured, ArcFace
+    assert more.loss == "arcface" and "published recipes' loss" in more.recipe["loss"]["reason"]
     assert _planned(_fp(identities=400, images=1200, median=3.0), mining="batch_hard").mining == "batch_hard"
 
 

@@ -177,9 +177,9 @@ def training_table(r) -> Table:  # noqa: ANN001
         table.add_row("last validation accuracy", f"{last['val_accuracy']:.4f} +- {last['val_std']:.4f}")
         table.add_row("last validation AUC", f"{last['val_auc']:.4f}")
     if r.best_epoch is not None:
-        what = "lowest loss"
-        if r.best_accuracy is not None:
-            what = f"accuracy {r.best_accuracy:.4f}, chosen by the recent validations' mean AUC {r.best_score:.4f}"
+        what = f"accuracy {r.best_accuracy:.4f}" if r.best_accuracy is not None else "lowest loss"
+        if r.best_score is not None:
+            what += f", chosen by the recent validations' mean AUC {r.best_score:.4f}"
         table.add_row("best epoch", f"{r.best_epoch} ({what}) -> best.safetensors")
     if r.bad_images:
         table.add_row("images that failed to decode", f"{r.bad_images} (bad_images.txt)")

@@ -175,7 +175,12 @@ class ScheduleGroup(_Group):
     ] = None
     clip_grad: Annotated[float | None, _option("--clip-grad", "Clip the gradient norm to this", default="none")] = None
     patience: Annotated[
-        int | None, _option("--patience", "Stop after this many epochs without improvement", default="none")
+        int | None,
+        _option(
+            "--patience",
+            "Stop after this many validations without a better mean AUC of the last 3 (epochs by loss, unvalidated)",
+            default="none",
+        ),
     ] = None
 
     def given(self) -> dict:

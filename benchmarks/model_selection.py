@@ -29,7 +29,7 @@ from facecli.training import TrainOptions, train
 from facecli.training import validation as validation_module
 from facecli.training.state import SMOOTHING
 from facecli.verification import PairsInput, evaluate
-from facecli.verification.metrics import verification_report
+from facecli.verification.metrics import area_under_curve, counts, threshold_grid, verification_report
 
 
 def recorded_run(name: str, work: Path, seed: int, options: dict) -> tuple[list[dict], float]:
@@ -66,6 +66,7 @@ def recorded_run(name: str, work: Path, seed: int, options: dict) -> tuple[list[
     row = {image: n for n, image in enumerate(test_images)}
     a, b = [row[i] for i in test.left], [row[i] for i in test.right]
     for record in records:
+        record["all_auc"], record["all_accuracy"] = all_pairs_scores(record)
         e = _unit(record.pop("test_embedded"))
         record["test"] = verification_report((e[a] * e[b]).sum(1), test.labels, "cosine", test.folds).accuracy_mean
     embedding = EmbedOptions(resolve_runtime("cpu"), backend="torch")
@@ -85,12 +86,8 @@ def all_pairs_scores(record: dict) -> tuple[float, float]:
     who = np.array([path.parent.name for path in record["held"]])
     i, j = np.triu_indices(len(who), 1)
     scores, same = (e[i] * e[j]).sum(1), who[i] == who[j]
-    genuine, impostor = np.sort(scores[same]), np.sort(scores[~same])
-    auc = np.searchsorted(impostor, genuine, side="left").mean() / len(impostor)
-    cuts = np.concatenate([genuine, impostor])
-    tar = 1 - np.searchsorted(genuine, cuts, side="left") / len(genuine)
-    tnr = np.searchsorted(impostor, cuts, side="left") / len(impostor)
-    return float(auc), float(((tar + tnr) / 2).max())
+    at = counts(scores, same, threshold_grid(scores, "cosine"))
+    return area_under_curve(scores, same), float(((at.tar + 1 - at.far) / 2).max())
 
 
 def chosen(series: np.ndarray, smooth: int = 1) -> int:
@@ -105,7 +102,8 @@ def rules(records: list[dict], kept: float) -> dict[str, float]:
     test = np.array([r["test"] for r in records])
     run_acc = np.array([r["report"].accuracy_mean for r in records])
     run_auc = np.array([r["report"].auc for r in records])
-    all_auc, all_acc = np.array([all_pairs_scores(r) for r in records]).T
+    all_auc = np.array([r["all_auc"] for r in records])
+    all_acc = np.array([r["all_accuracy"] for r in records])
     return {
         "kept by the run (best.safetensors)": kept,
         "run's accuracy": test[chosen(run_acc)],
@@ -137,9 +135,7 @@ def main() -> None:
                 records, kept = recorded_run(name, work, seed, options)
                 picked = rules(records, kept)
                 results.setdefault(name, []).append(picked)
-                series = [
-                    [r["report"].accuracy_mean, r["report"].auc, all_pairs_scores(r)[0], r["test"]] for r in records
-                ]
+                series = [[r["report"].accuracy_mean, r["report"].auc, r["all_auc"], r["test"]] for r in records]
                 line = {"set": name, "seed": seed, "validations": len(records), **picked, "series": series}
                 print(json.dumps({k: v for k, v in line.items() if k != "series"}), flush=True)
                 if args.log:

@@ -137,3 +137,13 @@ def test_outputs_that_cannot_be_written_are_refused_before_any_work(tmp_path):
     with pytest.raises(FaceCliError, match="folder is a folder; name a file"):
         check_writable(tmp_path / "folder", force=True)
     check_writable(tmp_path / "new" / "deeper" / "report.json")  # folders still to be made are fine
+
+
+def test_an_input_that_cannot_be_read_during_a_write_is_named_and_not_blamed_on_the_output(tmp_path):
+    out = tmp_path / "out.rec"
+    out.write_bytes(b"old contents")
+    with pytest.raises(FileNotFoundError) as raised, atomic_path(out) as tmp:
+        tmp.write_bytes(b"half")
+        (tmp_path / "gone.jpg").read_bytes()  # an image deleted after the command listed it
+    assert raised.value.filename == str(tmp_path / "gone.jpg")  # the error boundary names it
+    assert out.read_bytes() == b"old contents" and [p.name for p in tmp_path.iterdir()] == ["out.rec"]

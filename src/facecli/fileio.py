@@ -13,13 +13,19 @@ from typing import Any
 from facecli.errors import FaceCliError
 
 
-def check_writable(*paths: str | os.PathLike[str] | None, force: bool = False) -> None:
-    """Refuse, before any work starts, to overwrite existing outputs unless `force`, and outputs that cannot
-    be written at all: a folder where the file goes, a file where a folder on the way goes, a folder the
-    user may not write in."""
-    for path in (Path(p) for p in paths if p is not None):
+def check_writable(
+    *paths: str | os.PathLike[str] | None, force: bool = False, inputs: tuple[str | os.PathLike[str] | None, ...] = ()
+) -> None:
+    """Refuse, before any work starts, to overwrite existing outputs unless `force`; outputs that cannot be
+    written at all (a folder where the file goes, a file where a folder on the way goes, a folder the user may
+    not write in); an output that is one of the command's `inputs`, even with `force`; and one file named for
+    two outputs."""
+    outputs = [Path(p) for p in paths if p is not None]
+    for path in outputs:
         _check_creatable(path)
-    existing = [str(p) for p in paths if p is not None and Path(p).exists()]
+        check_not_input(path, *inputs)
+    _check_distinct(outputs)
+    existing = [str(p) for p in outputs if p.exists()]
     if existing and not force:
         verb = "exists" if len(existing) == 1 else "exist"
         raise FaceCliError(f"{', '.join(existing)} already {verb}; pass --force to overwrite")
@@ -48,12 +54,34 @@ def _check_creatable(path: Path) -> None:
 
 
 def check_not_input(out: str | os.PathLike[str], *inputs: str | os.PathLike[str] | None) -> None:
-    """Refuse an output that is one of the command's inputs (by its real path), even with --force: writing
-    it would replace what the command reads, often the only copy (a model's trained weights)."""
+    """Refuse an output that is one of the command's inputs (by its real path), or an image inside an input
+    folder, even with --force: writing it would replace what the command reads, often the only copy (a model's
+    trained weights, a photo)."""
     real = os.path.realpath(out)
     for given in inputs:
-        if given is not None and os.path.realpath(given) == real:
-            raise FaceCliError(f"{out} is also an input ({given}); write the output elsewhere")
+        if given is None:
+            continue
+        source = os.path.realpath(given)
+        inside = os.path.isdir(source) and real.startswith(source + os.sep) and _is_image(real)
+        if real == source or (inside and os.path.exists(real)):
+            also = "" if str(given) == str(out) else f" ({given})"
+            raise FaceCliError(f"{out} is also an input{also}; write the output elsewhere")
+
+
+def _is_image(path: str) -> bool:
+    from facecli.data.images import is_image_file
+
+    return is_image_file(path)
+
+
+def _check_distinct(outputs: list[Path]) -> None:
+    seen: dict[str, Path] = {}
+    for path in outputs:
+        real = os.path.realpath(path)
+        if real in seen:
+            same = f"{path} is" if str(path) == str(seen[real]) else f"{seen[real]} and {path} are one file,"
+            raise FaceCliError(f"{same} named for two outputs; give each output its own file")
+        seen[real] = path
 
 
 def _umask() -> int:
@@ -95,7 +123,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         try:
             yield tmp
         except Exception as exc:
-            if not _failed_write(exc):
+            if not _failed_write(exc, tmp):
                 raise
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).splitlines()[0]
             raise FaceCliError(f"{target}: cannot write it ({reason}); nothing was replaced") from None
@@ -114,9 +142,12 @@ WRITE_FAILURES = re.compile(
 )  # the last: numpy's short write (np.save on a full disk)
 
 
-def _failed_write(exc: Exception) -> bool:
-    """A full disk, a quota or an I/O error, however the writer reports it; not the writer's own errors."""
+def _failed_write(exc: Exception, tmp: Path) -> bool:
+    """A full disk, a quota or an I/O error, however the writer reports it; not the writer's own errors, nor
+    an input that could not be read on the way (an OSError naming another file)."""
     if isinstance(exc, FaceCliError):
+        return False
+    if isinstance(exc, OSError) and exc.filename is not None and os.path.realpath(exc.filename) != str(tmp):
         return False
     return (isinstance(exc, OSError) and exc.errno is not None) or bool(WRITE_FAILURES.search(str(exc)))
 

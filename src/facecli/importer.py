@@ -197,7 +197,7 @@ def import_weights(
 ) -> FaceEmbedder:
     """Read published weights, map them onto a registry backbone and write a facecli .safetensors."""
     get_source(arch)
-    check_writable(out, force=force)
+    check_writable(out, force=force, inputs=(weights,))
     model = convert(read_state_dict(weights), arch, origin=Path(weights).name)
     save_model(model, out, force=force)
     return model

@@ -89,7 +89,7 @@ def clean(
     whose head's class centres are used), find the suspects and same-person pairs, and write them with a
     cleaned list to `out_dir` (with `show`, also suspects.png: the worst suspects)."""
     outputs = [out_dir / name for name in (*OUTPUTS, *(["suspects.png"] if show else []))]
-    check_writable(*outputs, force=force)
+    check_writable(*outputs, force=force, inputs=(data, checkpoint))
     if data is None:
         data, root = _run_data(Path(checkpoint))
     check_not_input(out_dir / "cls_train.txt", data)

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from facecli.cli.app import EVALUATION, command
-from facecli.cli.defaults import Defaults, given
+from facecli.cli.defaults import Defaults, given, library_constant
 from facecli.cli.options import EmbeddingOptions, Force, ModelFile, PairsOptions, model_or_newest
 from facecli.cli.tables import sweep_table, verification_table
 from facecli.console import console
@@ -18,7 +18,7 @@ PairsFile = Annotated[
     Path, typer.Option("--pairs", help="Pairs file: LFW pairs.txt, 'path1 path2 label' lines or CSV.")
 ]
 
-EVALUATE = Defaults("verification/evaluation", "evaluate")
+FOLDS = library_constant("verification/evaluation", "DEFAULT_FOLDS")
 SWEEP = Defaults("verification/api", "sweep")
 
 
@@ -42,7 +42,7 @@ def eval_command(
     ] = None,
     folds: Annotated[
         int | None,
-        typer.Option("--folds", min=2, help=EVALUATE("Folds for files without folds", "folds")),
+        typer.Option("--folds", min=2, help=f"Folds for pairs without folds of their own (default: {FOLDS})."),
     ] = None,
     report: Annotated[Path | None, typer.Option("--report", help="Write the metrics as JSON.")] = None,
     plot: Annotated[Path | None, typer.Option("--plot", help="Write ROC + score histograms (png/pdf/svg).")] = None,

@@ -70,7 +70,7 @@ def annotate(
         raise FaceCliError("--num-pairs and --holdout need --pairs-out FILE for the pairs file")
     if pairs_out is not None and not pairs:
         raise FaceCliError("--pairs-out needs --num-pairs N (the number of pairs to draw)")
-    check_writable(cls_train, classes, csv, pairs_out, force=force)
+    check_writable(cls_train, classes, csv, pairs_out, force=force, inputs=(dataset_dir,))
 
     scan = scan_dataset(dataset_dir, check=check, threads=threads)
     root = scan.root.resolve()
@@ -79,6 +79,10 @@ def annotate(
     report = AnnotationReport(scan=scan, train_identities=train_ids, holdout=held)
     if not any(scan.images[name] for name in train_ids):
         raise FaceCliError(f"{scan.root}: no usable images to annotate")
+    drawn = None  # drawn before any file is written: too many pairs or folds is refused with nothing written
+    if pairs:
+        source = {name: scan.images[name] for name in (held or scan.identities)}
+        drawn = make_pairs(source, pairs, folds=folds, seed=seed)
 
     rows = []
     for label, name in enumerate(train_ids):
@@ -94,9 +98,7 @@ def annotate(
                 tmp, index=False
             )
         report.outputs.append(Path(csv))
-    if pairs:
-        source = {name: scan.images[name] for name in (held or scan.identities)}
-        drawn = make_pairs(source, pairs, folds=folds, seed=seed)
+    if drawn is not None:
         report.pairs_format = write_pairs(pairs_out, drawn, scan.root)  # type: ignore[arg-type]
         report.pairs_count = sum(len(f) for f in drawn)
         report.outputs.append(Path(pairs_out))  # type: ignore[arg-type]

@@ -22,8 +22,10 @@ def pack_images(
     out = Path(out)
     if out.suffix != ".rec":
         raise FaceCliError(f"{out}: pack images into a .rec (its .idx is written beside it)")
-    check_writable(out, out.with_suffix(".idx"), force=force)
+    check_writable(out, out.with_suffix(".idx"), force=force, inputs=(source,))
     data = read_training_set(source, root)
+    if data.records is not None:
+        raise FaceCliError(f"{source}: already a .rec; copy it as it is, or unpack it first")
     return write_record_set(out, [(int(label), path) for label, path in zip(data.labels, data.paths, strict=True)])
 
 
@@ -33,7 +35,7 @@ def pack_pairs(pairs: str | os.PathLike[str], root: str | os.PathLike[str], out:
     out = Path(out)
     if out.suffix != ".bin":
         raise FaceCliError(f"{out}: pack pairs into a .bin")
-    check_writable(out, force=force)
+    check_writable(out, force=force, inputs=(pairs,))
     parsed = read_pairs(pairs)
     if parsed.labels is None:
         raise FaceCliError(f"{pairs}: a .bin needs labelled pairs")

@@ -37,7 +37,7 @@ from facecli.exporting.int8 import (
     cpu_has_vnni,
     quantize,
 )
-from facecli.fileio import atomic_path, check_not_input, check_writable
+from facecli.fileio import atomic_path, check_writable
 from facecli.models import FaceEmbedder
 from facecli.numbers import FRACTION, Bound, check_number
 from facecli.runtime import resolve_runtime
@@ -45,6 +45,7 @@ from facecli.verification.scoring import PairsInput, check_pairs
 
 ExportFormat = Literal["onnx", "pt2", "torchscript"]
 EXPORT_FORMATS: tuple[str, ...] = get_args(ExportFormat)
+SUFFIXES = {"onnx": ".onnx", "pt2": ".pt2", "torchscript": ".pt"}  # what each format's files are named
 TORCHSCRIPT_CONFIG = "facecli.json"  # the config, as an extra file of a .pt2 or TorchScript archive
 # the fp32 graph an int8 export quantises is a working file, written at opset 17 at most, so by the legacy
 # exporter: the graphs int8's speed and accuracy were measured on (RESULTS.md). Quantised from the legacy
@@ -118,6 +119,16 @@ def _exported(model: FaceEmbedder, tmp: Path, opset: int, static_batch: int | No
         raise FaceCliError(f"--opset {opset}: {reason} (the default, {OPSET}, exports every facecli model)") from None
 
 
+def _check_suffix(out: Path, fmt: str) -> None:
+    """Refuse an output named as another format's file (an ONNX graph in `model.pt`)."""
+    named = next((other for other, suffix in SUFFIXES.items() if out.suffix.lower() == suffix), fmt)
+    if named != fmt:
+        raise FaceCliError(
+            f"{out}: a {out.suffix} file is {named}, not {fmt}; name it {out.with_suffix(SUFFIXES[fmt]).name} "
+            f"or pass --format {named}"
+        )
+
+
 def export(
     *,
     checkpoint: str | os.PathLike[str],
@@ -152,8 +163,8 @@ def export(
     if static_batch and fmt != "onnx":
         raise FaceCliError(f"--static-batch is for ONNX; a {fmt} export takes any batch size")
     check_number("--opset", opset, OPSETS)
-    check_not_input(out, checkpoint)
-    check_writable(out, force=force)
+    _check_suffix(out, fmt)
+    check_writable(out, force=force, inputs=(checkpoint, calibrate))
     model = load(checkpoint)
     batches = calibration_batches(calibration_files(calibrate), model.config) if int8 else []  # checked first
     result = ExportResult(out, "onnx int8" if int8 else fmt)

@@ -86,7 +86,7 @@ def build_index(
     if gallery_dir is not None and (add is not None or remove):
         raise FaceCliError("build a gallery from GALLERY_DIR, or change one with --add/--remove, not both at once")
     if gallery_dir is not None:
-        check_writable(out, force=force)
+        check_writable(out, force=force, inputs=(checkpoint,))
     out = Path(out)
     with writer_lock(out.with_name(f".{out.name}.lock"), f"gallery index {out}"):
         if gallery_dir is not None:
@@ -173,12 +173,13 @@ def identify(
     check_number("--top-k", top_k, COUNT)
     if threshold is not None:
         check_threshold(threshold, "cosine")  # galleries score by cosine
-    check_writable(out, force=force)
+    check_writable(out, force=force, inputs=(index, checkpoint, query))
     gallery, model, embedding = _open_search(index, checkpoint, embedding, any_model)
     check_min_quality(min_quality, model_config(model, embedding.backend), model)
     files = image_files(query)
     found = embed_files(model, files, embedding)
     scores, names = gallery.search(found.vectors, top_k)
+    ranks = min(top_k, len(set(gallery.identities)))  # a gallery of 8 people has no 9th candidate to list
     rows = []
     for n, (file, row_scores, row_names) in enumerate(zip(files, scores, names, strict=True)):
         best = row_names[0] if threshold is None or row_scores[0] >= threshold else UNKNOWN
@@ -187,7 +188,7 @@ def identify(
             refused = low_quality(float(found.quality[n]), min_quality)
             row.update(quality=round(float(found.quality[n]), 4), refused=refused or "")
             row["identity"] = REFUSED if refused else best
-        for rank in range(top_k):
+        for rank in range(ranks):
             row[f"top{rank + 1}"] = row_names[rank] if rank < len(row_names) else ""
             row[f"score{rank + 1}"] = round(float(row_scores[rank]), 6) if rank < len(row_names) else np.nan
         rows.append(row)
@@ -208,6 +209,17 @@ class IdentificationReport:
     dir_at_far: dict[str, float]
 
 
+def _check_not_enrolled(probes: str | os.PathLike[str], files: list[Path], gallery: Gallery) -> None:
+    """Refuse probes that are the gallery's own images: each finds itself at rank 1, whatever the model."""
+    enrolled = {os.path.realpath(p) for p in gallery.paths if p}
+    shared = [f for f in files if os.path.realpath(f) in enrolled]
+    if shared:
+        raise FaceCliError(
+            f"{probes}: {len(shared)} of {len(files)} probes are images of the gallery itself (such as {shared[0]}), "
+            "which every model finds at rank 1; probe with other images of its people"
+        )
+
+
 def evaluate_identification(
     *,
     index: str | os.PathLike[str],
@@ -219,11 +231,12 @@ def evaluate_identification(
 ) -> IdentificationReport:
     """Rank-1/rank-5 and a CMC curve on probes of gallery identities; DIR at FAR using probes of others."""
     check_plot_file(plot)
-    check_writable(plot, force=force)
+    check_writable(plot, force=force, inputs=(index, checkpoint, probes))
     gallery, model, embedding = _open_search(index, checkpoint, embedding)
     files, names, _ = _scan_gallery(probes)
     if not files:
         raise FaceCliError(f"{probes}: no usable probe images")
+    _check_not_enrolled(probes, files, gallery)
     enrolled = set(gallery.identities)
     max_rank = min(20, len(enrolled))
     scores, ranked = gallery.search(embed_files(model, files, embedding).vectors, max_rank)

@@ -73,7 +73,7 @@ def compare(
     of B; with `min_quality`, a pair with a face under it is refused, not decided."""
     if threshold is not None:
         check_threshold(threshold, "cosine")
-    check_writable(show, force=force)
+    check_writable(show, force=force, inputs=(a, b, checkpoint))
     check_min_quality(min_quality, model_config(checkpoint, embedding.backend), checkpoint)
     left, right = image_files(a), image_files(b)
     model = open_model(Path(checkpoint), embedding.backend, embedding.runtime)

@@ -74,7 +74,7 @@ def embed_to_file(
         raise unknown_choice("projection", projection, PROJECTIONS)
     table = out.with_suffix(".csv") if out.suffix == ".npy" else None
     check_plot_file(plot)
-    check_writable(out, table, plot, force=force)
+    check_writable(out, table, plot, force=force, inputs=(source, checkpoint))
     if tensorboard is not None and Path(tensorboard).is_dir() and any(Path(tensorboard).iterdir()) and not force:
         raise FaceCliError(f"{tensorboard} already holds files (a projector?); pass --force to overwrite")
     if out.suffix == ".parquet":

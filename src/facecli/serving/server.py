@@ -61,7 +61,7 @@ def serve(
         )
     keys = ApiKeys.read(api_key_file) if api_key_file is not None else None
     if export_index is not None:
-        check_writable(export_index, force=force)
+        check_writable(export_index, force=force, inputs=(settings.checkpoint,))
     service = FaceService(settings)  # a bad model or gallery fails here, in one line
     if export_index is not None:
         try:

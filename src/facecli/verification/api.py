@@ -12,7 +12,7 @@ from facecli.embed import EmbedOptions
 from facecli.embed.backends import model_config
 from facecli.embed.backends import save_threshold as save_model_threshold
 from facecli.errors import FaceCliError
-from facecli.fileio import check_not_input, check_plot_file, check_writable, write_csv_atomic
+from facecli.fileio import check_plot_file, check_writable, write_csv_atomic
 from facecli.numbers import FINITE, POSITIVE, check_number, check_threshold
 from facecli.verification.metrics import counts, to_display
 from facecli.verification.scoring import PairsInput, ScoredPairs, check_pairs, labelled, score_pairs
@@ -43,8 +43,7 @@ def predict(
     force: bool = False,
 ) -> pd.DataFrame:
     """`facecli predict`: input rows in order plus `score` and `prediction` (1 = same), written to `out`."""
-    check_not_input(out, checkpoint, pairs.pairs)
-    check_writable(out, force=force)
+    check_writable(out, force=force, inputs=(checkpoint, pairs.pairs))
     if threshold is None:
         threshold = _stored_threshold(checkpoint, pairs, embedding)
     check_threshold(threshold, pairs.metric)
@@ -182,7 +181,7 @@ def sweep(
     selection = Selection.parse(select)
     _check_range(start, stop, step)
     check_plot_file(plot)
-    check_writable(out, plot, force=force)
+    check_writable(out, plot, force=force, inputs=(checkpoint, pairs.pairs))
     scored = score_pairs(checkpoint, check_pairs(pairs), pairs.metric, embedding)
     table, chosen = threshold_table(scored, selection, start, stop, step)
     if out:

@@ -25,22 +25,35 @@ def _as_scores_file(scored: ScoredPairs) -> ScoresFile:
     return ScoresFile(scored.scores, labelled(scored), scored.pairs.folds, scored.metric, scored.quality)
 
 
+DEFAULT_FOLDS = 10  # LFW's
+
+
+def check_folds(folds: int | None, own: np.ndarray | None, pairs: int) -> None:
+    """Refuse `--folds` for pairs that come with folds of their own (unless it says as many), and more folds
+    than pairs."""
+    if own is None and pairs < (folds or DEFAULT_FOLDS):
+        raise FaceCliError(f"{pairs} pairs are too few for {folds or DEFAULT_FOLDS} folds (set --folds)")
+    if folds is not None and own is not None and folds != (count := len(np.unique(own))):
+        raise FaceCliError(f"--folds {folds}: the pairs come in {count} folds of their own (the file's); drop --folds")
+
+
 def report_scores(
     data: ScoresFile,
     *,
-    folds: int = 10,
+    folds: int | None = None,
     report: str | os.PathLike[str] | None = None,
     plot: str | os.PathLike[str] | None = None,
     counted: tuple[int, int] | None = None,
 ) -> VerificationReport:
     """The LFW protocol (+ AUC, EER, TAR@FAR) on labelled scores; writes the report and plot when asked.
 
-    `counted` (unique images, forward passes) goes into the report where the scores were embedded here.
+    `folds` splits pairs that come without folds of their own (None: DEFAULT_FOLDS). `counted` (unique images,
+    forward passes) goes into the report where the scores were embedded here.
     """
     if data.labels.min() == data.labels.max():
         raise FaceCliError("evaluation needs both genuine and impostor pairs")
-    if data.folds is None and len(data.scores) < folds:
-        raise FaceCliError(f"{len(data.scores)} pairs are too few for {folds} folds (set --folds)")
+    check_folds(folds, data.folds, len(data.scores))
+    folds = folds or DEFAULT_FOLDS
     result = verification_report(data.scores, data.labels, data.metric, data.folds, folds)
     if counted is not None:
         result.images, result.forward_passes = counted
@@ -92,7 +105,7 @@ def evaluate(
     from_scores: Path | None = None,
     bin_set: Path | None = None,
     templates: TemplatePairs | None = None,
-    folds: int = 10,
+    folds: int | None = None,
     report: Path | None = None,
     plot: Path | None = None,
     scores: Path | None = None,
@@ -100,7 +113,7 @@ def evaluate(
 ) -> VerificationReport:
     """`facecli eval`: verification metrics for a model on a pairs file, an insightface .bin set or IJB-style
     template pairs, or for a scores CSV."""
-    if folds < 2:
+    if folds is not None and folds < 2:
         raise FaceCliError(f"--folds must be at least 2, got {folds}")
     outputs = Outputs(folds, report, plot, scores, force)
     if templates is not None:
@@ -126,15 +139,15 @@ def evaluate(
 class Outputs:
     """What `evaluate` writes besides its result, and how many folds it uses where the input has none."""
 
-    folds: int
+    folds: int | None
     report: Path | None
     plot: Path | None
     scores: Path | None
     force: bool
 
-    def check(self) -> None:
+    def check(self, *inputs: Path | None) -> None:
         check_plot_file(self.plot)
-        check_writable(self.report, self.plot, self.scores, force=self.force)
+        check_writable(self.report, self.plot, self.scores, force=self.force, inputs=inputs)
 
     def report_on(self, data: ScoresFile, counted: tuple[int, int] | None = None) -> VerificationReport:
         return report_scores(data, folds=self.folds, report=self.report, plot=self.plot, counted=counted)
@@ -151,7 +164,7 @@ def _model(checkpoint: Path | None, embedding: EmbedOptions | None, option: str)
 
 def _evaluate_templates(model: Model, templates: TemplatePairs, outputs: Outputs) -> VerificationReport:
     checkpoint, embedding = model
-    outputs.check()
+    outputs.check(checkpoint, templates.templates, templates.pairs)
     data, table, counted = _score_templates(checkpoint, templates, embedding)
     result = outputs.report_on(data, counted)
     if outputs.scores:
@@ -163,20 +176,22 @@ def _evaluate_bin(model: Model, bin_set: Path, outputs: Outputs) -> Verification
     from facecli.verification.bin_eval import score_bin
 
     checkpoint, embedding = model
-    outputs.check()
+    outputs.check(checkpoint, bin_set)
     data, embedded = score_bin(checkpoint, bin_set, embedding)
     return outputs.report_on(data, (embedded, embedded))
 
 
 def _evaluate_scores_file(from_scores: Path, outputs: Outputs) -> VerificationReport:
-    outputs.check()
+    outputs.check(from_scores)
     return outputs.report_on(read_scores(from_scores))
 
 
 def _evaluate_pairs(model: Model, pairs: PairsInput, outputs: Outputs) -> VerificationReport:
     checkpoint, embedding = model
-    outputs.check()
-    scored = score_pairs(checkpoint, check_pairs(pairs), pairs.metric, embedding)
+    outputs.check(checkpoint, pairs.pairs)
+    checked = check_pairs(pairs)
+    check_folds(outputs.folds, checked.pairs.folds, len(checked.pairs))
+    scored = score_pairs(checkpoint, checked, pairs.metric, embedding)
     result = outputs.report_on(_as_scores_file(scored), (scored.unique_images, scored.images_embedded))
     if outputs.scores:
         table = scored.pairs.table.copy()

@@ -1,0 +1,152 @@
+"""Round 3's second adversarial pass (docs/reliability.md, 2026-12-07): an output named as one of the command's
+own inputs, options a file's own content overrides, and the crop options of `align`. Each case gets one line,
+exit 2, no traceback, and the inputs are left as they were."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from facecli.checkpoint import save_model
+from facecli.cli import app
+from facecli.data.annotation import annotate
+from facecli.data.synth import synth
+from facecli.models import create_model
+
+runner = CliRunner()
+EMBED = ["--backend", "torch", "--workers", "0"]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("adversarial2")
+    synth(tmp / "faces", identities=4, images=3, size=32, seed=11)
+    annotate(tmp / "faces", out_dir=tmp / "lists", pairs=20, pairs_out=tmp / "lists" / "pairs.txt")
+    save_model(create_model("mobilenet", input_size=32, embedding_size=8), tmp / "model.safetensors")
+    result = runner.invoke(app, ["index", str(tmp / "faces"), "-c", str(tmp / "model.safetensors"), "--out",
+                                 str(tmp / "gallery.idx"), *EMBED])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    return tmp
+
+
+@pytest.fixture
+def copies(world, tmp_path) -> Path:
+    """The world's inputs copied, so that a command that wrongly writes over one cannot harm the others' tests."""
+    for name in ("faces", "lists"):
+        shutil.copytree(world / name, tmp_path / name)
+    for name in ("model.safetensors", "gallery.idx"):
+        shutil.copy(world / name, tmp_path / name)
+    return tmp_path
+
+
+def _image(root: Path) -> str:
+    return str(sorted((root / "faces").rglob("*.jpg"))[0])
+
+
+OVER_AN_INPUT = [
+    (["eval", "-c", "{m}", "--pairs", "{p}", "--report", "{p}", *EMBED, "--force"], "{p}"),
+    (["eval", "-c", "{m}", "--pairs", "{p}", "--scores", "{m}", *EMBED, "--force"], "{m}"),
+    (["sweep", "-c", "{m}", "--pairs", "{p}", "--out", "{p}", *EMBED, "--force"], "{p}"),
+    (["identify", "{img}", "--index", "{g}", "--out", "{g}", *EMBED, "--force"], "{g}"),
+    (["index", "{faces}", "-c", "{m}", "--out", "{m}", *EMBED, "--force"], "{m}"),
+    (["compare", "{img}", "{img2}", "-c", "{m}", "--show", "{img}", "--backend", "torch", "--force"], "{img}"),
+    (["embed", "{faces}", "-c", "{m}", "--out", "{tmp}/e.npy", "--plot", "{img}", *EMBED, "--force"], "{img}"),
+    (["annotate", "{faces}", "--out", "{tmp}/l", "--csv", "{img}", "--force"], "{img}"),
+    (["import", "{m}", "--arch", "facenet-mobilenet", "--out", "{m}", "--force"], "{m}"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("args", "kept"), OVER_AN_INPUT, ids=[" ".join(a[:1] + a[-4:-2]) for a, _ in OVER_AN_INPUT])
+def test_an_output_named_as_an_input_is_refused_even_with_force_and_the_input_is_kept(copies, args, kept):
+    names = _names(copies)
+    kept_path = Path(kept.format(**names))
+    before = kept_path.read_bytes()
+    _refused([a.format(**names) for a in args], "is also an input")
+    assert kept_path.read_bytes() == before
+
+
+def test_one_file_named_for_two_outputs_is_refused(copies):
+    names = _names(copies)
+    _refused(["eval", "-c", names["m"], "--pairs", names["p"], "--report", f"{copies}/r.json", "--scores",
+              f"{copies}/r.json", *EMBED], "r.json is named for two outputs")  # fmt: skip
+
+
+def test_folds_the_pairs_file_sets_itself_are_not_silently_replaced(copies):
+    names = _names(copies)
+    assert (copies / "lists" / "pairs.txt").read_text().startswith("10\t")  # LFW's header: 10 folds
+    args = ["eval", "-c", names["m"], "--pairs", names["p"], "--root", names["faces"], *EMBED]
+    _refused([*args, "--folds", "5"], "--folds 5: the pairs come in 10 folds of their own (the file's); drop --folds")
+    same = runner.invoke(app, [*args, "--folds", "10"])
+    assert same.exit_code == 0, same.output
+
+
+def test_more_folds_than_pairs_is_refused_before_any_image_is_embedded(copies, monkeypatch):
+    import facecli.verification.evaluation as evaluation
+
+    monkeypatch.setattr(evaluation, "score_pairs", lambda *a, **k: pytest.fail("embedded before the check"))
+    table = copies / "pairs.csv"  # no folds of its own
+    faces = sorted((copies / "faces").rglob("*.jpg"))
+    table.write_text("image1,image2,label\n" + "".join(f"{a},{b},{int(a.parent == b.parent)}\n"
+                                                       for a, b in zip(faces, faces[1:], strict=False)))  # fmt: skip
+    _refused(["eval", "-c", _names(copies)["m"], "--pairs", str(table), "--folds", "100", *EMBED],
+             "11 pairs are too few for 100 folds")  # fmt: skip
+
+
+def test_identify_lists_no_more_candidates_than_the_gallery_has_people(copies):
+    out = copies / "who.csv"
+    result = runner.invoke(app, ["identify", _image(copies), "--index", str(copies / "gallery.idx"), "--out", str(out),
+                                 "--top-k", "1000", *EMBED])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    header = out.read_text().splitlines()[0].split(",")
+    assert header[-2:] == ["top4", "score4"]  # 4 identities in the gallery, not 1000 empty columns
+
+
+def test_eval_identify_refuses_probes_that_are_the_gallery_images(world):
+    _refused(["eval-identify", "--index", str(world / "gallery.idx"), "--probes", str(world / "faces"), *EMBED],
+             "12 of 12 probes are images of the gallery itself")  # fmt: skip
+
+
+OTHERS = [
+    (["identify", "{img}", "--index", "{m}", "--out", "{tmp}/w.csv"], "facecli index writes a .npz archive"),
+    (["export", "-c", "{m}", "--out", "{tmp}/m.pt"], "a .pt file is torchscript, not onnx; name it m.onnx"),
+    (["export", "-c", "{m}", "--out", "{tmp}/m.onnx", "--format", "pt2"], "name it m.pt2 or pass --format onnx"),
+    (["eval", "-c", "{m}", "--bin", "{img}"], "not a .bin set (a pickle of encoded images and labels)"),
+    (["annotate", "{faces}", "--out", "{tmp}/l2", "--num-pairs", "10", "--pairs-out", "{tmp}/l2/p.txt", "--folds",
+      "20"], "--num-pairs 10 is too few for 20 folds"),
+    (["align", "{faces}", "{tmp}/a1", "--size", "100000"], "--size must be an integer in [16, 4096], got 100000"),
+    (["align", "{faces}", "{tmp}/a2", "--crop-margin", "nan"], "--crop-margin must be a number in [0, 2], got nan"),
+    (["align", "{faces}", "{tmp}/a3", "--crop-margin", "-1"], "--crop-margin must be a number in [0, 2], got -1.0"),
+    (["align", "{faces}", "{tmp}/a4", "--detector-model", "{m}"], "--detector-model is for --detector onnx"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("args", "expect"), OTHERS, ids=[" ".join(a[:1] + a[-2:]) for a, _ in OTHERS])
+def test_other_cases(copies, args, expect):
+    names = _names(copies)
+    _refused([a.format(**names) for a in args], expect)
+    assert not [p for p in copies.iterdir() if p.name in ("l2", "a1", "a2", "a3", "a4", "m.pt", "m.onnx", "w.csv")]
+
+
+def test_packing_a_rec_again_is_refused_naming_it_not_the_output(copies):
+    rec = copies / "d.rec"
+    assert runner.invoke(app, ["pack", str(copies / "faces"), "--out", str(rec)]).exit_code == 0
+    _refused(["pack", str(rec), "--out", str(copies / "d2.rec")], "d.rec: already a .rec")
+    assert not (copies / "d2.rec").exists()
+
+
+def _names(root: Path) -> dict[str, str]:
+    images = sorted((root / "faces").rglob("*.jpg"))
+    return {"m": str(root / "model.safetensors"), "p": str(root / "lists" / "pairs.txt"),
+            "g": str(root / "gallery.idx"), "img": str(images[0]), "img2": str(images[-1]),
+            "faces": str(root / "faces"), "tmp": str(root)}  # fmt: skip
+
+
+def _refused(args: list[str], expect: str) -> None:
+    result = runner.invoke(app, args)
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and expect in said, said
+    assert said.count("error:") == 1

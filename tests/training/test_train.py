@@ -3,6 +3,7 @@
 import json
 import os
 import signal
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -211,6 +212,16 @@ def test_patience_stops_after_that_many_epochs_without_a_better_validation(data,
         best = score
     assert result.epochs_done == expected < 6  # lr 0: the score cannot keep improving
     assert result.stopped == "early stop"
+
+
+def test_validation_pairs_of_training_images_get_a_warning(data, tmp_path):
+    trained = [line.split(";", 1)[1] for line in (data / "cls_train.txt").read_text().splitlines()]
+    (tmp_path / "seen.txt").write_text("".join(f"{a} {b} {int(Path(a).parent == Path(b).parent)}\n"
+                                               for a, b in zip(trained[:10], trained[1:11], strict=True)))  # fmt: skip
+    seen = train(_options(data, tmp_path / "seen", val_pairs=tmp_path / "seen.txt", val_root=Path("/")))
+    assert any("11 of the 11 --val-pairs images are training images" in note for note in seen.notes), seen.notes
+    unseen = train(_options(data, tmp_path / "unseen", val_pairs=data / "pairs.txt", val_root=data / "faces"))
+    assert not any("are training images" in note for note in unseen.notes)
 
 
 def test_resume_refuses_to_change_the_recipe(data, tmp_path):

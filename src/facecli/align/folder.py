@@ -18,8 +18,12 @@ from facecli.align.warp import TEMPLATES, align_face, centre_crop
 from facecli.data.images import ImageError, is_image_file, read_image
 from facecli.errors import FaceCliError, unknown_choice
 from facecli.fileio import atomic_path, write_csv_atomic
+from facecli.numbers import Bound, check_number
 
 REPORT = "align_report.csv"
+CROP_SIZE = Bound(16, 4096, integer=True)  # px: the input sizes a facecli model takes
+CROP_MARGIN = Bound(0, 2)  # the border on each side, a fraction of the face box
+MIN_FACE = Bound(12, integer=True)  # px: MTCNN's smallest window
 
 
 @dataclass
@@ -73,8 +77,11 @@ class Aligner:
     def __init__(self, options: AlignOptions) -> None:
         if options.template not in TEMPLATES:
             raise unknown_choice("template", options.template, TEMPLATES)
-        if options.size < 16:
-            raise FaceCliError(f"--size {options.size} is too small for a face crop (at least 16)")
+        check_number("--size", options.size, CROP_SIZE)  # --size 100000 asked OpenCV for 30 GB a crop
+        check_number("--crop-margin", options.margin, CROP_MARGIN)
+        check_number("--min-face", options.min_face, MIN_FACE)
+        if options.detector_model is not None and options.detector != "onnx":
+            raise FaceCliError(f"--detector-model is for --detector onnx; the detector is {options.detector}")
         self.options = options
         self.local = threading.local()
         open_detector(options.detector, options.min_face, options.detector_model)  # fail before any work

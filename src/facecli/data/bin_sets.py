@@ -103,6 +103,8 @@ def read_bin(path: str | os.PathLike[str]) -> BinSet:
     try:
         loaded = _DataOnly(io.BytesIO(data), encoding="bytes").load()
     except pickle.UnpicklingError as exc:
+        if str(exc).startswith("invalid load key"):  # pickle's own words for bytes that are no pickle
+            raise FaceCliError(f"{path}: not a .bin set (a pickle of encoded images and labels)") from None
         raise FaceCliError(f"{path}: refused: {exc}") from None
     except (EOFError, ValueError, TypeError, IndexError, KeyError, AttributeError) as exc:
         raise FaceCliError(f"{path}: not a readable .bin set ({type(exc).__name__})") from None

@@ -53,7 +53,7 @@ def _draw(n: int, draw_one: Callable[[], Pair], seen: set, what: str, fold: int)
     if len(pairs) < n:
         raise FaceCliError(
             f"cannot draw {n} distinct {what} pairs for fold {fold + 1} from these identities; "
-            "ask for fewer --pairs or hold out more identities"
+            "ask for fewer --num-pairs or hold out more identities"
         )
     return pairs
 
@@ -74,7 +74,8 @@ def make_pairs(images: dict[str, list[Path]], total: int, folds: int = 10, seed:
     per_half = total // (2 * folds)
     if per_half < 1:
         raise FaceCliError(
-            f"--pairs {total} is too few for {folds} folds of genuine and impostor pairs (need at least {2 * folds})"
+            f"--num-pairs {total} is too few for {folds} folds of genuine and impostor pairs "
+            f"(need at least {2 * folds})"
         )
     usable = {name: files for name, files in images.items() if files}
     if len([n for n, f in usable.items() if len(f) >= 2]) < 1 or len(usable) < 2:
@@ -82,7 +83,7 @@ def make_pairs(images: dict[str, list[Path]], total: int, folds: int = 10, seed:
     genuine_there = sum(math.comb(len(files), 2) for files in usable.values())
     if per_half * folds > genuine_there:  # refused at once, not after minutes of drawing
         raise FaceCliError(
-            f"--pairs {total} needs {per_half * folds} distinct genuine pairs; these images make only "
+            f"--num-pairs {total} needs {per_half * folds} distinct genuine pairs; these images make only "
             f"{genuine_there}: ask for at most {2 * folds * (genuine_there // folds)} pairs"
         )
     rng = random.Random(seed)
@@ -95,7 +96,7 @@ def make_pairs(images: dict[str, list[Path]], total: int, folds: int = 10, seed:
         if per_half > sum(math.comb(len(usable[name]), 2) for name in multi):
             raise FaceCliError(
                 f"cannot draw {per_half} distinct genuine pairs for fold {fold + 1} from its identities; "
-                "ask for fewer --pairs or hold out more identities"
+                "ask for fewer --num-pairs or hold out more identities"
             )
 
         genuine = functools.partial(_genuine, rng, usable, multi)

@@ -124,6 +124,9 @@ class Gallery:
         if not path.is_file():
             raise FaceCliError(f"{path}: no such gallery index (build one with facecli index)")
         try:
+            with open(path, "rb") as f:
+                if f.read(4) != b"PK\x03\x04":  # np.load would try to unpickle it, and say so
+                    raise ValueError("facecli index writes a .npz archive; this file is not one")
             with np.load(path, allow_pickle=False) as data:
                 meta = _checked_meta(path, json.loads(str(data["meta"])))
                 gallery = cls(data["embeddings"], data["identities"].tolist(), data["paths"].tolist(), **meta)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -111,6 +112,7 @@ def set_up(
     # inference format in place made a validated run differ from the same run resumed (issue 33)
     runtime = runtime.for_model(options.backbone, training=True)
     validation = _validation(options, runtime, workers) if proc.is_main and held_back is None else None
+    warned += _trained_on(validation, data)
 
     build = functools.partial(_trainable, data=data, init=init, colour=fp.colour, runtime=runtime, proc=proc)
     parts = build(options)
@@ -178,6 +180,22 @@ def _validation(options: TrainOptions, runtime: Runtime, workers: int) -> Valida
         workers=workers,
         bin_set=options.val_bin,
     )
+
+
+def _trained_on(validation: Validation | None, data: TrainingSet) -> list[str]:
+    """A warning where the validation pairs' images are training images: the epoch kept is then the one that
+    remembers them best, not the one that tells unseen people apart."""
+    if validation is None or validation.checked is None:
+        return []
+    images = {os.path.realpath(p) for p in validation.checked.resolved.values()}
+    shared = len(images & {os.path.realpath(p) for p in data.paths})
+    if not shared:
+        return []
+    return [
+        f"warning: {shared} of the {len(images)} --val-pairs images are training images, so the epoch kept is "
+        "the one that remembers them best; validate on people left out of training (without --val-pairs the "
+        "run holds some back itself)"
+    ]
 
 
 def _held_back_validation(

@@ -249,6 +249,12 @@ def test_bad_training_inputs_are_named(data, tmp_path):
     bad.write_text("0;a.jpg\nzero;b.jpg\n")
     with pytest.raises(FaceCliError, match=r"cls_train.txt line 2: class id 'zero' is not an integer"):
         train(_options(data, tmp_path / "run", data=bad))
+    lines = (data / "cls_train.txt").read_text().splitlines()
+    firsts = {line.split(";")[0]: line for line in reversed(lines)}  # one image of each identity
+    (tmp_path / "one_each.txt").write_text("\n".join(firsts.values()) + "\n")
+    with pytest.raises(FaceCliError, match=r"one_each.txt: each of the 6 identities has one image"):
+        train(_options(data, tmp_path / "run", data=tmp_path / "one_each.txt"))
+    assert not (tmp_path / "run").exists()
 
 
 def test_cli_trains_from_a_yaml_config_and_prints_the_summary(data, tmp_path):

@@ -98,6 +98,11 @@ def set_up(
     data = read_training_set(options.data, options.root, options.columns)
     warned: list[str] = []
     fp = fingerprint(data, str(runtime.device))
+    if fp.with_positives == 0:  # every loss would then learn to tell photos apart, not people
+        raise FaceCliError(
+            f"{options.data}: each of the {fp.identities} identities has one image, so no photo shows a person twice; "
+            "training needs 2 or more images of at least some of them"
+        )
     if not resume:
         options = plan(options, fp, init).check()
         warned = warnings(options, fp)

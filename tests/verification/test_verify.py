@@ -1,6 +1,7 @@
 """eval / predict / sweep on a tiny synthetic dataset with a small model, through the library and the CLI."""
 
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -109,6 +110,34 @@ def test_predict_keeps_rows_in_order_and_needs_a_threshold(setup, tmp_path):
     assert np.isnan(written["score"][2]) and written["score"][:2].between(-1, 1).all()
     assert (written["prediction"][:2] == (written["score"][:2] > 0.5).astype(int)).all()
     assert len(table) == 3
+
+
+def test_predict_with_no_image_found_is_refused_and_unscored_rows_are_counted(setup, tmp_path):
+    model, pairs = str(setup / "model.safetensors"), str(setup / "pairs.txt")
+    (tmp_path / "empty").mkdir()
+    args = ["predict", "-c", model, "--pairs", pairs, "--threshold", "0.5", "--skip-missing", "--backend", "torch"]
+    nothing = runner.invoke(app, [*args, "--root", str(tmp_path / "empty"), "--out", str(tmp_path / "a.csv")])
+    assert nothing.exit_code == 2 and "was found (--root?); nothing to score" in nothing.output
+    assert not (tmp_path / "a.csv").exists()  # it used to write every row with an empty score, exit 0
+    half = tmp_path / "half"
+    for person in ("person_0000", "person_0001", "person_0002"):
+        shutil.copytree(setup / "faces" / person, half / person)
+    some = runner.invoke(app, [*args, "--root", str(half), "--out", str(tmp_path / "b.csv")])
+    unscored = int(pd.read_csv(tmp_path / "b.csv")["score"].isna().sum())
+    said = " ".join(some.output.split())
+    assert some.exit_code == 0 and 0 < unscored and f"({unscored} unscored: an image missing)" in said
+
+
+def test_sweep_picks_the_best_tar_within_the_far_and_refuses_a_far_too_small_to_measure(setup, tmp_path):
+    labels = read_pairs(setup / "pairs.txt").labels
+    impostors = int((labels == 0).sum())
+    assert impostors == 10
+    result = sweep(checkpoint=setup / "model.safetensors", pairs=_source(setup), embedding=_opts(), select="far=0.1")
+    row = result.table.loc[result.table["threshold"].sub(result.chosen).abs().idxmin()]
+    allowed = result.table[result.table["far"] <= 0.1]
+    assert row["far"] <= 0.1 and row["tar"] == allowed["tar"].max()
+    with pytest.raises(FaceCliError, match="far=0.01 needs at least 100 impostor pairs; these pairs have 10"):
+        sweep(checkpoint=setup / "model.safetensors", pairs=_source(setup), embedding=_opts(), select="far=0.01")
 
 
 def test_sweep_saves_threshold_that_predict_then_uses(setup, tmp_path):

@@ -160,4 +160,5 @@ def predict_command(
         skip_missing=skip_missing,
         force=force,
     )
-    console.print(f"wrote {len(table)} rows to {out}")
+    unscored = int(table["score"].isna().sum())
+    console.print(f"wrote {len(table)} rows to {out}" + (f" ({unscored} unscored: an image missing)" * bool(unscored)))

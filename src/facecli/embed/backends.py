@@ -101,7 +101,8 @@ def onnx_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # onnx raises DecodeError and others for a bad file
-        raise FaceCliError(f"{path}: not a readable ONNX file ({type(exc).__name__})") from None
+        hint = "; --backend onnx runs a .onnx file (facecli export writes one)" if Path(path).suffix != ".onnx" else ""
+        raise FaceCliError(f"{path}: not a readable ONNX file ({type(exc).__name__}){hint}") from None
     props = {p.key: p.value for p in model.metadata_props}
     if ONNX_CONFIG_KEY not in props:
         raise FaceCliError(f"{path}: no facecli metadata; export it with 'facecli export'")

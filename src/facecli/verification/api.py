@@ -47,7 +47,11 @@ def predict(
     if threshold is None:
         threshold = _stored_threshold(checkpoint, pairs, embedding)
     check_threshold(threshold, pairs.metric)
-    scored = score_pairs(checkpoint, check_pairs(pairs, skip_missing), pairs.metric, embedding)
+    checked = check_pairs(pairs, skip_missing)
+    if not checked.present:
+        missing = len(checked.missing)
+        raise FaceCliError(f"{pairs.pairs}: none of its {missing} images was found (--root?); nothing to score")
+    scored = score_pairs(checkpoint, checked, pairs.metric, embedding)
     shown = to_display(scored.scores, scored.metric)
     same = scored.scores > to_display(threshold, scored.metric)
     table = scored.pairs.table.copy()
@@ -81,6 +85,16 @@ class Selection:
                 raise FaceCliError(f"--select {text}: the FAR must be in (0, 1]")
             return cls("far", far)
         raise FaceCliError(f"unknown --select '{text}' (choose from: {SELECTIONS})")
+
+    def check_measurable(self, labels: np.ndarray | None) -> None:
+        """Refuse a FAR too small for the impostor pairs to measure (as eval's TAR@FAR rows do): at 30 impostors
+        FAR 1e-9 is only 'no impostor above the threshold', and a threshold saved for it would claim more."""
+        impostors = 0 if labels is None else int((labels == 0).sum())
+        if self.far is not None and labels is not None and impostors < round(1 / self.far):
+            raise FaceCliError(
+                f"--select far={self.far:g} needs at least {round(1 / self.far)} impostor pairs; these "
+                f"pairs have {impostors} (the smallest FAR they measure is {1 / max(impostors, 1):.3g})"
+            )
 
     def pick(self, table: pd.DataFrame) -> int:
         """The row of the chosen threshold."""
@@ -182,7 +196,9 @@ def sweep(
     _check_range(start, stop, step)
     check_plot_file(plot)
     check_writable(out, plot, force=force, inputs=(checkpoint, pairs.pairs))
-    scored = score_pairs(checkpoint, check_pairs(pairs), pairs.metric, embedding)
+    checked = check_pairs(pairs)
+    selection.check_measurable(checked.pairs.labels)
+    scored = score_pairs(checkpoint, checked, pairs.metric, embedding)
     table, chosen = threshold_table(scored, selection, start, stop, step)
     if out:
         write_csv_atomic(out, table)

@@ -120,14 +120,18 @@ OTHERS = [
     (["align", "{faces}", "{tmp}/a2", "--crop-margin", "nan"], "--crop-margin must be a number in [0, 2], got nan"),
     (["align", "{faces}", "{tmp}/a3", "--crop-margin", "-1"], "--crop-margin must be a number in [0, 2], got -1.0"),
     (["align", "{faces}", "{tmp}/a4", "--detector-model", "{m}"], "--detector-model is for --detector onnx"),
+    (["export", "-c", "{m}", "--out", "{tmp}/v.onnx", "--verify-image", "{p}"], "--verify-image {p}: not a readable"),
+    (["serve", "-c", "{m}", "--gallery", "{p}"], "{p}: a file, not a gallery folder"),
+    (["embed", "{faces}", "-c", "{m}", "--out", "{tmp}/e.npy", "--backend", "onnx"], "--backend onnx runs a .onnx"),
 ]  # fmt: skip
 
 
 @pytest.mark.parametrize(("args", "expect"), OTHERS, ids=[" ".join(a[:1] + a[-2:]) for a, _ in OTHERS])
 def test_other_cases(copies, args, expect):
     names = _names(copies)
-    _refused([a.format(**names) for a in args], expect)
-    assert not [p for p in copies.iterdir() if p.name in ("l2", "a1", "a2", "a3", "a4", "m.pt", "m.onnx", "w.csv")]
+    _refused([a.format(**names) for a in args], expect.format(**names))
+    made = ("l2", "a1", "a2", "a3", "a4", "m.pt", "m.onnx", "w.csv", "v.onnx", "e.npy")
+    assert not [p for p in copies.iterdir() if p.name in made]
 
 
 def test_packing_a_rec_again_is_refused_naming_it_not_the_output(copies):

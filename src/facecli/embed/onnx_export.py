@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from facecli.data.images import read_image
+from facecli.data.images import ImageError, read_image
 from facecli.data.synth import identity_traits, render_image
 from facecli.embed.backends import set_onnx_metadata
 from facecli.errors import FaceCliError
@@ -121,13 +121,27 @@ def _legacy_export(graph: ExportedGraph, out: Path, outputs: list[str], opset: i
 EXPORTERS = {"torch.export": _dynamo_export, "legacy": _legacy_export}
 
 
-def verification_inputs(model: FaceEmbedder, images: list[Path] | None = None) -> torch.Tensor:
-    """Random tensors plus face images (the given files, else synthetic faces) preprocessed as the model expects."""
+def read_faces(paths: list[Path] | None) -> list[np.ndarray] | None:
+    """The `--verify-image` files decoded (None where none are given); an unreadable one is a one-line error."""
+    if not paths:
+        return None
+    faces = []
+    for path in paths:
+        try:
+            faces.append(read_image(path))
+        except ImageError as exc:
+            raise FaceCliError(f"--verify-image {path}: {exc}") from None
+    return faces
+
+
+def verification_inputs(model: FaceEmbedder, faces: list[np.ndarray] | None = None) -> torch.Tensor:
+    """Random tensors plus face images (`faces`, decoded RGB, else synthetic faces) preprocessed as the model
+    expects."""
     h, w = model.config.input_size
     generator = torch.Generator().manual_seed(0)
     random = torch.randn(RANDOM_INPUTS, 3, h, w, generator=generator)
-    if images:
-        decoded = [read_image(p) for p in images]
+    if faces:
+        decoded = faces
     else:
         rng = np.random.default_rng(0)
         decoded = [render_image(identity_traits(rng), max(h, w), rng) for _ in range(4)]

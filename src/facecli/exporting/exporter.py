@@ -25,6 +25,7 @@ from facecli.embed.onnx_export import (
     ExportedGraph,
     check_agreement,
     export_onnx,
+    read_faces,
     verification_inputs,
 )
 from facecli.errors import FaceCliError, unknown_choice
@@ -165,6 +166,7 @@ def export(
     check_number("--opset", opset, OPSETS)
     _check_suffix(out, fmt)
     check_writable(out, force=force, inputs=(checkpoint, calibrate))
+    faces = read_faces(verify_images)  # an unreadable one: before any work
     model = load(checkpoint)
     batches = calibration_batches(calibration_files(calibrate), model.config) if int8 else []  # checked first
     result = ExportResult(out, "onnx int8" if int8 else fmt)
@@ -183,7 +185,7 @@ def export(
         else:
             _export_torchscript(model, tmp)
         if verify:
-            x = verification_inputs(model, verify_images)
+            x = verification_inputs(model, faces)
             if int8:  # faces only: the calibrated ranges are faces', random tensors fall outside them
                 x = torch.cat([x[RANDOM_INPUTS:], torch.from_numpy(batches[0][:8])])
             precision = "int8" if int8 else "fp16" if fp16 else "fp32"

@@ -19,6 +19,7 @@ from facecli.errors import FaceCliError
 from facecli.fileio import check_writable
 from facecli.numbers import Bound, check_number
 from facecli.serving.service import FaceService, ServeSettings
+from facecli.serving.store import check_gallery_place
 from facecli.serving.transfer import export_index as write_index
 
 SETTINGS_VARIABLE, KEYS_VARIABLE = "FACECLI_SERVE", "FACECLI_SERVE_KEYS"
@@ -60,6 +61,7 @@ def serve(
             f"--host {host} reaches beyond this machine: pass --api-key-file, or --insecure to serve it without keys"
         )
     keys = ApiKeys.read(api_key_file) if api_key_file is not None else None
+    check_gallery_place(settings.gallery)
     if export_index is not None:
         check_writable(export_index, force=force, inputs=(settings.checkpoint,))
     service = FaceService(settings)  # a bad model or gallery fails here, in one line

@@ -4,6 +4,7 @@ or Milvus beyond it (`milvus://HOST:PORT/COLLECTION`, or a Milvus Lite `.db` fil
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -49,11 +50,23 @@ def best_per_subject(scores: np.ndarray, ids: np.ndarray, subject_of: dict[int, 
     return matches
 
 
+def is_milvus(where: str) -> bool:
+    """A Milvus address or Milvus Lite file, else a gallery folder."""
+    return where.startswith(MILVUS_SCHEME) or where.endswith(".db")
+
+
+def check_gallery_place(where: str | None) -> None:
+    """Refuse, before the model loads, a gallery folder that is a file."""
+    if where is not None and not is_milvus(where) and Path(where).exists() and not Path(where).is_dir():
+        raise FaceCliError(f"{where}: a file, not a gallery folder (a Milvus Lite gallery is a file named *.db)")
+
+
 def open_gallery(where: str, model_hash: str, embedding_size: int, reembed: bool = False):  # noqa: ANN201
     """The gallery at `where` (SqliteGallery or MilvusGallery): a folder (created when missing), or a Milvus address
     or Milvus Lite file. A gallery of another model is refused, unless `reembed`: its `stale_model` then names
     that model, and the caller embeds its stored crops again."""
-    if where.startswith(MILVUS_SCHEME) or where.endswith(".db"):
+    check_gallery_place(where)
+    if is_milvus(where):
         from facecli.serving.milvus_gallery import MilvusGallery
 
         if reembed:

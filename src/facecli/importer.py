@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file
 
-from facecli.checkpoint import save_model, state_problems
+from facecli.checkpoint import CONFIG_KEY, save_model, state_problems
 from facecli.errors import FaceCliError, unknown_choice
 from facecli.fileio import check_writable
 from facecli.models import FaceEmbedder, ModelConfig, create_model
@@ -117,9 +118,13 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
         raise FaceCliError(f"{path}: no such weights file")
     if path.suffix == ".safetensors":
         try:
+            with safe_open(str(path), framework="pt") as f:
+                ours = CONFIG_KEY in (f.metadata() or {})
             data: object = load_file(str(path))
         except Exception as exc:  # safetensors raises several types for a bad file
             raise FaceCliError(f"{path}: not a readable .safetensors file ({exc})") from None
+        if ours:
+            raise FaceCliError(f"{path}: already a facecli model; every command reads it as it is (--init: fine-tune)")
     else:
         with open(path, "rb") as f:
             magic = f.read(2)

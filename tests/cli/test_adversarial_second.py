@@ -122,6 +122,7 @@ OTHERS = [
     (["align", "{faces}", "{tmp}/a4", "--detector-model", "{m}"], "--detector-model is for --detector onnx"),
     (["export", "-c", "{m}", "--out", "{tmp}/v.onnx", "--verify-image", "{p}"], "--verify-image {p}: not a readable"),
     (["serve", "-c", "{m}", "--gallery", "{p}"], "{p}: a file, not a gallery folder"),
+    (["import", "{m}", "--arch", "arcface-iresnet18", "--out", "{tmp}/i.safetensors"], "already a facecli model"),
     (["embed", "{faces}", "-c", "{m}", "--out", "{tmp}/e.npy", "--backend", "onnx"], "--backend onnx runs a .onnx"),
 ]  # fmt: skip
 
@@ -130,7 +131,7 @@ OTHERS = [
 def test_other_cases(copies, args, expect):
     names = _names(copies)
     _refused([a.format(**names) for a in args], expect.format(**names))
-    made = ("l2", "a1", "a2", "a3", "a4", "m.pt", "m.onnx", "w.csv", "v.onnx", "e.npy")
+    made = ("l2", "a1", "a2", "a3", "a4", "m.pt", "m.onnx", "w.csv", "v.onnx", "e.npy", "i.safetensors")
     assert not [p for p in copies.iterdir() if p.name in made]
 
 

@@ -12,6 +12,8 @@ from typing import Any
 
 from facecli.errors import FaceCliError
 
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".pgm")  # the images facecli reads, in any case
+
 
 def check_writable(
     *paths: str | os.PathLike[str] | None, force: bool = False, inputs: tuple[str | os.PathLike[str] | None, ...] = ()
@@ -62,16 +64,10 @@ def check_not_input(out: str | os.PathLike[str], *inputs: str | os.PathLike[str]
         if given is None:
             continue
         source = os.path.realpath(given)
-        inside = os.path.isdir(source) and real.startswith(source + os.sep) and _is_image(real)
+        inside = os.path.isdir(source) and real.startswith(source + os.sep) and real.lower().endswith(IMAGE_EXTENSIONS)
         if real == source or (inside and os.path.exists(real)):
             also = "" if str(given) == str(out) else f" ({given})"
             raise FaceCliError(f"{out} is also an input{also}; write the output elsewhere")
-
-
-def _is_image(path: str) -> bool:
-    from facecli.data.images import is_image_file
-
-    return is_image_file(path)
 
 
 def _check_distinct(outputs: list[Path]) -> None:

@@ -97,7 +97,7 @@ def test_bad_image_in_a_pairs_file_is_named(base, tmp_path, name):
     shutil.copytree(base / "faces", root)
     (root / name).write_bytes(make())
     pairs = _pairs_with(base, tmp_path, name)
-    result = runner.invoke(app, _eval_args(base, pairs, root, tmp_path))
+    result = runner.invoke(app, [*_eval_args(base, pairs, root, tmp_path), "--folds", "2"])
     _assert_clean_failure(result, reason, tmp_path, ("report.json", "scores.csv"))
     assert name in result.output
 
@@ -281,9 +281,9 @@ def test_bad_checkpoint(base, tmp_path, case, command):
     checkpoint = tmp_path / name
     make(base, checkpoint)
     a = sorted((base / "faces").rglob("*.jpg"))[0].relative_to(base / "faces")
-    (tmp_path / "pairs.txt").write_text(f"{a} {a} 1\n")
+    (tmp_path / "pairs.txt").write_text(f"{a} {a} 1\n{a} {a} 0\n")  # two pairs for --folds 2
     if command == "eval":
-        args = _eval_args(base, tmp_path / "pairs.txt", base / "faces", tmp_path)
+        args = [*_eval_args(base, tmp_path / "pairs.txt", base / "faces", tmp_path), "--folds", "2"]
         args[2] = str(checkpoint)
     else:
         args = ["export", "-c", str(checkpoint), "--format", "onnx", "--out", str(tmp_path / "model.onnx")]

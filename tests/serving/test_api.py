@@ -108,6 +108,9 @@ def test_the_gallery_enrols_lists_identifies_and_forgets(server, serve_world):
         assert by_vector["results"][0]["identity"] == "person_0001"
         assert http.delete(f"/v1/faces/{ids['person_0001'][0]}").status_code == 200
         assert http.delete(f"/v1/faces/{ids['person_0001'][0]}").status_code == 404
+        for beyond_int64 in (f"/v1/faces/{2**64}", f"/v1/faces?after={2**64}"):  # found by the fuzzing below: a 500
+            answer = http.request("DELETE" if "?" not in beyond_int64 else "GET", beyond_int64)
+            assert answer.status_code == 422 and answer.json()["error"]["code"]
         assert http.delete("/v1/subjects/person_0001").json()["faces_deleted"] == 1
         after = http.post("/v1/identify/embeddings", json={"embeddings": [vector]}, params={"top_k": 5}).json()
         assert "person_0001" not in [m["subject"] for m in after["results"][0]["matches"]]

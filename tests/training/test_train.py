@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 from pathlib import Path
 
@@ -222,6 +223,22 @@ def test_validation_pairs_of_training_images_get_a_warning(data, tmp_path):
     assert any("11 of the 11 --val-pairs images are training images" in note for note in seen.notes), seen.notes
     unseen = train(_options(data, tmp_path / "unseen", val_pairs=data / "pairs.txt", val_root=data / "faces"))
     assert not any("are training images" in note for note in unseen.notes)
+
+
+def test_resume_on_changed_data_is_refused_naming_the_change(data, tmp_path):
+    faces, run = tmp_path / "faces", tmp_path / "run"
+    shutil.copytree(data / "faces", faces)
+    train(_options(data, run, data=faces, loss="arcface"))
+    state = (run / "last_state.pt").read_bytes()
+    images = sorted(faces.rglob("*.jpg"))
+    shutil.move(faces / "person_0000", tmp_path / "aside")  # an identity gone
+    with pytest.raises(FaceCliError, match=r"trained on 8 identities, the data now has 7: 1 gone \(person_0000\)"):
+        train(resolve_options({"epochs": 2}, resume=run), resume=True)  # the head's shape: a traceback before
+    shutil.move(tmp_path / "aside", faces / "person_0000")
+    images[-1].unlink()  # an image gone
+    with pytest.raises(FaceCliError, match=f"started on {len(images)} images, the data now has {len(images) - 1}"):
+        train(resolve_options({"epochs": 2}, resume=run), resume=True)
+    assert (run / "last_state.pt").read_bytes() == state
 
 
 def test_resume_refuses_to_change_the_recipe(data, tmp_path):

@@ -14,8 +14,8 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from facecli.errors import FaceCliError
+from facecli.fileio import IMAGE_EXTENSIONS
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".pgm")
 MAX_PIXELS = 89_478_485  # Pillow's own decompression-bomb limit
 warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # probe() refuses such images itself
 EXIF_ORIENTATION = 0x0112

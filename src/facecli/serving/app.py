@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi import Path as FastApiPath
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -55,6 +56,7 @@ PAIR_BODY = {
     }
 }  # fmt: skip
 Aligned = Annotated[bool, Query(description="The images are face crops: use them as they are, detect nothing.")]
+MAX_ID = 2**63 - 1  # face ids are SQLite rowids and Milvus INT64 keys; a larger one failed as a server error
 TopK = Annotated[int, Query(ge=1, le=MAX_TOP_K, description="Subjects per face.")]
 PAGE, MAX_PAGE = 1000, 10_000  # rows a listing returns by default, and at most
 PageSize = Annotated[int, Query(ge=1, le=MAX_PAGE, description="Rows in this page.")]
@@ -243,7 +245,7 @@ def _gallery_routes(router: APIRouter, service: FaceService) -> None:
 
     @router.get("/faces", summary="The faces of a subject (or every face) by id, a page at a time")
     async def faces(subject: str | None = None,
-                    after: Annotated[int, Query(ge=0, description="The last id of the previous page.")] = 0,
+                    after: Annotated[int, Query(ge=0, le=MAX_ID, description="The last id of the previous page.")] = 0,
                     limit: PageSize = PAGE) -> dict:  # fmt: skip
         if subject is not None and await run_in_threadpool(gallery().subject, subject) is None:
             raise not_found(f"no subject {subject!r}")
@@ -251,7 +253,7 @@ def _gallery_routes(router: APIRouter, service: FaceService) -> None:
         return {"faces": [vars(f) for f in found], "next": found[-1].id if len(found) == limit else None}
 
     @router.delete("/faces/{face_id}", summary="Forget one face")
-    async def delete_face(face_id: int) -> dict:
+    async def delete_face(face_id: Annotated[int, FastApiPath(ge=1, le=MAX_ID)]) -> dict:
         if not await run_in_threadpool(gallery().delete_face, face_id):
             raise not_found(f"no face {face_id}")
         return {"face_id": face_id, "deleted": True}

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from facecli.errors import FaceCliError
-from facecli.fileio import check_writable
+from facecli.fileio import check_writable, read_text
 from facecli.training.bad_images import BAD_FILE
 from facecli.writer_lock import writer_lock
 
@@ -56,6 +56,38 @@ def run_folder_lock(run_dir: Path, is_main: bool) -> Iterator[str | None]:
     finally:
         if created and run_dir.is_dir() and [p.name for p in run_dir.iterdir()] == [LOCK_FILE]:
             shutil.rmtree(run_dir)
+
+
+def check_same_identities(run_dir: Path, classes: list[str]) -> None:
+    """Refuse to resume on identities other than the run's (its classes.txt): its head has one row per identity,
+    and its batches are drawn from them."""
+    listed = run_dir / "classes.txt"
+    if not listed.is_file():
+        return
+    before = [line.split(";", 1)[1] for line in read_text(listed).splitlines() if ";" in line]
+    if before != list(classes):
+        added, gone = sorted(set(classes) - set(before)), sorted(set(before) - set(classes))
+        listed = [f"{len(n)} {what} ({', '.join(n[:3])}{', ...' * (len(n) > 3)})" for what, n in
+                  (("added", added), ("gone", gone)) if n]  # fmt: skip
+        change = "; ".join(listed) or "the same names in another order"
+        raise FaceCliError(
+            f"{run_dir}: trained on {len(before)} identities, the data now has {len(classes)}: {change}; "
+            + _resume_hint(run_dir)
+        )
+
+
+def check_same_images(run_dir: Path, images: int, now: int) -> None:
+    """Refuse to resume on a training set of another size than the run started with (a run saved before the
+    count was kept is not checked)."""
+    if images and images != now:
+        raise FaceCliError(f"{run_dir}: started on {images} images, the data now has {now}; {_resume_hint(run_dir)}")
+
+
+def _resume_hint(run_dir: Path) -> str:
+    return (
+        "resuming needs the data the run started with: restore it, or start a new run from this one with "
+        f"--init {run_dir / LAST_FILE}"
+    )
 
 
 def newest_unfinished_run() -> Path:

@@ -42,7 +42,7 @@ from facecli.training.pending_losses import PendingLosses
 from facecli.training.precision import Precision, precision_for
 from facecli.training.probe import probe_labels, seconds_per_step
 from facecli.training.recipe import fingerprint, plan, warnings
-from facecli.training.run_folder import existing_run
+from facecli.training.run_folder import check_same_identities, check_same_images, existing_run
 from facecli.training.run_length import RunPace, fitted_size, hopeless_step, size_run
 from facecli.training.run_log import RunLog
 from facecli.training.saver import StateSaver
@@ -113,6 +113,8 @@ def set_up(
     if options.val_holdout:
         data, table, root = hold_back(data, options.val_holdout, options.seed)
         held_back = (table, root)
+    if resume:
+        check_same_identities(options.run_dir, data.classes)
     # the memory format chosen for training, which validation keeps: converting the training model to the
     # inference format in place made a validated run differ from the same run resumed (issue 33)
     runtime = runtime.for_model(options.backbone, training=True)
@@ -130,6 +132,8 @@ def set_up(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_schedule(options, len(sampler)))
     saver = StateSaver(options.run_dir, model, loss, optimizer, scheduler, precision, proc.is_main)
     state = saver.restore() if resume else _new_run(options, data, proc)
+    if resume:
+        check_same_images(options.run_dir, state.images, len(data.paths))
     if held_back is not None and proc.is_main:
         validation, note = _held_back_validation(options, runtime, workers, *held_back)
         lock_note = "; ".join(n for n in (lock_note, note) if n)
@@ -336,7 +340,7 @@ def _new_run(options: TrainOptions, data: TrainingSet, proc: distributed.Process
         options.run_dir.mkdir(parents=True, exist_ok=True)
         save_options(options, options.run_dir / "config.json")
         write_text_atomic(options.run_dir / "classes.txt", "".join(f"{n};{c}\n" for n, c in enumerate(data.classes)))
-    return TrainState()
+    return TrainState(images=len(data.paths))
 
 
 def _wrapped(step_module: nn.Module, loss: nn.Module, options: TrainOptions, proc: distributed.Process) -> nn.Module:

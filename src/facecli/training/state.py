@@ -92,6 +92,7 @@ class TrainState:
     loss_sum: float = 0.0  # of this epoch's steps read back so far
     losses: int = 0
     bad_images: dict[str, str] = field(default_factory=dict)  # path -> reason, found during the run
+    images: int = 0  # in the training set the run started with (0: a state saved before this was kept)
 
     @property
     def mean_loss(self) -> float:
@@ -114,6 +115,7 @@ class TrainState:
             "best": asdict(self.best),
             "loss_sum": [self.loss_sum, self.losses],
             "bad_images": self.bad_images,
+            "images": self.images,
         }
 
     @classmethod
@@ -128,4 +130,5 @@ class TrainState:
             loss_sum=loss_sum,
             losses=losses,
             bad_images=dict(saved.get("bad_images", {})),
+            images=int(saved.get("images", 0)),
         )

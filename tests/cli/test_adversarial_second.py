@@ -191,3 +191,20 @@ def _refused(args: list[str], expect: str) -> None:
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output and expect in said, said
     assert said.count("error:") == 1
+
+
+def test_an_unreadable_identity_folder_is_one_line_naming_it(copies, monkeypatch):
+    import errno
+    import os
+
+    locked = copies / "faces" / "person_0001"
+    real_iterdir = Path.iterdir
+
+    def iterdir(self):  # the tests run as root, whom permissions do not stop: the system's answer, simulated
+        if self == locked:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(self))
+        return real_iterdir(self)
+
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+    _refused(["annotate", str(copies / "faces"), "--out", str(copies / "l9")], f"{locked}: permission denied")
+    assert not (copies / "l9").exists()

@@ -147,3 +147,16 @@ def test_an_input_that_cannot_be_read_during_a_write_is_named_and_not_blamed_on_
         (tmp_path / "gone.jpg").read_bytes()  # an image deleted after the command listed it
     assert raised.value.filename == str(tmp_path / "gone.jpg")  # the error boundary names it
     assert out.read_bytes() == b"old contents" and [p.name for p in tmp_path.iterdir()] == ["out.rec"]
+
+
+def test_same_files_finds_a_file_named_through_a_link_or_dot_dot(tmp_path):
+    from facecli.fileio import same_files
+
+    (tmp_path / "faces" / "p1").mkdir(parents=True)
+    image = tmp_path / "faces" / "p1" / "a.jpg"
+    image.write_bytes(b"x")
+    (tmp_path / "link").symlink_to(tmp_path / "faces", target_is_directory=True)
+    named = [str(tmp_path / "link" / "p1" / "a.jpg"), str(tmp_path / "faces" / "p1" / ".." / "p1" / "a.jpg"),
+             str(tmp_path / "other" / "b.jpg")]  # fmt: skip
+    assert same_files({str(image.resolve())}, named) == {str(image.resolve())}
+    assert same_files({str(image.resolve())}, named[2:]) == set()

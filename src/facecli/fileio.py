@@ -70,6 +70,14 @@ def check_not_input(out: str | os.PathLike[str], *inputs: str | os.PathLike[str]
             raise FaceCliError(f"{out} is also an input{also}; write the output elsewhere")
 
 
+def same_files(real_paths: set[str], paths: list[str]) -> set[str]:
+    """The real paths of those `paths` that are among `real_paths` (real paths already): a file named by two
+    paths (a link, `..`) counts once; only the paths whose file name matches are resolved, so a training set of
+    millions of images costs no more than a look at each name."""
+    names = {os.path.basename(p) for p in real_paths}
+    return {real for p in paths if os.path.basename(p) in names and (real := os.path.realpath(p)) in real_paths}
+
+
 def _check_distinct(outputs: list[Path]) -> None:
     seen: dict[str, Path] = {}
     for path in outputs:

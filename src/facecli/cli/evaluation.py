@@ -161,4 +161,5 @@ def predict_command(
         force=force,
     )
     unscored = int(table["score"].isna().sum())
-    console.print(f"wrote {len(table)} rows to {out}" + (f" ({unscored} unscored: an image missing)" * bool(unscored)))
+    note = f" ({unscored} unscored: an image missing)" if unscored else ""
+    console.print(f"wrote {len(table)} rows to {out}{note}")

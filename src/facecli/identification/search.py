@@ -16,7 +16,7 @@ from facecli.embed import EmbedOptions, embed_files
 from facecli.embed.backends import model_config
 from facecli.embed.quality import check_min_quality, low_quality
 from facecli.errors import FaceCliError, unknown_choice
-from facecli.fileio import check_plot_file, check_writable, write_csv_atomic
+from facecli.fileio import check_plot_file, check_writable, same_files, write_csv_atomic
 from facecli.identification.gallery import Gallery
 from facecli.identification.model_identity import identities, model_identity
 from facecli.numbers import COUNT, check_number, check_threshold
@@ -211,7 +211,7 @@ class IdentificationReport:
 
 def _check_not_enrolled(probes: str | os.PathLike[str], files: list[Path], gallery: Gallery) -> None:
     """Refuse probes that are the gallery's own images: each finds itself at rank 1, whatever the model."""
-    enrolled = {os.path.realpath(p) for p in gallery.paths if p}
+    enrolled = same_files({os.path.realpath(f) for f in files}, [p for p in gallery.paths if p])
     shared = [f for f in files if os.path.realpath(f) in enrolled]
     if shared:
         raise FaceCliError(

@@ -67,9 +67,9 @@ def check_same_identities(run_dir: Path, classes: list[str]) -> None:
     before = [line.split(";", 1)[1] for line in read_text(listed).splitlines() if ";" in line]
     if before != list(classes):
         added, gone = sorted(set(classes) - set(before)), sorted(set(before) - set(classes))
-        listed = [f"{len(n)} {what} ({', '.join(n[:3])}{', ...' * (len(n) > 3)})" for what, n in
-                  (("added", added), ("gone", gone)) if n]  # fmt: skip
-        change = "; ".join(listed) or "the same names in another order"
+        named = [f"{len(n)} {what} ({', '.join(n[:3])}{', ...' if len(n) > 3 else ''})"
+                 for what, n in (("added", added), ("gone", gone)) if n]  # fmt: skip
+        change = "; ".join(named) or "the same names in another order"
         raise FaceCliError(
             f"{run_dir}: trained on {len(before)} identities, the data now has {len(classes)}: {change}; "
             + _resume_hint(run_dir)

@@ -27,7 +27,7 @@ from facecli.data.samplers import TrainBatchSampler
 from facecli.data.training_set import TrainImages, TrainingSet, decoded_cache_budget, read_training_set, train_loader
 from facecli.data.workers import default_workers
 from facecli.errors import FaceCliError
-from facecli.fileio import write_text_atomic
+from facecli.fileio import same_files, write_text_atomic
 from facecli.losses.margin import quality_of
 from facecli.losses.options import build_loss
 from facecli.models import FaceEmbedder, ModelConfig, create_model, default_config
@@ -197,7 +197,7 @@ def _trained_on(validation: Validation | None, data: TrainingSet) -> list[str]:
     if validation is None or validation.checked is None:
         return []
     images = {os.path.realpath(p) for p in validation.checked.resolved.values()}
-    shared = len(images & {os.path.realpath(p) for p in data.paths})
+    shared = len(same_files(images, data.paths))
     if not shared:
         return []
     return [

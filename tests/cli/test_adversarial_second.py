@@ -163,6 +163,8 @@ RIGHT = [
     (["train", "--data", "{faces}", "--run-dir", "{tmp}/r", "--backbone", "resnet9000"], "unknown backbone"),
     (["train", "--data", "{p}", "--run-dir", "{tmp}/r"], "expected '<image> <identity number>'"),
     (["serve", "-c", "{m}", "--port", "99999"], "--port must be an integer in [0, 65535]"),
+    (["eval", "-c", "{m}", "--pairs", "{faces}"], "a folder, not a pairs file (image folders go to --root)"),
+    (["train", "--data", "{faces}", "--run-dir", "{tmp}/lists"], "lists holds classes.txt but no run (no config.json)"),
     (["sweep", "-c", "{m}", "--pairs", "{p}", "--select", "far=nan"], "the FAR must be in (0, 1]"),
     (["compare", "{img}", "{img2}", "-c", "{m}", "--min-quality", "-1"], "--min-quality must be a number >= 0"),
 ]  # fmt: skip

@@ -225,6 +225,14 @@ def test_validation_pairs_of_training_images_get_a_warning(data, tmp_path):
     assert not any("are training images" in note for note in unseen.notes)
 
 
+def test_an_image_listed_under_two_identities_gets_a_warning(data, tmp_path):
+    lines = (data / "cls_train.txt").read_text().splitlines()
+    twice = tmp_path / "twice.txt"
+    twice.write_text("\n".join([*lines, "1;" + lines[0].split(";", 1)[1]]) + "\n")  # image 0 also as identity 1
+    result = train(_options(data, tmp_path / "run", data=twice))
+    assert any("1 image(s) listed under two or more identities" in note for note in result.notes), result.notes
+
+
 def test_resume_on_changed_data_is_refused_naming_the_change(data, tmp_path):
     faces, run = tmp_path / "faces", tmp_path / "run"
     shutil.copytree(data / "faces", faces)

@@ -200,6 +200,8 @@ def _parse_csv(path: Path, text: str, columns: list[str] | None) -> Pairs:
 def read_pairs(path: str | os.PathLike[str], fmt: PairsFormat = "auto", columns: list[str] | None = None) -> Pairs:
     """Parse a pairs file; a malformed line raises FaceCliError naming the file and line."""
     path = Path(path)
+    if path.is_dir():
+        raise FaceCliError(f"{path}: a folder, not a pairs file (image folders go to --root)")
     if not path.is_file():
         raise FaceCliError(f"{path}: no such pairs file")
     text = read_text(path)

@@ -58,6 +58,15 @@ class TrainingSet:
     def num_classes(self) -> int:
         return len(self.classes)
 
+    def under_two_labels(self) -> list[Path]:
+        """Images listed under more than one identity (a hand-merged list's label noise)."""
+        if len(set(self.paths)) == len(self.paths):  # the usual case, at the cost of one set
+            return []
+        labels_of: dict[Path, set[int]] = {}
+        for path, label in zip(self.paths, self.labels.tolist(), strict=True):
+            labels_of.setdefault(path, set()).add(label)
+        return [path for path, labels in labels_of.items() if len(labels) > 1]
+
 
 def _from_folder(root: Path) -> TrainingSet:
     scan = scan_dataset(root)

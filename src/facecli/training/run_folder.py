@@ -30,6 +30,11 @@ def existing_run(run_dir: Path, resume: bool, force: bool) -> list[Path]:
             raise FaceCliError(f"{run_dir}: no {STATE_FILE} to resume from")
         return []
     existing = [run_dir / name for name in RUN_FILES if (run_dir / name).exists()]
+    if existing and not force and not (run_dir / "config.json").exists():
+        raise FaceCliError(
+            f"{run_dir} holds {', '.join(p.name for p in existing)} but no run (no config.json); choose another "
+            "--run-dir, or --force to replace them"
+        )
     if existing and not force:
         raise FaceCliError(
             f"{run_dir} already holds a run ({', '.join(p.name for p in existing)}); "

@@ -119,7 +119,7 @@ def set_up(
     # inference format in place made a validated run differ from the same run resumed (issue 33)
     runtime = runtime.for_model(options.backbone, training=True)
     validation = _validation(options, runtime, workers) if proc.is_main and held_back is None else None
-    warned += _trained_on(validation, data)
+    warned += _trained_on(validation, data) + _listed_twice(data)
 
     build = functools.partial(_trainable, data=data, init=init, colour=fp.colour, runtime=runtime, proc=proc)
     parts = build(options)
@@ -205,6 +205,15 @@ def _trained_on(validation: Validation | None, data: TrainingSet) -> list[str]:
         "the one that remembers them best; validate on people left out of training (without --val-pairs the "
         "run holds some back itself)"
     ]
+
+
+def _listed_twice(data: TrainingSet) -> list[str]:
+    """A warning where an image is listed under two identities: the run is told it is both people."""
+    twice = data.under_two_labels()
+    if not twice:
+        return []
+    return [f"warning: {len(twice)} image(s) listed under two or more identities (such as {twice[0]}); the run "
+            "learns each as every one of them: fix the list"]  # fmt: skip
 
 
 def _held_back_validation(

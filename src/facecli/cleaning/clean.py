@@ -14,7 +14,7 @@ from facecli.cleaning.suspects import MAX_ANGLE, MIN_MARGIN, Suspects, find_susp
 from facecli.data.training_set import TrainingSet, read_training_set
 from facecli.embed.files import EmbedOptions, embed_files
 from facecli.errors import FaceCliError
-from facecli.fileio import check_not_input, check_writable, read_text, write_csv_atomic, write_text_atomic
+from facecli.fileio import check_writable, read_text, write_csv_atomic, write_text_atomic
 
 MOST_SUSPECT = 0.5  # past this share of suspects the centres mean nothing: the model is not fit to judge
 OUTPUTS = ("suspects.csv", "same_person.csv", "cls_train.txt", "classes.txt")
@@ -88,11 +88,10 @@ def clean(
     """Embed the training set (`data`; None: the run's own) with `checkpoint` (a model file, or a run folder
     whose head's class centres are used), find the suspects and same-person pairs, and write them with a
     cleaned list to `out_dir` (with `show`, also suspects.png: the worst suspects)."""
-    outputs = [out_dir / name for name in (*OUTPUTS, *(["suspects.png"] if show else []))]
-    check_writable(*outputs, force=force, inputs=(data, checkpoint))
     if data is None:
         data, root = _run_data(Path(checkpoint))
-    check_not_input(out_dir / "cls_train.txt", data)
+    outputs = [out_dir / name for name in (*OUTPUTS, *(["suspects.png"] if show else []))]
+    check_writable(*outputs, force=force, inputs=(data, checkpoint))
     found = read_training_set(data, root)
     if found.records is not None:
         raise FaceCliError(f"{data}: clean reads image files; unpack the .rec first (facecli unpack)")

@@ -59,8 +59,9 @@ class TrainingSet:
         return len(self.classes)
 
     def under_two_labels(self) -> list[Path]:
-        """Images listed under more than one identity (a hand-merged list's label noise)."""
-        if len(set(self.paths)) == len(self.paths):  # the usual case, at the cost of one set
+        """Images listed under more than one identity (a hand-merged list's label noise); only a list can do
+        that, so a folder or a .rec costs nothing."""
+        if self.records is not None or self.source.is_dir() or len(set(self.paths)) == len(self.paths):
             return []
         labels_of: dict[Path, set[int]] = {}
         for path, label in zip(self.paths, self.labels.tolist(), strict=True):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import functools
@@ -12,12 +13,47 @@ from collections.abc import Callable
 from typing import Any
 
 import typer
+from typer._click import Context  # typer 0.29 carries its own click
+from typer._click.exceptions import NoArgsIsHelpError, UsageError
+from typer.core import TyperCommand, TyperGroup
 
 from facecli.cli.logs import show_library_logs
 from facecli.console import err_console, error_line, quiet_after_interrupt
 from facecli.errors import FaceCliError, os_error
 
+@contextlib.contextmanager
+def _usage_errors_in_one_line(command_path: str) -> typing.Iterator[None]:
+    """A wrong option, value or command name as one `error:` line naming the help to read, exit code 2, as
+    every other user error is (not click's usage text and boxed message)."""
+    try:
+        yield
+    except NoArgsIsHelpError:  # a bare `facecli` or command: its help, as it is
+        raise
+    except UsageError as exc:
+        line = f"{error_line(exc.format_message())} (see '{command_path} --help')"
+        err_console.print(line, highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
+class _Group(TyperGroup):
+    def make_context(self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any) -> Any:
+        with _usage_errors_in_one_line(info_name or "facecli"):
+            return super().make_context(info_name, args, parent, **extra)
+
+    def resolve_command(self, ctx: Context, args: list[str]) -> Any:
+        with _usage_errors_in_one_line(ctx.command_path):
+            return super().resolve_command(ctx, args)
+
+
+class _Command(TyperCommand):
+    def make_context(self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any) -> Any:
+        path = f"{parent.command_path} {info_name}" if parent is not None else str(info_name)
+        with _usage_errors_in_one_line(path):
+            return super().make_context(info_name, args, parent, **extra)
+
+
 app = typer.Typer(
+    cls=_Group,
     name="facecli",
     help="Face verification and metric learning with PyTorch.",
     no_args_is_help=True,
@@ -191,6 +227,6 @@ def command(
                 sys.stderr.write("interrupted\n")
                 raise typer.Exit(130) from None
 
-        return app.command(name, rich_help_panel=panel)(run)
+        return app.command(name, cls=_Command, rich_help_panel=panel)(run)
 
     return decorate

@@ -210,3 +210,24 @@ def test_an_unreadable_identity_folder_is_one_line_naming_it(copies, monkeypatch
     monkeypatch.setattr(Path, "iterdir", iterdir)
     _refused(["annotate", str(copies / "faces"), "--out", str(copies / "l9")], f"{locked}: permission denied")
     assert not (copies / "l9").exists()
+
+
+# found after the pass (2026-12-07, later session)
+def test_a_run_folder_inside_the_training_folder_is_refused_and_nothing_is_written(copies, monkeypatch):
+    faces = copies / "faces"
+    before = sorted(p.name for p in faces.iterdir())
+    _refused(["train", "--data", str(faces), "--run-dir", str(faces / "run1")], "is inside the training folder")
+    _refused(["train", "--data", str(faces), "--run-dir", str(faces)], "is inside the training folder")
+    monkeypatch.chdir(faces)  # the default run folder, runs/NAME, would be made inside it
+    _refused(["train", "--data", "."], "choose one outside it with --run-dir")
+    assert sorted(p.name for p in faces.iterdir()) == before
+
+
+def test_an_ivf_index_with_more_lists_than_images_is_refused_before_any_image_is_embedded(copies, monkeypatch):
+    import facecli.identification.search as search
+
+    monkeypatch.setattr(search, "embed_files", lambda *a, **k: pytest.fail("embedded before the check"))
+    names = _names(copies)
+    args = ["index", names["faces"], "-c", names["m"], "--out", f"{names['tmp']}/t.idx", "--index-type", "ivf"]
+    _refused([*args, "--nlist", "13", *EMBED], "13 lists needs at least that many entries (the gallery would have 12)")
+    assert not (copies / "t.idx").exists()

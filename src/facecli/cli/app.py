@@ -21,6 +21,7 @@ from facecli.cli.logs import show_library_logs
 from facecli.console import err_console, error_line, quiet_after_interrupt
 from facecli.errors import FaceCliError, os_error
 
+
 @contextlib.contextmanager
 def _usage_errors_in_one_line(command_path: str) -> typing.Iterator[None]:
     """A wrong option, value or command name as one `error:` line naming the help to read, exit code 2, as

@@ -52,6 +52,18 @@ class Gallery:
         self.paths = [self.paths[i] for i in keep]
         self._index = None
 
+    def check_ivf_size(self, identities: list[str]) -> int:
+        """The IVF lists for a gallery of these images' `identities` (one entry per image, or per identity with the
+        mean template); refuses more lists than entries, which faiss cannot train."""
+        entries = len(set(identities)) if self.template == "mean" else len(identities)
+        nlist = self.nlist or max(1, int(4 * np.sqrt(entries)))
+        if entries < nlist:
+            raise FaceCliError(
+                f"an IVF index with {nlist} lists needs at least that many entries (the gallery would have {entries}); "
+                "use --index-type flat"
+            )
+        return nlist
+
     def _build(self) -> None:
         import faiss
 
@@ -65,11 +77,7 @@ class Gallery:
             vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if self.index_type == "ivf":
-            nlist = self.nlist or max(1, int(4 * np.sqrt(len(vectors))))
-            if len(vectors) < nlist:
-                raise FaceCliError(
-                    f"an IVF index with {nlist} lists needs at least that many entries; use --index-type flat"
-                )
+            nlist = self.check_ivf_size(self.identities)
             index = faiss.IndexIVFFlat(
                 faiss.IndexFlatIP(vectors.shape[1]), vectors.shape[1], nlist, faiss.METRIC_INNER_PRODUCT
             )

@@ -131,6 +131,8 @@ def _add_images(
     known = set(gallery.paths)
     resolved = [str(f.resolve()) for f in files]
     new = [i for i, path in enumerate(resolved) if path not in known]
+    if gallery.index_type == "ivf":  # before any image is embedded
+        gallery.check_ivf_size([*gallery.identities, *(names[i] for i in new)])
     if new:
         vectors = embed_files(model, [files[i] for i in new], embedding).vectors
         gallery.add(vectors, [names[i] for i in new], [resolved[i] for i in new])

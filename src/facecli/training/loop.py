@@ -16,7 +16,7 @@ from facecli.errors import FaceCliError
 from facecli.training import distributed
 from facecli.training.bad_images import BadImages
 from facecli.training.options import TrainOptions, save_options
-from facecli.training.run_folder import LAST_FILE, run_folder_lock
+from facecli.training.run_folder import LAST_FILE, check_outside_data, run_folder_lock
 from facecli.training.run_log import RunLog, TrainResult
 from facecli.training.setup import Run, StepHook, lr_schedule, set_up
 from facecli.training.state import TrainState
@@ -56,6 +56,7 @@ def train(
     `step_hook(step, loss)`, called after each optimizer step, returns the loss the loop keeps (tests)."""
     started = time.perf_counter()
     options = options.check()
+    check_outside_data(options.run_dir, options.data)
     proc, device = distributed.start(options.device)
     try:
         with run_folder_lock(options.run_dir, proc.is_main) as lock_note:

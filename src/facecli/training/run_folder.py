@@ -43,6 +43,19 @@ def existing_run(run_dir: Path, resume: bool, force: bool) -> list[Path]:
     return existing
 
 
+def check_outside_data(run_dir: Path, data: Path) -> None:
+    """Refuse a run folder in a training folder: the next run on that folder would read the run's own files
+    (curves.png) as the photos of a new identity, and the run could not be resumed."""
+    if not data.is_dir():
+        return
+    inside, folder = run_dir.resolve(), data.resolve()
+    if inside == folder or folder in inside.parents:
+        raise FaceCliError(
+            f"the run folder {run_dir} is inside the training folder {data}: its files would be read as a new "
+            "identity by the next run on that folder; choose one outside it with --run-dir"
+        )
+
+
 @contextlib.contextmanager
 def run_folder_lock(run_dir: Path, is_main: bool) -> Iterator[str | None]:
     """Rank 0 holds the run folder's lock for the whole run (a second `train` or `--resume` into it is

@@ -160,3 +160,16 @@ def test_same_files_finds_a_file_named_through_a_link_or_dot_dot(tmp_path):
              str(tmp_path / "other" / "b.jpg")]  # fmt: skip
     assert same_files({str(image.resolve())}, named) == {str(image.resolve())}
     assert same_files({str(image.resolve())}, named[2:]) == set()
+
+
+def test_same_files_finds_a_copy_under_the_same_name_but_not_another_image(tmp_path):
+    from facecli.fileio import same_files
+
+    for folder, content in (("faces", b"face one"), ("copy", b"face one"), ("other", b"face two")):
+        (tmp_path / folder / "p1").mkdir(parents=True)
+        (tmp_path / folder / "p1" / "a.jpg").write_bytes(content)
+    (tmp_path / "renamed.jpg").write_bytes(b"face one")  # the same bytes under another name: not looked at
+    original = str((tmp_path / "faces" / "p1" / "a.jpg").resolve())
+    assert same_files({original}, [str(tmp_path / "copy" / "p1" / "a.jpg")]) == {original}
+    assert same_files({original}, [str(tmp_path / "other" / "p1" / "a.jpg"), str(tmp_path / "renamed.jpg")]) == set()
+    assert same_files({original}, [str(tmp_path / "gone" / "p1" / "a.jpg")]) == set()

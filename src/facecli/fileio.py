@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import tempfile
@@ -71,11 +72,43 @@ def check_not_input(out: str | os.PathLike[str], *inputs: str | os.PathLike[str]
 
 
 def same_files(real_paths: set[str], paths: list[str]) -> set[str]:
-    """The real paths of those `paths` that are among `real_paths` (real paths already): a file named by two
-    paths (a link, `..`) counts once; only the paths whose file name matches are resolved, so a training set of
-    millions of images costs no more than a look at each name."""
-    names = {os.path.basename(p) for p in real_paths}
-    return {real for p in paths if os.path.basename(p) in names and (real := os.path.realpath(p)) in real_paths}
+    """Those of `real_paths` (real paths already) that one of `paths` names, through a link or `..`, or holds
+    under the same file name with the same bytes (a copied folder). Only the paths whose file name matches are
+    looked at, so a training set of millions of images costs no more than a look at each name; at most
+    CONTENT_CHECKS files of the same name and size are read to compare their bytes."""
+    by_name_size: dict[tuple[str, int], list[str]] = {}
+    for real in real_paths:
+        with contextlib.suppress(OSError):
+            by_name_size.setdefault((os.path.basename(real), os.path.getsize(real)), []).append(real)
+    names = {name for name, _ in by_name_size}
+    digests: dict[str, bytes | None] = {}
+    found: set[str] = set()
+    for path in paths:
+        if os.path.basename(path) not in names:
+            continue
+        real = os.path.realpath(path)
+        if real in real_paths:
+            found.add(real)
+            continue
+        with contextlib.suppress(OSError):
+            alike = by_name_size.get((os.path.basename(real), os.path.getsize(real)), [])
+            mine = _digest(real, digests) if alike and len(digests) < CONTENT_CHECKS else None
+            if mine is not None:
+                found.update(r for r in alike if _digest(r, digests) == mine)
+    return found
+
+
+CONTENT_CHECKS = 20_000  # files read to compare bytes, at most: a few seconds of start-up
+
+
+def _digest(path: str, seen: dict[str, bytes | None]) -> bytes | None:
+    """The file's BLAKE2 digest (None where it cannot be read), each file read once."""
+    if path not in seen:
+        try:
+            seen[path] = hashlib.blake2b(Path(path).read_bytes()).digest()  # images: a few MB at most
+        except OSError:
+            seen[path] = None
+    return seen[path]
 
 
 def _check_distinct(outputs: list[Path]) -> None:

@@ -231,3 +231,9 @@ def test_an_ivf_index_with_more_lists_than_images_is_refused_before_any_image_is
     args = ["index", names["faces"], "-c", names["m"], "--out", f"{names['tmp']}/t.idx", "--index-type", "ivf"]
     _refused([*args, "--nlist", "13", *EMBED], "13 lists needs at least that many entries (the gallery would have 12)")
     assert not (copies / "t.idx").exists()
+
+
+def test_eval_identify_refuses_probes_copied_from_the_gallery_images(copies):
+    shutil.copytree(copies / "faces", copies / "probes")  # the same names and bytes in another folder
+    _refused(["eval-identify", "--index", str(copies / "gallery.idx"), "--probes", str(copies / "probes"), *EMBED],
+             "12 of 12 probes are images of the gallery itself or copies of them")  # fmt: skip

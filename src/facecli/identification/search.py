@@ -217,8 +217,8 @@ def _check_not_enrolled(probes: str | os.PathLike[str], files: list[Path], galle
     shared = [f for f in files if os.path.realpath(f) in enrolled]
     if shared:
         raise FaceCliError(
-            f"{probes}: {len(shared)} of {len(files)} probes are images of the gallery itself (such as {shared[0]}), "
-            "which every model finds at rank 1; probe with other images of its people"
+            f"{probes}: {len(shared)} of {len(files)} probes are images of the gallery itself or copies of them "
+            f"(such as {shared[0]}), which every model finds at rank 1; probe with other images of its people"
         )
 
 

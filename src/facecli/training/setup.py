@@ -201,9 +201,9 @@ def _trained_on(validation: Validation | None, data: TrainingSet) -> list[str]:
     if not shared:
         return []
     return [
-        f"warning: {shared} of the {len(images)} --val-pairs images are training images, so the epoch kept is "
-        "the one that remembers them best; validate on people left out of training (without --val-pairs the "
-        "run holds some back itself)"
+        f"warning: {shared} of the {len(images)} --val-pairs images are training images (or copies), so the epoch "
+        "kept is the one that remembers them best; validate on people left out of training (without --val-pairs "
+        "the run holds some back itself)"
     ]
 
 

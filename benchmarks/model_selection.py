@@ -2,12 +2,13 @@
 judged by what each chosen model scores on the set's held-out pairs (identities neither training nor the
 run's validation ever saw).
 
-Each run is `facecli train` with no flags on a set of train_recipes.py. At every validation the script also
-embeds the held-back images and the held-out test images with the model as it is then, so every rule is
-judged on the same runs: the model the run kept by its own rule (state.Best), rules computed from its
-validation reports and from the same embeddings, the last validation's model, and the oracle (the best test
-score any validation reached).
-Usage: python benchmarks/model_selection.py [--sets grey96x10 pose64] [--seeds 0 1 2] [--log runs.jsonl]
+Each run is `facecli train` with no flags (or with one of train_recipes.py's recipes, --recipe) on a set of
+train_recipes.py. At every validation the script also embeds the held-back images and the held-out test images
+with the model as it is then, so every rule is judged on the same runs: the model the run kept by its own
+rule (state.Best), rules computed from its validation reports and from the same embeddings, the last
+validation's model, and the oracle (the best test score any validation reached).
+Usage: python benchmarks/model_selection.py [--sets grey96x10 pose64] [--seeds 0 1 2] [--recipe auto]
+       [--log runs.jsonl]
 """
 
 from __future__ import annotations
@@ -20,14 +21,14 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 from rich.table import Table
-from train_recipes import make_set
+from train_recipes import RECIPES, make_set
 
 from facecli.data.pairs import read_pairs, resolve_images
 from facecli.embed import EmbedOptions, TorchEmbedder, embed_images
 from facecli.runtime import resolve_runtime
 from facecli.training import TrainOptions, train
 from facecli.training import validation as validation_module
-from facecli.training.state import SMOOTHING
+from facecli.training.state import SMOOTHING, Best, EarlyStopping
 from facecli.verification import PairsInput, evaluate
 from facecli.verification.metrics import area_under_curve, counts, threshold_grid, verification_report
 
@@ -97,6 +98,22 @@ def chosen(series: np.ndarray, smooth: int = 1) -> int:
     return int(np.argmax(means))
 
 
+PATIENCES = (3, 5, 8)  # early stopping replayed on each run's validations
+
+
+def stopped_early(run_auc: np.ndarray, patience: int) -> tuple[int, int]:
+    """The run replayed with early stopping, by state.Best and EarlyStopping as the loop calls them: the
+    validation it stops at and the one whose model it keeps (0-based). Stopping only cuts the run's end, so
+    the replay is exact for the validations the run made."""
+    best, stop, kept = Best(), EarlyStopping(patience), 0
+    for k, auc in enumerate(run_auc):
+        if best.update(k + 1, 0.0, accuracy=0.0, auc=float(auc)):
+            kept = k
+        if stop(best):
+            return k, kept
+    return len(run_auc) - 1, kept
+
+
 def rules(records: list[dict], kept: float) -> dict[str, float]:
     """Held-out test accuracy of the model each rule keeps, and of the one the run kept by its own rule."""
     test = np.array([r["test"] for r in records])
@@ -104,6 +121,7 @@ def rules(records: list[dict], kept: float) -> dict[str, float]:
     run_auc = np.array([r["report"].auc for r in records])
     all_auc = np.array([r["all_auc"] for r in records])
     all_acc = np.array([r["all_accuracy"] for r in records])
+    replayed = {patience: stopped_early(run_auc, patience) for patience in PATIENCES}
     return {
         "kept by the run (best.safetensors)": kept,
         "run's accuracy": test[chosen(run_acc)],
@@ -115,6 +133,8 @@ def rules(records: list[dict], kept: float) -> dict[str, float]:
         f"all pairs, AUC, mean of {SMOOTHING}": test[chosen(all_auc, SMOOTHING)],
         "last validation": test[-1],
         "oracle (best test)": test.max(),
+        **{f"early stop, patience {p}": test[k] for p, (_, k) in replayed.items()},
+        **{f"early stop, patience {p}: share of the run": (stop + 1) / len(test) for p, (stop, _) in replayed.items()},
     }
 
 
@@ -123,6 +143,7 @@ def main() -> None:
     parser.add_argument("--sets", nargs="+", default=["grey96x10", "pose64"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--time-budget", type=float, help="Seconds per run (default: the recipe's).")
+    parser.add_argument("--recipe", default="auto", choices=RECIPES, help="train_recipes.py's options to train with.")
     parser.add_argument("--log", type=Path, help="Append each run's per-validation figures here (JSON lines).")
     args = parser.parse_args()
     results: dict[str, list[dict[str, float]]] = {}
@@ -130,13 +151,20 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             work = Path(tmp)
             make_set(name, work)
-            options = {"time_budget": args.time_budget} if args.time_budget else {}
+            options = {**RECIPES[args.recipe], **({"time_budget": args.time_budget} if args.time_budget else {})}
             for seed in args.seeds:
                 records, kept = recorded_run(name, work, seed, options)
                 picked = rules(records, kept)
                 results.setdefault(name, []).append(picked)
                 series = [[r["report"].accuracy_mean, r["report"].auc, r["all_auc"], r["test"]] for r in records]
-                line = {"set": name, "seed": seed, "validations": len(records), **picked, "series": series}
+                line = {
+                    "set": name,
+                    "recipe": args.recipe,
+                    "seed": seed,
+                    "validations": len(records),
+                    **picked,
+                    "series": series,
+                }
                 print(json.dumps({k: v for k, v in line.items() if k != "series"}), flush=True)
                 if args.log:
                     with args.log.open("a") as log:

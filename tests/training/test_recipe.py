@@ -200,8 +200,8 @@ def test_without_a_validation_set_a_tenth_of_the_identities_is_held_back_and_pat
     assert planned.patience == 5 and planned.val_every is None  # set with the epochs, once a step is timed
     assert plan(TrainOptions(data="d", run_dir="r"), _fp_positives(19), None).check().val_holdout == 0
     few = plan(TrainOptions(data="d", run_dir="r"), _fp_positives(40), None).check()
-    assert few.val_holdout == 4 and few.patience is None  # 80 pairs cannot tell a plateau from noise
-    assert "the full budget" in few.recipe["patience"]["reason"]
+    assert few.val_holdout == 4 and few.patience == 5  # the smoothed AUC of 4 held back tells a plateau
+    assert few.recipe["patience"] == {"value": 5, "reason": "5 validations without a better score", "by": "recipe"}
     assert plan(TrainOptions(data="d", run_dir="r"), _fp_positives(5000), None).check().val_holdout == 100
     given = plan(TrainOptions(data="d", run_dir="r", val_pairs="p.txt"), _fp_positives(200), None).check()
     assert given.val_holdout is None and given.patience == 5  # the user's pairs validate instead

@@ -93,16 +93,27 @@ def random_pairs(table: pd.DataFrame, out: Path, count: int, seed: int = 0) -> P
     return out
 
 
-def correlations(model: Path, table: pd.DataFrame) -> dict[str, float]:
-    """Spearman correlation of the model's quality with degradation strength, per kind and for all faces pooled,
-    and the mean over faces of each face's own (its five strengths of one kind): negated, so that a score which
-    falls as faces get worse scores positive."""
+def qualities(model: Path, table: pd.DataFrame) -> np.ndarray:
+    """The model's quality of each face of `table`; for a model without a score, its plain feature norm."""
     quality = embed_files(model, [Path(p) for p in table["path"]], EMBEDDING).quality
-    if quality is None:  # a model without a score: its plain feature norm, for comparison
+    if quality is None:
         net = load(model).eval()
         batch = net.preprocess([read_image(Path(p)) for p in table["path"]])
         with torch.inference_mode():
             quality = flip_merged(net.features(batch).numpy(), len(batch), False)[1]
+    return quality
+
+
+def spread(quality: np.ndarray, table: pd.DataFrame, strength: int) -> str:
+    """The 10th, 50th and 90th percentiles of quality at one strength."""
+    at = quality[(table["strength"] == strength).to_numpy()]
+    return "/".join(f"{q:.0f}" for q in np.percentile(at, [10, 50, 90]))
+
+
+def correlations(quality: np.ndarray, table: pd.DataFrame) -> dict[str, float]:
+    """Spearman correlation of quality with degradation strength, per kind and for all faces pooled, and the
+    mean over faces of each face's own (its five strengths of one kind): negated, so that a score which falls
+    as faces get worse scores positive."""
     found = {"all": -spearmanr(quality, table["strength"]).statistic}
     per_face = [
         -spearmanr(quality[group.index], group["strength"]).statistic for _, group in table.groupby(["path0", "kind"])
@@ -126,7 +137,7 @@ def main() -> None:
     args = parser.parse_args()
     spearman = Table(title="quality against degradation strength: -Spearman (1: falls in step), held-out faces")
     curve = Table(title="error at a fixed threshold with the lowest-quality pairs rejected (eval's curve)")
-    for column in ("loss", "held-out accuracy", *KINDS, "all", "per face"):
+    for column in ("loss", "held-out accuracy", *KINDS, "all", "per face", "quality p10/50/90, clean", "strength 4"):
         spearman.add_column(column)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -144,8 +155,10 @@ def main() -> None:
             model = run / "best.safetensors" if (run / "best.safetensors").exists() else run / "last.safetensors"
             clean = evaluate(checkpoint=model, pairs=PairsInput(work / "pairs.txt", root=work / "faces"),
                              embedding=EMBEDDING).accuracy_mean  # fmt: skip
-            found = correlations(model, table)
-            spearman.add_row(loss, f"{clean:.3f}", *[f"{found[k]:.2f}" for k in (*KINDS, "all", "per face")])
+            quality = qualities(model, table)
+            found = correlations(quality, table)
+            spearman.add_row(loss, f"{clean:.3f}", *[f"{found[k]:.2f}" for k in (*KINDS, "all", "per face")],
+                             spread(quality, table, STRENGTHS[0]), spread(quality, table, STRENGTHS[-1]))  # fmt: skip
             plot = None if args.plot is None else args.plot.with_name(f"{args.plot.stem}_{loss}{args.plot.suffix}")
             report = evaluate(checkpoint=model, pairs=PairsInput(pairs, root=Path("/")), embedding=EMBEDDING,
                               plot=plot, force=True)  # fmt: skip

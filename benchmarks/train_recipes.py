@@ -42,6 +42,7 @@ SYNTH_SETS = {
     "few3": (200, 3, 32, 30, 160, False, False),  # three images per identity (3 genuine pairs each)
     "few3x400": (400, 3, 32, 40, 240, False, False),  # the same, twice the identities
     "few5": (300, 5, 32, 30, 300, False, False),  # five images per identity, between few3 and synth300's 8
+    "many20": (300, 20, 32, 30, 600, False, False),  # past the 12 per identity where triplet was last measured
     "low16": (100, 8, 16, 20, 300, False, False),  # 16 px faces
     "pose64": (60, 10, 64, 15, 300, False, True),  # head turns and tilts beyond synth's own
 }
@@ -64,6 +65,7 @@ RECIPES = {
     "curricularface s32 m0.3": {"loss": "curricularface", "scale": 32.0, "margin": 0.3},
     "auto, strong aug": {"aug": "strong"},  # the recipe with only the augmentation forced
     "auto, all mining": {"mining": "all"},  # the recipe with every violating triplet instead of batch-hard
+    "triplet, all mining": {"loss": "triplet", "mining": "all"},  # the same where the recipe would pick ArcFace
     "old defaults": {"loss": "arcface", "backbone": "mobilenet", "img_size": 160, "epochs": 10, "lr": 1e-3,
                      "warmup_epochs": 0.0, "batch_size": 64, "aug": "light", "scale": 64.0, "margin": 0.5},
     "triplet 10 ep": {**COMMON, "loss": "triplet", "epochs": 10},

@@ -145,7 +145,7 @@ def _loss(options: TrainOptions, fp: Fingerprint) -> tuple[str, str]:
         )
     return "arcface", (
         f"{fp.identities} identities (>= {TRIPLET_BELOW}) of {fp.median_per_identity:g} images (median, "
-        f"> {TRIPLET_AT_MOST_PER_IDENTITY}): the published recipes' loss"
+        f"> {TRIPLET_AT_MOST_PER_IDENTITY}): the published recipes' loss (level with triplet at 20 each: 0.90 vs 0.89)"
     )
 
 

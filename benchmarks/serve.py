@@ -5,18 +5,22 @@
 2. the batch settings: requests/s at 16 clients for a few (max batch, max wait) pairs;
 3. identify latency at 10^3, 10^5 and 10^6 gallery faces (SQLite + faiss: exact below EXACT_LIMIT, IVF above),
    with IVF's recall against exact search;
-4. Milvus Lite against SQLite + faiss at 10^5 faces: insert time and search latency.
+4. /v1/identify requests/s and latency at 1, 4 and 16 clients against a gallery of 10^5 faces, batched against
+   unbatched (where the search, not the model, is most of a request's cost);
+5. Milvus Lite against SQLite + faiss at 10^5 faces: insert time and search latency.
 
 The clients are threads of this process (httpx), on the same 2 cores as the server: the figures are what one
 machine serves to itself, a lower bound on a server with its own cores.
 
 Usage: python benchmarks/serve.py [--seconds 8] [--backbone mobilenet --size 160] [--skip-milvus] [--largest 1000000]
+       [--only throughput batching sizes large milvus] [--large 100000]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import tempfile
 import threading
@@ -147,6 +151,29 @@ def gallery_sizes(work: Path, model: Path, sizes: list[int], d: int, queries: in
     return rows
 
 
+def large_gallery(work: Path, model: Path, crops: list[Path], seconds: float, faces: int, d: int) -> list[dict]:
+    """/v1/identify (an aligned crop a request) at 1, 4 and 16 clients on a gallery of `faces`, batched and not."""
+    rows, images = [], [p.read_bytes() for p in crops]
+    filled = work / f"large-{faces}"
+    _filled(filled, model_identity(model), faces, d, np.random.default_rng(2))
+    for mode, extra in (("batched", []), ("unbatched", ["--max-batch", "1"])):
+        gallery = work / f"large-{faces}-{mode}"
+        shutil.copytree(filled, gallery)
+        counter = iter(range(10**9))
+
+        def identify(http, counter=counter):  # noqa: ANN001, ANN202
+            data = images[next(counter) % len(images)]
+            return http.post("/v1/identify", params={"aligned": True}, files={"file": ("q.jpg", data)})
+
+        with running(["-c", str(model), "--gallery", str(gallery), *extra], work / f"large-{mode}.log") as server:
+            for clients in (1, 4, 16):
+                rows.append({"mode": mode, "faces": faces, "clients": clients,
+                             **_load(server.url, identify, clients, seconds)})  # fmt: skip
+                console.print(rows[-1])
+        shutil.rmtree(gallery)
+    return rows
+
+
 def milvus_against_sqlite(work: Path, n: int, d: int, queries: int = 200) -> list[dict]:
     """Insert time and search latency (library calls, top 5 subjects) of both engines at n faces."""
     from facecli.serving.milvus_gallery import MilvusGallery
@@ -184,11 +211,12 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=160)
     parser.add_argument("--embedding-size", type=int, default=512)
     parser.add_argument("--largest", type=int, default=1_000_000)
+    parser.add_argument("--large", type=int, default=100_000, help="gallery faces of the batched-search section")
     parser.add_argument("--skip-milvus", action="store_true")
-    parser.add_argument("--only", choices=("throughput", "batching", "sizes", "milvus"), nargs="*")
+    parser.add_argument("--only", choices=("throughput", "batching", "sizes", "large", "milvus"), nargs="*")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/figures/serve.json"))
     args = parser.parse_args()
-    only = set(args.only or ("throughput", "batching", "sizes", "milvus"))
+    only = set(args.only or ("throughput", "batching", "sizes", "large", "milvus"))
     results: dict = {"date": time.strftime("%Y-%m-%d"), "backbone": args.backbone, "input_size": args.size}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -210,6 +238,8 @@ def main() -> None:
         if "sizes" in only:
             sizes = [s for s in (1_000, 100_000, 1_000_000) if s <= args.largest]
             results["gallery_sizes"] = gallery_sizes(work, model, sizes, args.embedding_size)
+        if "large" in only:
+            results["large_gallery"] = large_gallery(work, model, crops, args.seconds, args.large, args.embedding_size)
         if "milvus" in only and not args.skip_milvus:
             results["milvus"] = milvus_against_sqlite(work, 100_000, args.embedding_size)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -3,6 +3,7 @@ error with its status and no traceback, and the gallery forgets what is deleted.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -118,6 +119,8 @@ def test_the_gallery_enrols_lists_identifies_and_forgets(server, serve_world):
         metrics = http.get("/metrics").text
     assert 'facecli_requests_total{method="POST",route="/v1/faces",status="201"} 6.0' in metrics
     assert "facecli_batch_faces_count" in metrics and "facecli_gallery_faces 4.0" in metrics
+    searched = re.search(r"^facecli_search_queries_sum (\S+)$", metrics, re.M)
+    assert searched and float(searched.group(1)) >= 4  # every identify went through the gallery's search batcher
 
 
 JSON = {"content-type": "application/json"}

@@ -1,5 +1,6 @@
-"""The batcher merges concurrent requests and hands each its own rows; the SQLite gallery sees other processes'
-writes, switches to IVF above its exact limit with the same answers, and refuses another model."""
+"""The batchers merge concurrent requests and hand each its own rows (forward passes) or answers (gallery searches,
+the same as alone); the SQLite gallery sees other processes' writes, switches to IVF above its exact limit with
+the same answers, and refuses another model."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import torch
 
 import facecli.serving.sqlite_gallery as sqlite_gallery
 from facecli.errors import FaceCliError
-from facecli.serving.batcher import Batcher
+from facecli.serving.batcher import Batcher, model_work, query_rows, search_work
 from facecli.serving.sqlite_gallery import SqliteGallery
 
 
@@ -20,23 +21,32 @@ def _model(calls):
         calls.append(len(batch))
         return batch.flatten(1).numpy() * 2, batch[:, 0, 0, 0].numpy()
 
-    return run
+    return model_work(run)
+
+
+def _concurrently(count, request):
+    start = threading.Barrier(count)
+
+    def run(n):
+        start.wait()
+        request(n)
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
 
 
 def test_concurrent_requests_share_forward_passes_and_get_their_own_rows():
     calls = []
     batcher = Batcher(_model(calls), max_batch=64, max_wait_ms=200)
-    results, start = {}, threading.Barrier(8)
+    results = {}
 
     def request(n):
-        start.wait()
-        results[n] = batcher.embed(torch.full((n % 3 + 1, 1, 1, 2), float(n)))
+        results[n] = batcher(torch.full((n % 3 + 1, 1, 1, 2), float(n)))
 
-    threads = [threading.Thread(target=request, args=(n,)) for n in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    _concurrently(8, request)
     batcher.close()
     assert sum(calls) == sum(n % 3 + 1 for n in range(8)) and len(calls) < 8  # merged
     for n, (embeddings, quality) in results.items():
@@ -46,19 +56,48 @@ def test_concurrent_requests_share_forward_passes_and_get_their_own_rows():
 def test_batching_off_runs_each_request_alone_and_errors_reach_every_waiter():
     calls = []
     alone = Batcher(_model(calls), max_batch=1)
-    alone.embed(torch.zeros(2, 1, 1, 2))
-    alone.embed(torch.zeros(3, 1, 1, 2))
+    alone(torch.zeros(2, 1, 1, 2))
+    alone(torch.zeros(3, 1, 1, 2))
     assert calls == [2, 3]
 
     def broken(batch):
         raise RuntimeError("model failed")
 
-    batcher = Batcher(broken, max_batch=8, max_wait_ms=1)
+    batcher = Batcher(model_work(broken), max_batch=8, max_wait_ms=1)
     with pytest.raises(RuntimeError, match="model failed"):
-        batcher.embed(torch.zeros(1, 1, 1, 2))
+        batcher(torch.zeros(1, 1, 1, 2))
     with pytest.raises(RuntimeError, match="model failed"):  # the thread lives on
-        batcher.embed(torch.zeros(1, 1, 1, 2))
+        batcher(torch.zeros(1, 1, 1, 2))
     batcher.close()
+
+
+def test_concurrent_identifies_share_gallery_searches_and_get_what_they_would_alone(tmp_path):
+    rng = np.random.default_rng(3)
+    gallery = SqliteGallery(tmp_path, "m", 8)
+    vectors = _unit(rng, 60)
+    for subject in range(20):
+        gallery.add_faces(f"s{subject}", vectors[subject * 3 : subject * 3 + 3], [None] * 3, [None] * 3)
+    searches = []
+
+    def search(queries, k):
+        searches.append((len(queries), k))
+        return gallery.search(queries, k)
+
+    requests = {n: (_unit(rng, n % 3 + 1), 1 + n % 2 * 4) for n in range(12)}  # top_k 1 or 5
+    alone = {n: gallery.search(*request) for n, request in requests.items()}
+    batcher = Batcher(search_work(search), max_batch=64, max_wait_ms=200, size=query_rows)
+    runs, batched = [], {}
+    batcher.on_batch = runs.append
+
+    def request(n):
+        batched[n] = batcher(requests[n])
+
+    _concurrently(12, request)
+    batcher.close()
+    gallery.close()
+    assert sum(runs) == sum(q for q, _ in searches) == sum(len(q) for q, _ in requests.values())
+    assert len(runs) < 12 and len(searches) <= 2 * len(runs)  # merged, one search per top_k of a batch
+    assert batched == alone
 
 
 def _unit(rng, n, d=8):
@@ -107,11 +146,15 @@ def test_not_ready_names_a_stopped_model_thread_or_a_gallery_that_cannot_be_read
     from facecli.serving.service import not_ready
 
     batcher, gallery = Batcher(_model([]), max_batch=8), SqliteGallery(tmp_path, "m", 8)
-    assert not_ready(batcher, gallery) is None and not_ready(Batcher(_model([]), max_batch=1), None) is None
+    searcher = Batcher(search_work(gallery.search), max_batch=8, name="gallery's search", size=query_rows)
+    assert not_ready([batcher, searcher], gallery) is None
+    assert not_ready([Batcher(_model([]), max_batch=1)], None) is None
     gallery.close()
-    assert "the gallery cannot be read: " in not_ready(batcher, gallery)
+    assert "the gallery cannot be read: " in not_ready([batcher, searcher], gallery)
+    searcher.close()
+    assert not_ready([batcher, searcher], None) == "the gallery's search thread has stopped"
     batcher.close()
-    assert not_ready(batcher, None) == "the model's batching thread has stopped"
+    assert not_ready([batcher], None) == "the model's batching thread has stopped"
 
 
 def test_milvus_listings_page_in_order_past_one_batch(tmp_path, monkeypatch):

@@ -79,7 +79,7 @@ def create_app(service: FaceService, keys: ApiKeys | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # noqa: ANN202
         yield
-        service.close()  # the batcher stops, the gallery's index is saved
+        service.close()  # the batchers stop, the gallery's index is saved
 
     app = FastAPI(
         title="facecli", version="1", description="Face verification and 1:N search with a facecli model.",
@@ -95,7 +95,7 @@ def create_app(service: FaceService, keys: ApiKeys | None = None) -> FastAPI:
 
     @app.get("/readyz", include_in_schema=False)
     def readyz() -> JSONResponse:  # a thread of its own: the gallery check reads the store
-        problem = not_ready(service.batcher, service.gallery)
+        problem = not_ready(service.batchers, service.gallery)
         if problem is not None:
             return JSONResponse(error_body("not_ready", problem), status_code=503)
         return JSONResponse({"status": "ready", "model_hash": service.model_hash})

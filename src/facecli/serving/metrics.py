@@ -1,5 +1,6 @@
 """/metrics in Prometheus's text format (prometheus_client): requests by route and status, their latency, the
-faces per forward pass, and the gallery's size. Each server process counts its own requests."""
+faces per forward pass, the queries per gallery search, and the gallery's size. Each server process counts its
+own requests."""
 
 from __future__ import annotations
 
@@ -27,8 +28,13 @@ class Metrics:
         self.batch = Histogram(
             "facecli_batch_faces", "Faces per forward pass of the model", buckets=BATCH_BUCKETS, registry=self.registry
         )
+        self.search = Histogram(
+            "facecli_search_queries", "Queries per gallery search", buckets=BATCH_BUCKETS, registry=self.registry
+        )
         self.gallery = Gauge("facecli_gallery_faces", "Faces in the gallery", registry=self.registry)
         service.batcher.on_batch = self.batch.observe
+        if service.searcher is not None:
+            service.searcher.on_batch = self.search.observe
 
     def observe(self, route: str, method: str, status: int, start: float) -> None:
         self.requests.labels(route, method, str(status)).inc()

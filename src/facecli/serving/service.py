@@ -21,7 +21,7 @@ from facecli.identification.model_identity import model_identity
 from facecli.numbers import check_threshold
 from facecli.runtime import Runtime
 from facecli.serving.api_errors import ApiError, bad_request, not_found, unprocessable
-from facecli.serving.batcher import MAX_BATCH, MAX_WAIT_MS, Batcher
+from facecli.serving.batcher import MAX_BATCH, MAX_WAIT_MS, Batcher, model_work, query_rows, search_work
 from facecli.serving.store import Match, open_gallery
 from facecli.serving.transfer import import_index
 from facecli.serving.uploads import Upload
@@ -54,10 +54,11 @@ class ServeSettings:
     max_wait_ms: float = MAX_WAIT_MS
 
 
-def not_ready(batcher: Batcher, gallery: SqliteGallery | MilvusGallery | None) -> str | None:
-    """Why requests cannot be answered now (the model's thread stopped, a gallery that cannot be read), or None."""
-    if not batcher.running:
-        return "the model's batching thread has stopped"
+def not_ready(batchers: list[Batcher], gallery: SqliteGallery | MilvusGallery | None) -> str | None:
+    """Why requests cannot be answered now (a batcher's thread stopped, a gallery that cannot be read), or None."""
+    for batcher in batchers:
+        if not batcher.running:
+            return f"the {batcher.name} thread has stopped"
     if gallery is not None:
         try:
             gallery.count()
@@ -83,13 +84,17 @@ class FaceService:
         self._crops = FaceCrops(self.config, "never", settings.template)
         flip = settings.flip
         self.batcher = Batcher(
-            lambda batch: self.model.embed_scored(batch, flip), settings.max_batch, settings.max_wait_ms
+            model_work(lambda batch: self.model.embed_scored(batch, flip)), settings.max_batch, settings.max_wait_ms
         )
-        self.gallery = None
+        self.gallery = self.searcher = None
         if settings.gallery is not None:
             self.gallery = open_gallery(
                 settings.gallery, self.model_hash, self.config.embedding_size, reembed=settings.reembed
             )
+            self.searcher = Batcher(
+                search_work(self.gallery.search), settings.max_batch, settings.max_wait_ms, "gallery's search",
+                size=query_rows,
+            )  # fmt: skip
             if self.gallery.stale_model is not None:
                 self._reembed()
         if settings.import_index is not None:
@@ -143,7 +148,7 @@ class FaceService:
 
     def embed_faces(self, faces: list[Face]) -> tuple[np.ndarray, np.ndarray]:
         batch = self.config.preprocessing.batch([face.crop for face in faces])
-        embeddings, quality = self.batcher.embed(batch)
+        embeddings, quality = self.batcher(batch)
         if not np.isfinite(embeddings).all():
             raise ApiError(500, "model_failed", "the model gave NaN or inf for this image")
         return embeddings, quality
@@ -247,8 +252,13 @@ class FaceService:
         limit, source = self.threshold(threshold)
         return {"metric": METRIC, "threshold": limit, "threshold_source": source}
 
+    @property
+    def batchers(self) -> list[Batcher]:
+        return [self.batcher] if self.searcher is None else [self.batcher, self.searcher]
+
     def _search(self, embeddings: np.ndarray, top_k: int, threshold: float | None) -> list[dict]:
-        return [_decided(found, threshold) for found in self.gallery_or_404().search(embeddings, top_k)]
+        self.gallery_or_404()
+        return [_decided(found, threshold) for found in self.searcher((embeddings, top_k))]
 
     def _reembed(self) -> None:
         """--reembed: the stored crops through this model, the gallery then belongs to it."""
@@ -269,7 +279,8 @@ class FaceService:
         gallery.replace_embeddings(self.model_hash, vectors)
 
     def close(self) -> None:
-        self.batcher.close()
+        for batcher in self.batchers:
+            batcher.close()
         if self.gallery is not None:
             self.gallery.close()
 

@@ -70,6 +70,17 @@ def _load(url: str, send, clients: int, seconds: float) -> dict:  # noqa: ANN001
             "p99_ms": round(float(np.percentile(lat, 99)), 1), "errors": errors[0]}  # fmt: skip
 
 
+def _identify_requests(images: list[bytes]):  # noqa: ANN202 - send(http), for _load
+    """A /v1/identify of the next aligned crop, in turn, each time it is called."""
+    counter = iter(range(10**9))
+
+    def identify(http):  # noqa: ANN001, ANN202
+        data = images[next(counter) % len(images)]
+        return http.post("/v1/identify", params={"aligned": True}, files={"file": ("q.jpg", data)})
+
+    return identify
+
+
 def throughput(work: Path, model: Path, crops: list[Path], seconds: float, modes: dict[str, list[str]]) -> list[dict]:
     """Per mode (server options), endpoint and client count: requests/s and latency."""
     rows = []
@@ -89,11 +100,7 @@ def throughput(work: Path, model: Path, crops: list[Path], seconds: float, modes
                 files = {"a": ("a.jpg", images[n % len(images)]), "b": ("b.jpg", images[(n + 1) % len(images)])}
                 return http.post("/v1/verify", params={"aligned": True}, files=files)
 
-            def identify(http, counter=counter):  # noqa: ANN001, ANN202
-                data = images[next(counter) % len(images)]
-                return http.post("/v1/identify", params={"aligned": True}, files={"file": ("q.jpg", data)})
-
-            for endpoint, send in (("verify", verify), ("identify", identify)):
+            for endpoint, send in (("verify", verify), ("identify", _identify_requests(images))):
                 for clients in (1, 4, 16):
                     figures = _load(server.url, send, clients, seconds)
                     rows.append({"mode": mode, "endpoint": endpoint, "clients": clients, **figures})
@@ -159,12 +166,7 @@ def large_gallery(work: Path, model: Path, crops: list[Path], seconds: float, fa
     for mode, extra in (("batched", []), ("unbatched", ["--max-batch", "1"])):
         gallery = work / f"large-{faces}-{mode}"
         shutil.copytree(filled, gallery)
-        counter = iter(range(10**9))
-
-        def identify(http, counter=counter):  # noqa: ANN001, ANN202
-            data = images[next(counter) % len(images)]
-            return http.post("/v1/identify", params={"aligned": True}, files={"file": ("q.jpg", data)})
-
+        identify = _identify_requests(images)
         with running(["-c", str(model), "--gallery", str(gallery), *extra], work / f"large-{mode}.log") as server:
             for clients in (1, 4, 16):
                 rows.append({"mode": mode, "faces": faces, "clients": clients,

@@ -14,6 +14,7 @@ from facecli.checkpoint import load, read_config
 from facecli.cli import app
 from facecli.errors import FaceCliError
 from facecli.importer import SOURCES, convert, import_weights
+from facecli.models.embedder import default_config
 
 # reference model -> (import source, extra source-layout tensors the published files also hold)
 REFERENCE_MODELS = {
@@ -104,6 +105,15 @@ def test_vgg16_trunk_from_torchvision_layout():
     model = convert(tv, "vgg16")
     torch.testing.assert_close(model.trunk.features[28].weight, tv["features.28.weight"])
     assert model.config.input_size == (105, 105)
+    assert (model.config.mean, model.config.std) == ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))  # as siamese repos feed it
+
+
+def test_vgg16_from_scratch_is_fed_centred_input_unlike_imported_weights():
+    """No BatchNorm in VGG16: from scratch it trains on (RGB/255 - 0.5) / 0.5; imported weights keep RGB/255."""
+    scratch = default_config("vgg16")
+    assert (scratch.mean, scratch.std) == ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+    pixels = scratch.preprocessing.batch([np.full((105, 105, 3), 255, np.uint8), np.zeros((105, 105, 3), np.uint8)])
+    assert pixels[0].max() == pytest.approx(1.0) and pixels[1].min() == pytest.approx(-1.0)
 
 
 def test_every_problem_is_listed():

@@ -370,7 +370,7 @@ def test_mobilenet_from_scratch_gets_the_lr_miner_and_augmentation_measured_to_t
 
 def test_vgg16_from_scratch_gets_the_lr_measured_to_train_it():
     planned = _planned(_fp(), loss="contrastive", backbone="vgg16")
-    assert planned.lr == 1e-4 and "no BatchNorm" in planned.recipe["lr"]["reason"]
+    assert planned.lr == 3e-4 and "no BatchNorm" in planned.recipe["lr"]["reason"]
     assert planned.aug == _planned(_fp(), loss="contrastive").aug  # only the lr was measured to differ
     assert _planned(_fp(), loss="contrastive", backbone="vgg16", lr=1e-3).lr == 1e-3
 

@@ -28,8 +28,11 @@ class VGG16Trunk(nn.Module):
     neck="pool",
     embedding_size=128,
     dropout=0.0,
-    mean=(0.0, 0.0, 0.0),
-    std=(1.0, 1.0, 1.0),
+    # From scratch the input is centred: VGG16 has no BatchNorm, and RGB/255 (all positive, as siamese repos
+    # feed their ImageNet-pretrained copies) left it below raw pixels on pose64 (0.54 against 0.58) where
+    # (RGB/255 - 0.5) / 0.5 reached 0.78 (RESULTS.md "VGG16 from scratch"). Imported weights keep RGB/255.
+    mean=(0.5, 0.5, 0.5),
+    std=(0.5, 0.5, 0.5),
     resize="resize",
     source="siamese networks (torchvision VGG16 features)",
 )

@@ -108,8 +108,8 @@ def test_vgg16_trunk_from_torchvision_layout():
     assert (model.config.mean, model.config.std) == ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))  # as siamese repos feed it
 
 
-def test_vgg16_from_scratch_is_fed_centred_input_unlike_imported_weights():
-    """No BatchNorm in VGG16: from scratch it trains on (RGB/255 - 0.5) / 0.5; imported weights keep RGB/255."""
+def test_vgg16_from_scratch_is_fed_centred_input():
+    """No BatchNorm in VGG16: from scratch it trains on (RGB/255 - 0.5) / 0.5 (imported weights: the test above)."""
     scratch = default_config("vgg16")
     assert (scratch.mean, scratch.std) == ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
     pixels = scratch.preprocessing.batch([np.full((105, 105, 3), 255, np.uint8), np.zeros((105, 105, 3), np.uint8)])

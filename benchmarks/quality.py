@@ -4,12 +4,13 @@ quality with strength; then pairs of faces degraded at random strengths, scored 
 error-versus-reject curve should fall as the lowest-quality pairs are set aside.
 
 Usage: python benchmarks/quality.py [--losses magface adaface arcface] [--identities 60] [--images 10]
-       [--plot quality.png]
+       [--folder att_faces] [--plot quality.png]
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -37,7 +38,8 @@ STRENGTHS = (0, 1, 2, 3, 4)
 
 def degraded(image: np.ndarray, kind: str, strength: int, rng: np.random.Generator) -> np.ndarray:
     """`image` (uint8 RGB) degraded by `kind` at `strength` (0: untouched, 4: the worst)."""
-    side = image.shape[0]
+    height, width = image.shape[:2]
+    side = min(height, width)
     if strength == 0:
         return image
     if kind == "blur":
@@ -46,13 +48,13 @@ def degraded(image: np.ndarray, kind: str, strength: int, rng: np.random.Generat
         return np.clip(image + rng.normal(0, 12 * strength, image.shape), 0, 255).astype(np.uint8)
     if kind == "occlusion":  # a grey square over a tenth more of the face per step
         cover = int(side * np.sqrt(0.1 * strength))
-        x, y = rng.integers(0, side - cover + 1, 2)
+        x, y = rng.integers(0, width - cover + 1), rng.integers(0, height - cover + 1)
         out = image.copy()
         out[y : y + cover, x : x + cover] = 128
         return out
     if kind == "small":  # down to 1/(1 + strength) of the side, then back up
-        small = max(4, round(side / (1 + strength)))
-        return cv2.resize(cv2.resize(image, (small, small), interpolation=cv2.INTER_AREA), (side, side))
+        small = (max(4, round(width / (1 + strength))), max(4, round(height / (1 + strength))))
+        return cv2.resize(cv2.resize(image, small, interpolation=cv2.INTER_AREA), (width, height))
     raise ValueError(kind)
 
 
@@ -125,11 +127,23 @@ def correlations(quality: np.ndarray, table: pd.DataFrame) -> dict[str, float]:
     return found
 
 
+def _faces(out: Path, args: argparse.Namespace) -> int:
+    """The faces to train and test on, written under `out` (a copy of --folder, else synthetic): identities."""
+    if args.folder is None:
+        synth(out, identities=args.identities, images=args.images, size=32, seed=5)
+        return args.identities
+    people = sorted(p for p in args.folder.iterdir() if p.is_dir())
+    for person in people:
+        shutil.copytree(person, out / person.name, ignore=shutil.ignore_patterns(".*"))
+    return len(people)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--losses", nargs="+", default=["magface", "adaface", "arcface"])
     parser.add_argument("--identities", type=int, default=60)
     parser.add_argument("--images", type=int, default=10)
+    parser.add_argument("--folder", type=Path, help="Real faces instead: one subfolder per identity (att_faces).")
     parser.add_argument("--pairs", type=int, default=2000)
     parser.add_argument("--time-budget", type=float, default=None, help="Seconds per run (default: the recipe's).")
     parser.add_argument("--aug", default=None, help="Training augmentation (default: the recipe's).")
@@ -141,9 +155,9 @@ def main() -> None:
         spearman.add_column(column)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        synth(work / "faces", identities=args.identities, images=args.images, size=32, seed=5)
-        pairs = min(300, args.identities * 2)  # as many as the held-out identities allow, up to 300
-        annotate(work / "faces", out_dir=work, pairs=pairs, pairs_out=work / "pairs.txt", holdout=args.identities // 4)
+        identities = _faces(work / "faces", args)
+        pairs = min(300, identities * 2)  # as many as the held-out identities allow, up to 300
+        annotate(work / "faces", out_dir=work, pairs=pairs, pairs_out=work / "pairs.txt", holdout=identities // 4)
         trained = {line.split(";", 1)[1] for line in (work / "classes.txt").read_text().splitlines() if ";" in line}
         faces = [f for f in image_files(work / "faces") if f.parent.name not in trained]  # never trained on
         table = degraded_set(faces, work / "degraded")

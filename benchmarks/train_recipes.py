@@ -66,8 +66,14 @@ RECIPES = {
     "magface s32": {"loss": "magface", "scale": 32.0},
     "curricularface s32 m0.3": {"loss": "curricularface", "scale": 32.0, "margin": 0.3},
     "auto, strong aug": {"aug": "strong"},  # the recipe with only the augmentation forced
+    "triplet + mobilenet, strong aug": {"loss": "triplet", "backbone": "mobilenet", "aug": "strong"},
     "auto, all mining": {"mining": "all"},  # the recipe with every violating triplet instead of batch-hard
     "triplet, all mining": {"loss": "triplet", "mining": "all"},  # the same where the recipe would pick ArcFace
+    "auto, no early stop": {"patience": 10_000},  # the full planned length, the best validation kept
+    "auto, nothing held back": {"val_holdout": 0},  # every identity trains; the last model is kept
+    "auto, light aug": {"aug": "light"},
+    "auto, 60 epochs": {"epochs": 60},  # the "--epochs 60" on its real set
+    "auto, seed 1": {"seed": 1},  # the same run with another seed: how far one run spreads
     "old defaults": {"loss": "arcface", "backbone": "mobilenet", "img_size": 160, "epochs": 10, "lr": 1e-3,
                      "warmup_epochs": 0.0, "batch_size": 64, "aug": "light", "scale": 64.0, "margin": 0.5},
     "triplet 10 ep": {**COMMON, "loss": "triplet", "epochs": 10},

@@ -10,7 +10,6 @@ Usage: python benchmarks/quality.py [--losses magface adaface arcface] [--identi
 from __future__ import annotations
 
 import argparse
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 from scipy.stats import spearmanr
+from train_recipes import copy_identities
 
 from facecli.checkpoint import load
 from facecli.data.annotation import annotate
@@ -132,10 +132,7 @@ def _faces(out: Path, args: argparse.Namespace) -> int:
     if args.folder is None:
         synth(out, identities=args.identities, images=args.images, size=32, seed=5)
         return args.identities
-    people = sorted(p for p in args.folder.iterdir() if p.is_dir())
-    for person in people:
-        shutil.copytree(person, out / person.name, ignore=shutil.ignore_patterns(".*"))
-    return len(people)
+    return copy_identities(args.folder, out)
 
 
 def main() -> None:

@@ -93,14 +93,19 @@ def recipe_options(name: str) -> dict:
     return {**RECIPES[base], **({"img_size": int(size)} if size else {})}
 
 
+def copy_identities(folder: Path, out: Path) -> int:
+    """A copy under `out` of each identity's subfolder of `folder` (hidden files left out): how many."""
+    people = sorted(p for p in folder.iterdir() if p.is_dir())
+    for person in people:
+        shutil.copytree(person, out / person.name, ignore=shutil.ignore_patterns(".*"))
+    return len(people)
+
+
 def make_set(name: str, work: Path) -> tuple[Path, Path]:
     """The training folder and the held-out pairs file of a set."""
     faces = work / "faces"
     if name.startswith(FOLDER):  # a folder tree of the user's: about a third held out (14 of 40, as grey96x10)
-        people = sorted(p for p in Path(name.removeprefix(FOLDER)).iterdir() if p.is_dir())
-        for person in people:
-            shutil.copytree(person, faces / person.name, ignore=shutil.ignore_patterns(".*"))
-        holdout = round(len(people) * 0.35)
+        holdout = round(copy_identities(Path(name.removeprefix(FOLDER)), faces) * 0.35)
         annotate(faces, out_dir=work, pairs=300, pairs_out=work / "pairs.txt", holdout=holdout, seed=0)
         return work / "cls_train.txt", work / "pairs.txt"
     if name == "digits":  # 10 classes of 8x8 grey digits (scikit-learn's own copy): 0-6 train, 7-9 held out
